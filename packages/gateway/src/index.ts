@@ -1,0 +1,4 @@
+/**
+ * @gbt/gateway: placeholder until its issue lands (see README.md in this package).
+ */
+export const packageName = "@gbt/gateway" as const;
