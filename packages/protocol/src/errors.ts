@@ -46,6 +46,7 @@ export const errorCodes = {
   UNAUTHORIZED: "auth",
   BACKEND_UNREACHABLE: "unreachable",
   GATEWAY_UNREACHABLE: "unreachable",
+  BUSY: "unreachable",
   INVALID_INPUT: "validation",
   INVALID_ADDRESS: "validation",
   INVALID_KEY: "validation",
