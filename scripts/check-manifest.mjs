@@ -14,12 +14,17 @@ try {
   console.error("oclif.manifest.json is missing: run `npm run build && npm run manifest` and commit it.");
   process.exit(1);
 }
-execFileSync(process.execPath, [`${root}/node_modules/oclif/bin/run.js`, "manifest"], { cwd: root, stdio: "ignore" });
+execFileSync(process.execPath, [`${root}/node_modules/oclif/bin/run.js`, "manifest"], {
+  cwd: root,
+  stdio: "ignore",
+});
 const fresh = readFileSync(path, "utf8");
 writeFileSync(path, committed);
 const normalize = (text) => JSON.stringify(JSON.parse(text));
 if (normalize(fresh) !== normalize(committed)) {
-  console.error("oclif.manifest.json is stale: run `npm run build && npm run manifest` and commit the result.");
+  console.error(
+    "oclif.manifest.json is stale: run `npm run build && npm run manifest` and commit the result.",
+  );
   process.exit(1);
 }
 console.log("oclif.manifest.json is up to date.");

@@ -4,8 +4,9 @@
  * on failure; without it, errors go to stderr with their next step. The exit code always follows
  * the error's class (see the README's exit-code table).
  */
-import { Command, Errors } from "@oclif/core";
+
 import { ExitCode, GbtError, isGbtError } from "@gbt/protocol";
+import { Command, Errors } from "@oclif/core";
 
 export abstract class GbtCommand extends Command {
   static override enableJsonFlag = true;

@@ -2,4 +2,129 @@
  * @gbt/node: this machine. Hardware probe, inference backends (embedded llama.cpp, Ollama,
  * OpenAI-compatible), the generated test model, config and state, setup, and the node server.
  */
+
+export { buildBackend, resolveEmbeddedModel } from "./backend-factory.js";
+export {
+  createEmbeddedBackend,
+  DEFAULT_EMBEDDED_CAPACITY,
+  DEFAULT_EMBEDDED_CONTEXT_CAP,
+  DEFAULT_EMBEDDED_TEMPERATURE,
+  defaultThreads,
+  EMBEDDED_TIMINGS_SOURCE,
+  type EmbeddedBackendOptions,
+  type EmbeddedModelFile,
+} from "./backends/embedded.js";
+export { createOllamaBackend, type OllamaBackendOptions } from "./backends/ollama.js";
+export {
+  createOpenAICompatibleBackend,
+  type OpenAICompatibleBackendOptions,
+} from "./backends/openai-compatible.js";
 export * from "./backends/types.js";
+export {
+  type BackendConfig,
+  backendConfigSchema,
+  loadConfig,
+  type NodeConfig,
+  type NodeMode,
+  nodeConfigSchema,
+  nodeModes,
+  readConfigIfPresent,
+  saveConfig,
+} from "./config.js";
+export {
+  type BackendChoice,
+  type BackendResolution,
+  backendChoiceSchema,
+  DEFAULT_DETECT_TIMEOUT_MS,
+  DEFAULT_OLLAMA_URL,
+  type DetectBackendsOptions,
+  type DetectedBackend,
+  defaultOpenAICandidates,
+  detectBackends,
+  detectedBackendSchema,
+  EMBEDDED_BACKEND_NAME,
+  type OpenAICandidate,
+  type ResolveBackendChoiceParameters,
+  resolveBackendChoice,
+} from "./detect-backends.js";
+export {
+  type CpuFeature,
+  type CpuInfo,
+  cpuFeatureNames,
+  cpuInfoSchema,
+  DEFAULT_HARDWARE_PROBE_TIMEOUT_MS,
+  type GpuInfo,
+  gpuInfoSchema,
+  type HardwareProfile,
+  hardwareProfileSchema,
+  type ProbeHardwareOptions,
+  probeHardware,
+  type SystemInformation,
+} from "./hardware.js";
+export { ensureIdentity, loadNodeAccount } from "./identity.js";
+export { getMeta, type NodeDatabase, nodeMigrations, openDatabase, setMeta } from "./node-database.js";
+export { type GbtPaths, resolvePaths } from "./paths.js";
+export { DEFAULT_PORT, isLoopback, type RunningNode, type ServeParameters, startServe } from "./serve.js";
+export { type ApiKeyInfo, ApiKeyStore, type CreatedApiKey, withNodeApiKeys } from "./server/api-keys.js";
+export { type NodeServer, type NodeServerOptions, startNodeServer } from "./server/node-server.js";
+export {
+  DEFAULT_CHAIN_ID,
+  type NodeProfile,
+  type SetupParameters,
+  type SetupResult,
+  setupNode,
+} from "./setup.js";
+export { nodeStatus } from "./status.js";
+export {
+  DEFAULT_GGUF_ALIGNMENT,
+  encodeGgufHeader,
+  float32ToFloat16Bits,
+  GGUF_VERSION,
+  GgmlTensorType,
+  type GgmlTensorTypeName,
+  type GgufFile,
+  type GgufScalarType,
+  type GgufScalarValue,
+  type GgufTensor,
+  type GgufValue,
+  GgufValueType,
+  gguf,
+  type TensorDataSource,
+  tensorByteLength,
+  type WrittenGguf,
+  writeGguf,
+} from "./test-model/gguf-writer.js";
+export {
+  countTestModelParameters,
+  DEFAULT_TEST_MODEL_SEED,
+  ensureTestModel,
+  type GeneratedTestModel,
+  type GenerateTestModelOptions,
+  generateTestModel,
+  TEST_MODEL_ID,
+  TEST_MODEL_VOCAB_SIZE,
+  type TestModelShape,
+  type TestModelShapeName,
+  testModelPath,
+  testModelShapes,
+} from "./test-model/test-model.js";
+export {
+  type FakeOllama,
+  type FakeOllamaModel,
+  type FakeOllamaModelDetails,
+  type FakeOllamaOptions,
+  type FakeOllamaRequest,
+  ollamaModelName,
+  startFakeOllama,
+} from "./testing/fake-ollama.js";
+export {
+  type FakeOpenAIRequest,
+  type FakeOpenAIServer,
+  type FakeOpenAIServerOptions,
+  startFakeOpenAIServer,
+} from "./testing/fake-openai-server.js";
+export {
+  createScriptedBackend,
+  type ScriptedBackend,
+  type ScriptedBackendOptions,
+} from "./testing/scripted-backend.js";

@@ -3,7 +3,15 @@
  * verification under the `gbt` domain, canonical JSON hashing, keystores, and the GbtError codes.
  */
 export { canonicalJson, hashPayload } from "./canonical-json.js";
-export { type ErrorCode, ExitCode, type ExitCodeName, errorCodes, GbtError, type GbtErrorOptions, isGbtError } from "./errors.js";
+export {
+  type ErrorCode,
+  ExitCode,
+  type ExitCodeName,
+  errorCodes,
+  GbtError,
+  type GbtErrorOptions,
+  isGbtError,
+} from "./errors.js";
 export {
   createKeystore,
   type KeystoreFile,

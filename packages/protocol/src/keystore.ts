@@ -32,7 +32,11 @@ const keystoreSchema = z.discriminatedUnion("encrypted", [
     crypto: z.strictObject({
       kdf: z.literal("scrypt"),
       kdfparams: z.strictObject({
-        n: z.number().int().min(2 ** 10).max(2 ** 20),
+        n: z
+          .number()
+          .int()
+          .min(2 ** 10)
+          .max(2 ** 20),
         r: z.number().int().min(1).max(32),
         p: z.number().int().min(1).max(16),
         salt: hex(16),
@@ -46,7 +50,11 @@ const keystoreSchema = z.discriminatedUnion("encrypted", [
 ]);
 export type KeystoreFile = z.infer<typeof keystoreSchema>;
 
-function scrypt(passphrase: string, salt: Buffer, params: { n: number; r: number; p: number }): Promise<Buffer> {
+function scrypt(
+  passphrase: string,
+  salt: Buffer,
+  params: { n: number; r: number; p: number },
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     scryptCallback(
       passphrase.normalize("NFKC"),
@@ -82,7 +90,9 @@ export async function createKeystore(privateKey: Hex, passphrase?: string): Prom
     return { format: "gbt-keystore", version: 1, address: account.address, encrypted: false, privateKey };
   }
   if (passphrase.length === 0) {
-    throw new GbtError("INVALID_INPUT", "The passphrase is empty.", { hint: "Give a non-empty passphrase, or none for an unencrypted keystore." });
+    throw new GbtError("INVALID_INPUT", "The passphrase is empty.", {
+      hint: "Give a non-empty passphrase, or none for an unencrypted keystore.",
+    });
   }
   const salt = randomBytes(16);
   const iv = randomBytes(12);
@@ -148,7 +158,10 @@ export async function readKeystore(path: string): Promise<KeystoreFile> {
     text = await readFile(path, "utf8");
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new GbtError("KEYSTORE_MISSING", `No keystore at ${path}.`, { details: { path }, hint: "Run `gbt setup` first." });
+      throw new GbtError("KEYSTORE_MISSING", `No keystore at ${path}.`, {
+        details: { path },
+        hint: "Run `gbt setup` first.",
+      });
     }
     throw new GbtError("IO_ERROR", `Cannot read the keystore ${path}.`, { details: { path }, cause });
   }
@@ -161,9 +174,13 @@ export async function readKeystore(path: string): Promise<KeystoreFile> {
   const parsed = keystoreSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new GbtError("KEYSTORE_INVALID", `The keystore ${path} is malformed at ${issue?.path.join(".") || "(root)"}.`, {
-      details: { path, field: issue?.path.join(".") },
-    });
+    throw new GbtError(
+      "KEYSTORE_INVALID",
+      `The keystore ${path} is malformed at ${issue?.path.join(".") || "(root)"}.`,
+      {
+        details: { path, field: issue?.path.join(".") },
+      },
+    );
   }
   return parsed.data;
 }

@@ -32,7 +32,14 @@ async function signedJob(signer = owner, overrides: Record<string, unknown> = {}
 }
 
 const verify = (value: unknown, extra: Record<string, unknown> = {}) =>
-  verifyObject(value, { kind: "Job", chainId: 31337, allowedSigners: [owner.address], audience: node, now, ...extra });
+  verifyObject(value, {
+    kind: "Job",
+    chainId: 31337,
+    allowedSigners: [owner.address],
+    audience: node,
+    now,
+    ...extra,
+  });
 
 async function rejection(promise: Promise<unknown>): Promise<string> {
   try {
@@ -151,7 +158,9 @@ describe("signed objects", () => {
       verifyObject(heartbeat, { kind: "Heartbeat", chainId: 8453, audience: gateway, now }),
     ).resolves.toMatchObject({ message: { seq: 7 } });
     expect(
-      await rejection(verifyObject(heartbeat, { kind: "Heartbeat", chainId: 8453, audience: owner.address, now })),
+      await rejection(
+        verifyObject(heartbeat, { kind: "Heartbeat", chainId: 8453, audience: owner.address, now }),
+      ),
     ).toBe("WRONG_AUDIENCE");
 
     const receipt = await signObject(nodeKey, {
@@ -181,7 +190,9 @@ describe("signed objects", () => {
     });
     await expect(verifyObject(manifest, { kind: "ModelManifest", chainId: 8453, now })).resolves.toBeTruthy();
     expect(
-      await rejection(verifyObject(manifest, { kind: "ModelManifest", chainId: 8453, now, maxAgeSeconds: 3600 })),
+      await rejection(
+        verifyObject(manifest, { kind: "ModelManifest", chainId: 8453, now, maxAgeSeconds: 3600 }),
+      ),
     ).toBe("EXPIRED");
   });
 

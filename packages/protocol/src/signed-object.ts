@@ -79,7 +79,8 @@ function typedDataOf(kind: Kind, domain: GbtDomain, message: Record<string, unkn
   const typed: Record<string, unknown> = {};
   for (const field of fields) {
     const value = message[field.name];
-    typed[field.name] = field.type.startsWith("uint") || field.type.startsWith("int") ? BigInt(value as number) : value;
+    typed[field.name] =
+      field.type.startsWith("uint") || field.type.startsWith("int") ? BigInt(value as number) : value;
   }
   return {
     domain: domain as TypedDataDomain,
@@ -92,9 +93,16 @@ function typedDataOf(kind: Kind, domain: GbtDomain, message: Record<string, unkn
 function invalidObject(kind: string, error: z.ZodError): GbtError {
   const issue = error.issues[0];
   const path = issue ? issue.path.join(".") : "";
-  return new GbtError("INVALID_OBJECT", `Invalid ${kind}: ${path ? `${path}: ` : ""}${issue?.message ?? "malformed"}.`, {
-    details: { kind, issues: error.issues.slice(0, 5).map((i) => ({ path: i.path.join("."), message: i.message })) },
-  });
+  return new GbtError(
+    "INVALID_OBJECT",
+    `Invalid ${kind}: ${path ? `${path}: ` : ""}${issue?.message ?? "malformed"}.`,
+    {
+      details: {
+        kind,
+        issues: error.issues.slice(0, 5).map((i) => ({ path: i.path.join("."), message: i.message })),
+      },
+    },
+  );
 }
 
 function parseMessage<K extends Kind>(kind: K, message: unknown): MessageOf<K> {
@@ -117,12 +125,18 @@ export async function signObject<K extends Kind>(
   const message = parseMessage(kind, draft);
   const signer = (message as Record<string, unknown>)[definition.signerField] as Address;
   if (!isAddressEqual(signer, account.address)) {
-    throw new GbtError("SIGNER_MISMATCH", `The ${kind}'s ${definition.signerField} is not the signing key's address.`, {
-      details: { expected: signer, key: account.address },
-    });
+    throw new GbtError(
+      "SIGNER_MISMATCH",
+      `The ${kind}'s ${definition.signerField} is not the signing key's address.`,
+      {
+        details: { expected: signer, key: account.address },
+      },
+    );
   }
   const domain = gbtDomain(chainId, verifyingContract);
-  const signature = await account.signTypedData(typedDataOf(kind, domain, message as Record<string, unknown>) as never);
+  const signature = await account.signTypedData(
+    typedDataOf(kind, domain, message as Record<string, unknown>) as never,
+  );
   return {
     kind,
     domain,
@@ -157,7 +171,10 @@ const envelopeSchema = z.strictObject({
 });
 
 /** Verifies a signed object received from anywhere; returns it parsed, or throws a GbtError naming the failed check. */
-export async function verifyObject<K extends Kind>(value: unknown, options: VerifyObjectOptions<K>): Promise<SignedObject<K>> {
+export async function verifyObject<K extends Kind>(
+  value: unknown,
+  options: VerifyObjectOptions<K>,
+): Promise<SignedObject<K>> {
   const { kind } = options;
   const envelope = envelopeSchema.safeParse(value);
   if (!envelope.success) throw invalidObject(kind, envelope.error);
@@ -169,19 +186,32 @@ export async function verifyObject<K extends Kind>(value: unknown, options: Veri
   }
   const { domain } = signed;
   if (domain.name !== DOMAIN_NAME || domain.version !== DOMAIN_VERSION) {
-    throw new GbtError("WRONG_DOMAIN", `The ${kind} was signed for another domain (${domain.name} v${domain.version}).`, {
-      details: { expected: { name: DOMAIN_NAME, version: DOMAIN_VERSION }, actual: { name: domain.name, version: domain.version } },
-    });
+    throw new GbtError(
+      "WRONG_DOMAIN",
+      `The ${kind} was signed for another domain (${domain.name} v${domain.version}).`,
+      {
+        details: {
+          expected: { name: DOMAIN_NAME, version: DOMAIN_VERSION },
+          actual: { name: domain.name, version: domain.version },
+        },
+      },
+    );
   }
   if (domain.chainId !== options.chainId) {
-    throw new GbtError("WRONG_CHAIN", `The ${kind} was signed for chain ${domain.chainId}, not ${options.chainId}.`, {
-      details: { expected: options.chainId, actual: domain.chainId },
-    });
+    throw new GbtError(
+      "WRONG_CHAIN",
+      `The ${kind} was signed for chain ${domain.chainId}, not ${options.chainId}.`,
+      {
+        details: { expected: options.chainId, actual: domain.chainId },
+      },
+    );
   }
   const expectedContract = options.verifyingContract;
   if (
     (expectedContract === undefined) !== (domain.verifyingContract === undefined) ||
-    (expectedContract && domain.verifyingContract && !isAddressEqual(expectedContract, domain.verifyingContract))
+    (expectedContract &&
+      domain.verifyingContract &&
+      !isAddressEqual(expectedContract, domain.verifyingContract))
   ) {
     throw new GbtError("WRONG_DOMAIN", `The ${kind} was signed for another verifying contract.`, {
       details: { expected: expectedContract ?? null, actual: domain.verifyingContract ?? null },
@@ -189,7 +219,11 @@ export async function verifyObject<K extends Kind>(value: unknown, options: Veri
   }
   const message = parseMessage(kind, signed.message) as Record<string, unknown>;
   checkWindow(kind, message, options);
-  const definition = kinds[kind] as { payloadHashField?: string; audienceField?: string; signerField: string };
+  const definition = kinds[kind] as {
+    payloadHashField?: string;
+    audienceField?: string;
+    signerField: string;
+  };
   if (options.audience && definition.audienceField) {
     const audience = message[definition.audienceField] as Address;
     if (!isAddressEqual(audience, options.audience)) {
@@ -207,9 +241,13 @@ export async function verifyObject<K extends Kind>(value: unknown, options: Veri
       throw new GbtError("PAYLOAD_HASH_MISMATCH", `The ${kind}'s payload cannot be hashed.`, { cause });
     }
     if (actual !== bound) {
-      throw new GbtError("PAYLOAD_HASH_MISMATCH", `The ${kind}'s payload does not match its ${definition.payloadHashField}.`, {
-        details: { expected: bound, actual },
-      });
+      throw new GbtError(
+        "PAYLOAD_HASH_MISMATCH",
+        `The ${kind}'s payload does not match its ${definition.payloadHashField}.`,
+        {
+          details: { expected: bound, actual },
+        },
+      );
     }
   }
   const claimed = message[definition.signerField] as Address;
@@ -223,14 +261,22 @@ export async function verifyObject<K extends Kind>(value: unknown, options: Veri
     throw new GbtError("SIGNATURE_INVALID", `The ${kind}'s signature is malformed.`, { cause });
   }
   if (!isAddressEqual(recovered, claimed)) {
-    throw new GbtError("SIGNATURE_INVALID", `The ${kind}'s signature does not match its contents (altered or forged).`, {
-      details: { claimedSigner: claimed },
-    });
+    throw new GbtError(
+      "SIGNATURE_INVALID",
+      `The ${kind}'s signature does not match its contents (altered or forged).`,
+      {
+        details: { claimedSigner: claimed },
+      },
+    );
   }
   if (options.allowedSigners && !options.allowedSigners.some((allowed) => isAddressEqual(allowed, claimed))) {
-    throw new GbtError("UNKNOWN_SIGNER", `The ${kind} is signed by ${claimed}, who is not allowed to sign it here.`, {
-      details: { signer: claimed },
-    });
+    throw new GbtError(
+      "UNKNOWN_SIGNER",
+      `The ${kind} is signed by ${claimed}, who is not allowed to sign it here.`,
+      {
+        details: { signer: claimed },
+      },
+    );
   }
   return { ...signed, kind, domain, message } as SignedObject<K>;
 }
@@ -241,7 +287,9 @@ function checkWindow(kind: Kind, message: Record<string, unknown>, options: Veri
   const { expiresAt, notBefore, issuedAt, createdAt } = message as Record<string, number | undefined>;
   const start = notBefore ?? issuedAt ?? createdAt;
   if (expiresAt !== undefined && start !== undefined && expiresAt <= start) {
-    throw new GbtError("INVALID_OBJECT", `The ${kind} expires before it becomes valid.`, { details: { start, expiresAt } });
+    throw new GbtError("INVALID_OBJECT", `The ${kind} expires before it becomes valid.`, {
+      details: { start, expiresAt },
+    });
   }
   if (expiresAt !== undefined && nowSeconds > expiresAt + skew) {
     throw new GbtError("EXPIRED", `The ${kind} expired at ${new Date(expiresAt * 1000).toISOString()}.`, {
@@ -250,13 +298,21 @@ function checkWindow(kind: Kind, message: Record<string, unknown>, options: Veri
     });
   }
   if (start !== undefined && start > nowSeconds + skew) {
-    throw new GbtError("NOT_YET_VALID", `The ${kind} is not valid before ${new Date(start * 1000).toISOString()}.`, {
-      details: { validFrom: start, now: nowSeconds },
-      hint: "Check the clocks of both machines.",
-    });
+    throw new GbtError(
+      "NOT_YET_VALID",
+      `The ${kind} is not valid before ${new Date(start * 1000).toISOString()}.`,
+      {
+        details: { validFrom: start, now: nowSeconds },
+        hint: "Check the clocks of both machines.",
+      },
+    );
   }
   const stamp = issuedAt ?? createdAt;
-  if (options.maxAgeSeconds !== undefined && stamp !== undefined && nowSeconds - stamp > options.maxAgeSeconds + skew) {
+  if (
+    options.maxAgeSeconds !== undefined &&
+    stamp !== undefined &&
+    nowSeconds - stamp > options.maxAgeSeconds + skew
+  ) {
     throw new GbtError("EXPIRED", `The ${kind} is older than ${options.maxAgeSeconds} s.`, {
       details: { issuedAt: stamp, now: nowSeconds },
     });
@@ -265,5 +321,7 @@ function checkWindow(kind: Kind, message: Record<string, unknown>, options: Veri
 
 /** The EIP-712 digest of a signed object: a stable id for replay stores and result binding. */
 export function digestOf(signed: SignedObject): Hex {
-  return hashTypedData(typedDataOf(signed.kind, signed.domain, signed.message as Record<string, unknown>) as never);
+  return hashTypedData(
+    typedDataOf(signed.kind, signed.domain, signed.message as Record<string, unknown>) as never,
+  );
 }

@@ -92,7 +92,11 @@ export interface Backend {
   chat(request: ChatRequest): Promise<ChatResult>;
   /** Counts tokens of a chat as the backend would see it, when the backend can (context checks). */
   countPromptTokens?(request: Pick<ChatRequest, "model" | "messages">): Promise<number>;
-  pullModel?(model: string, onProgress?: (progress: PullProgress) => void, signal?: AbortSignal): Promise<void>;
+  pullModel?(
+    model: string,
+    onProgress?: (progress: PullProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<void>;
   removeModel?(model: string): Promise<void>;
   loadModel?(model: string): Promise<void>;
   unloadModel?(model: string): Promise<void>;
@@ -105,7 +109,13 @@ export async function collectChat(stream: AsyncIterable<ChatStreamEvent>): Promi
   let text = "";
   for await (const event of stream) {
     if (event.type === "delta") text += event.text;
-    else return { text, finishReason: event.finishReason, usage: event.usage, ...(event.timings ? { timings: event.timings } : {}) };
+    else
+      return {
+        text,
+        finishReason: event.finishReason,
+        usage: event.usage,
+        ...(event.timings ? { timings: event.timings } : {}),
+      };
   }
   throw new Error("backend stream ended without a final event");
 }

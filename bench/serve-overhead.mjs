@@ -1,0 +1,234 @@
+// Serving overhead: `gbt serve` (real process, loopback HTTP, SSE) against calling the embedded
+// backend in process, same model, same thread count, same run. Rounds alternate between the two
+// paths so that machine drift hits both equally. Prints a table, writes bench/results/serve-overhead.json.
+//
+//   npm run build && node bench/serve-overhead.mjs [--rounds 5] [--requests 8] [--tokens 256] [--threads 1]
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { buildBackend, resolvePaths } from "@gbt/node";
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "5" },
+    requests: { type: "string", default: "8" },
+    tokens: { type: "string", default: "256" },
+    threads: { type: "string", default: "1" },
+  },
+});
+const rounds = Number(values.rounds);
+const perRound = Number(values.requests);
+const maxTokens = Number(values.tokens);
+const threads = Number(values.threads);
+const root = fileURLToPath(new URL("..", import.meta.url));
+const home = mkdtempSync(join(tmpdir(), "gbt-bench-"));
+const env = { ...process.env, GBT_HOME: home, CI: "true" };
+const MODEL = "gbt-test-tiny";
+const messages = [
+  { role: "user", content: "Benchmark prompt: tell me a long story about a lighthouse keeper." },
+];
+
+const percentile = (values, p) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+};
+const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
+
+function run(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, "bin/run.js"), ...args], {
+      env,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.on("data", (c) => {
+      out += c;
+    });
+    child.on("exit", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`gbt ${args.join(" ")} exited ${code}`)),
+    );
+  });
+}
+
+async function startServe(capacity) {
+  const child = spawn(
+    process.execPath,
+    [
+      join(root, "bin/run.js"),
+      "serve",
+      "--port",
+      "0",
+      "--json",
+      "--threads",
+      String(threads),
+      "--capacity",
+      String(capacity),
+      "--log-level",
+      "warn",
+    ],
+    { env, stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const url = await new Promise((resolve, reject) => {
+    let buffer = "";
+    child.stdout.on("data", (chunk) => {
+      buffer += chunk;
+      const line = buffer.split("\n")[0];
+      if (buffer.includes("\n")) resolve(JSON.parse(line).url);
+    });
+    child.on("exit", (code) => reject(new Error(`gbt serve exited ${code}`)));
+  });
+  return {
+    url,
+    stop: () =>
+      new Promise((resolve) => {
+        child.on("exit", resolve);
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+/** One streamed request through HTTP; TTFT and decode rate measured at the client. */
+async function viaServe(url) {
+  const start = performance.now();
+  const response = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: MODEL,
+      messages,
+      max_tokens: maxTokens,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+  });
+  const decoder = new TextDecoder();
+  let first;
+  let last;
+  let usage;
+  let buffer = "";
+  for await (const chunk of response.body) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let index = buffer.indexOf("\n\n");
+    while (index >= 0) {
+      const event = buffer.slice(0, index);
+      buffer = buffer.slice(index + 2);
+      index = buffer.indexOf("\n\n");
+      if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
+      const data = JSON.parse(event.slice(6));
+      if (data.usage) usage = data.usage;
+      if (data.choices?.[0]?.delta?.content) {
+        const now = performance.now();
+        first ??= now;
+        last = now;
+      }
+    }
+  }
+  return {
+    ttft: first - start,
+    decodeTokPerSec: (usage.completion_tokens - 1) / ((last - first) / 1000),
+    tokens: usage.completion_tokens,
+    end: performance.now(),
+  };
+}
+
+/** One streamed request in process, measured the same way. */
+async function inProcess(backend) {
+  const start = performance.now();
+  let first;
+  let last;
+  let usage;
+  for await (const event of backend.chatStream({ model: MODEL, messages, maxTokens, temperature: 0 })) {
+    if (event.type === "delta") {
+      const now = performance.now();
+      first ??= now;
+      last = now;
+    } else usage = event.usage;
+  }
+  return {
+    ttft: first - start,
+    decodeTokPerSec: (usage.completionTokens - 1) / ((last - first) / 1000),
+    tokens: usage.completionTokens,
+    end: performance.now(),
+  };
+}
+
+await run(["setup", "--yes", "--json"]);
+const paths = resolvePaths(env);
+const { backend } = await buildBackend({ kind: "embedded", model: MODEL, threads, capacity: 4 }, paths);
+const serve = await startServe(4);
+const results = { inProcess: [], serve: [] };
+await inProcess(backend); // warm-up both paths
+await viaServe(serve.url);
+for (let round = 0; round < rounds; round++) {
+  for (let i = 0; i < perRound; i++) results.inProcess.push(await inProcess(backend));
+  for (let i = 0; i < perRound; i++) results.serve.push(await viaServe(serve.url));
+  process.stderr.write(`round ${round + 1}/${rounds}\n`);
+}
+
+// Throughput at concurrency 4 through gbt serve: total completion tokens / wall time.
+async function concurrent(fn, n, count) {
+  const start = performance.now();
+  let tokens = 0;
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      for (let i = 0; i < count; i++) tokens += (await fn()).tokens;
+    }),
+  );
+  return tokens / ((performance.now() - start) / 1000);
+}
+const c4Serve = await concurrent(() => viaServe(serve.url), 4, 4);
+const c1Serve = await concurrent(() => viaServe(serve.url), 1, 8);
+await serve.stop();
+await backend.close();
+
+const summary = {};
+for (const [name, runs] of Object.entries(results)) {
+  summary[name] = {
+    decodeTokPerSecMean: mean(runs.map((r) => r.decodeTokPerSec)),
+    ttftP50Ms: percentile(
+      runs.map((r) => r.ttft),
+      50,
+    ),
+    ttftP99Ms: percentile(
+      runs.map((r) => r.ttft),
+      99,
+    ),
+    requests: runs.length,
+  };
+}
+const decodeRatio = summary.serve.decodeTokPerSecMean / summary.inProcess.decodeTokPerSecMean;
+const addedTtftP50 = summary.serve.ttftP50Ms - summary.inProcess.ttftP50Ms;
+const report = {
+  date: new Date().toISOString(),
+  command: `node bench/serve-overhead.mjs --rounds ${rounds} --requests ${perRound} --tokens ${maxTokens} --threads ${threads}`,
+  model: MODEL,
+  threads,
+  maxTokens,
+  summary,
+  decodeRatio,
+  addedTtftP50Ms: addedTtftP50,
+  throughputTokPerSec: { serveConcurrency1: c1Serve, serveConcurrency4: c4Serve },
+};
+const rows = [
+  ["path", "decode tok/s (mean)", "TTFT p50 ms", "TTFT p99 ms", "requests"],
+  ...Object.entries(summary).map(([name, s]) => [
+    name,
+    s.decodeTokPerSecMean.toFixed(1),
+    s.ttftP50Ms.toFixed(2),
+    s.ttftP99Ms.toFixed(2),
+    String(s.requests),
+  ]),
+];
+for (const row of rows) console.log(row.map((c, i) => c.padEnd(i === 0 ? 12 : 20)).join(""));
+console.log(
+  `\ndecode ratio serve/in-process: ${(decodeRatio * 100).toFixed(1)}%   added TTFT p50: ${addedTtftP50.toFixed(2)} ms`,
+);
+console.log(
+  `system throughput through gbt serve: c=1 ${c1Serve.toFixed(0)} tok/s, c=4 ${c4Serve.toFixed(0)} tok/s`,
+);
+mkdirSync(join(root, "bench/results"), { recursive: true });
+writeFileSync(join(root, "bench/results/serve-overhead.json"), `${JSON.stringify(report, null, 2)}\n`);

@@ -1,0 +1,119 @@
+import { detectBackends, probeHardware, resolvePaths, type SetupResult, setupNode } from "@gbt/node";
+import { parsePrivateKey } from "@gbt/protocol";
+import { Flags } from "@oclif/core";
+import { GbtCommand } from "../gbt-command.js";
+import { renderProfile } from "../render-profile.js";
+import { ask, isInteractive, passphraseFromFlags, readSecretFile } from "../terminal-input.js";
+
+export default class Setup extends GbtCommand {
+  static override summary =
+    "Create this node's identity, detect hardware and backends, and write its config.";
+
+  static override description =
+    `Creates the node key (secp256k1) in a keystore with mode 0600, encrypted with scrypt + AES-256-GCM when a passphrase is given (--passphrase-file, GBT_PASSPHRASE, or a prompt on a TTY). Records the owner addresses allowed to sign jobs for this node, probes the hardware, detects inference backends (Ollama, OpenAI-compatible servers on their usual ports; the embedded llama.cpp backend is always available) and writes the config.
+
+Re-running is safe: an existing identity is kept (never replaced without --force), owners accumulate, and nothing on disk changes when nothing new is asked. Without a TTY (or with --yes) it never prompts.
+
+Files live under $XDG_CONFIG_HOME/gbt and $XDG_DATA_HOME/gbt, or $GBT_HOME/{config,data} when GBT_HOME is set.`;
+
+  static override examples = [
+    {
+      description: "Set up with defaults, no questions",
+      command: "<%= config.bin %> <%= command.id %> --yes",
+    },
+    {
+      description: "Allow an owner key to sign jobs and encrypt the node key",
+      command:
+        "<%= config.bin %> <%= command.id %> --yes --owner 0x8ba1f109551bD432803012645Ac136ddd64DBA72 --passphrase-file ./pass.txt",
+    },
+    {
+      description: "CI: import the node key from the environment, print the profile as JSON",
+      command: "GBT_NODE_KEY=$NODE_KEY <%= config.bin %> <%= command.id %> --yes --json",
+    },
+    {
+      description: "Use a local Ollama server",
+      command: "<%= config.bin %> <%= command.id %> --yes --backend ollama",
+    },
+  ];
+
+  static override flags = {
+    yes: Flags.boolean({ char: "y", description: "Accept defaults; never prompt." }),
+    owner: Flags.string({
+      description: "Owner address allowed to sign jobs for this node (repeatable).",
+      multiple: true,
+      default: [],
+    }),
+    "passphrase-file": Flags.string({
+      description: "File holding the passphrase that encrypts the node key (else GBT_PASSPHRASE).",
+    }),
+    "import-key-file": Flags.string({
+      description: "File holding a hex private key to use as the node key (else GBT_NODE_KEY).",
+    }),
+    backend: Flags.string({
+      description: "Inference backend. auto keeps the current one, or the embedded backend on a new node.",
+      options: ["auto", "embedded", "ollama", "openai"],
+    }),
+    "backend-url": Flags.string({
+      description: "URL of the Ollama or OpenAI-compatible server (with --backend ollama|openai).",
+    }),
+    model: Flags.string({
+      description: "Default model: a GGUF path (embedded), an Ollama tag, or a server model id.",
+    }),
+    mode: Flags.string({
+      description:
+        "local (default: serve this machine only) or managed (accept signed jobs, register with a gateway).",
+      options: ["local", "managed", "network"],
+    }),
+    force: Flags.boolean({
+      description: "Replace the existing identity and rewrite the config from these flags.",
+    }),
+  };
+
+  async run(): Promise<SetupResult["profile"] & { changes: string[] }> {
+    const { flags } = await this.parse(Setup);
+    const paths = resolvePaths();
+    const interactive = !flags.yes && isInteractive();
+
+    let passphrase = await passphraseFromFlags({ passphraseFile: flags["passphrase-file"] });
+    if (passphrase === undefined && interactive) {
+      const answer = await ask("Passphrase to encrypt the node key (empty: store unencrypted, mode 0600)", {
+        hidden: true,
+      });
+      if (answer) passphrase = answer;
+    }
+    const keyText = flags["import-key-file"]
+      ? await readSecretFile(flags["import-key-file"], "private key")
+      : process.env.GBT_NODE_KEY || undefined;
+    const importKey = keyText
+      ? parsePrivateKey(
+          keyText,
+          flags["import-key-file"] ? `The key file ${flags["import-key-file"]}` : "GBT_NODE_KEY",
+        )
+      : undefined;
+    const owners = [...flags.owner];
+    if (owners.length === 0 && interactive) {
+      const answer = await ask("Owner address allowed to sign jobs (empty: none yet)");
+      if (answer) owners.push(answer);
+    }
+
+    const result = await setupNode({
+      paths,
+      owners,
+      ...(passphrase !== undefined ? { passphrase } : {}),
+      ...(importKey ? { importKey } : {}),
+      ...(flags.backend ? { backend: flags.backend as "auto" } : {}),
+      ...(flags["backend-url"] ? { backendUrl: flags["backend-url"] } : {}),
+      ...(flags.model ? { model: flags.model } : {}),
+      ...(flags.mode ? { mode: flags.mode as "local" } : {}),
+      force: flags.force,
+      probeHardware: () => probeHardware({ dataDir: paths.dataDir }),
+      detectBackends: () => detectBackends({}),
+    });
+
+    this.out(result.changes.length > 0 ? "gbt setup: done." : "gbt setup: already set up; nothing changed.");
+    for (const change of result.changes) this.out(`  ✓ ${change}`);
+    this.out(renderProfile(result.profile));
+    this.out("\nNext: `gbt status` at any time; `gbt serve` to serve inference.");
+    return { ...result.profile, changes: result.changes };
+  }
+}

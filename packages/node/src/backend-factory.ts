@@ -1,0 +1,82 @@
+/**
+ * Builds the configured inference backend. The embedded backend with no model configured uses
+ * the generated pipeline-test model, creating it on first use; a GGUF path or a model id under
+ * the models dir selects a real model.
+ */
+import { access } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
+import { GbtError } from "@gbt/protocol";
+import { createEmbeddedBackend } from "./backends/embedded.js";
+import { createOllamaBackend } from "./backends/ollama.js";
+import { createOpenAICompatibleBackend } from "./backends/openai-compatible.js";
+import type { Backend } from "./backends/types.js";
+import type { BackendConfig } from "./config.js";
+import type { GbtPaths } from "./paths.js";
+import { ensureTestModel, TEST_MODEL_ID } from "./test-model/test-model.js";
+
+export interface BuiltBackend {
+  backend: Backend;
+  /** The model served by default (the embedded backend's loaded model). */
+  defaultModel: string | undefined;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves an embedded model setting (test model id, GGUF path, or id under the models dir) to `{id, path}`. */
+export async function resolveEmbeddedModel(
+  model: string | undefined,
+  paths: GbtPaths,
+): Promise<{ id: string; path: string }> {
+  if (model === undefined || model === TEST_MODEL_ID) {
+    return { id: TEST_MODEL_ID, path: await ensureTestModel(paths.modelsDir) };
+  }
+  const candidates = model.endsWith(".gguf")
+    ? [resolve(model)]
+    : [join(paths.modelsDir, `${model}.gguf`), resolve(model)];
+  for (const path of candidates) {
+    if (await exists(path)) return { id: basename(path).replace(/\.gguf$/, ""), path };
+  }
+  throw new GbtError("MODEL_NOT_FOUND", `No GGUF model '${model}' (looked at ${candidates.join(", ")}).`, {
+    details: { model, candidates },
+    hint: "Give a path to a .gguf file with --model, or omit it to use the generated test model.",
+  });
+}
+
+export async function buildBackend(
+  config: BackendConfig,
+  paths: GbtPaths,
+  overrides: { threads?: number; capacity?: number; contextSize?: number } = {},
+): Promise<BuiltBackend> {
+  const capacity = overrides.capacity ?? config.capacity ?? 4;
+  switch (config.kind) {
+    case "embedded": {
+      const model = await resolveEmbeddedModel(config.model, paths);
+      const threads = overrides.threads ?? config.threads;
+      const contextSize = overrides.contextSize ?? config.contextSize;
+      const backend = createEmbeddedBackend({
+        models: [model],
+        capacity,
+        ...(threads !== undefined ? { threads } : {}),
+        ...(contextSize !== undefined ? { contextSize } : {}),
+      });
+      return { backend, defaultModel: model.id };
+    }
+    case "ollama":
+      return {
+        backend: createOllamaBackend({ host: config.url ?? "http://127.0.0.1:11434" }),
+        defaultModel: config.model,
+      };
+    case "openai":
+      return {
+        backend: createOpenAICompatibleBackend({ baseURL: config.url ?? "http://127.0.0.1:8000/v1" }),
+        defaultModel: config.model,
+      };
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The node's config file (`config.json` in the config dir). Validated by its schema on every
+ * load: a corrupt or hand-edited file names itself and the bad field and exits with the config
+ * code. Writes are atomic and only happen when the content changes, so re-running setup is a no-op.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { GbtError, schemas } from "@gbt/protocol";
+import { z } from "zod";
+
+export const nodeModes = ["local", "managed", "network"] as const;
+export type NodeMode = (typeof nodeModes)[number];
+
+export const backendKinds = ["embedded", "ollama", "openai"] as const;
+
+const httpUrl = z
+  .string()
+  .max(512)
+  .url()
+  .refine((value) => /^https?:\/\//.test(value), { message: "must be an http:// or https:// URL" });
+
+export const backendConfigSchema = z.strictObject({
+  kind: z.enum(backendKinds),
+  /** Server URL for ollama / openai backends. */
+  url: httpUrl.optional(),
+  /** Default model: a GGUF path or id (embedded), an Ollama tag, or a server's model id. */
+  model: z.string().min(1).max(1024).optional(),
+  /** llama.cpp threads for the embedded backend; a safe default for the machine when absent. */
+  threads: z.number().int().min(1).max(256).optional(),
+  /** Parallel requests the node accepts before answering 429. */
+  capacity: z.number().int().min(1).max(256).optional(),
+  /** Context size (tokens) for the embedded backend. */
+  contextSize: z.number().int().min(64).max(1_048_576).optional(),
+});
+export type BackendConfig = z.infer<typeof backendConfigSchema>;
+
+export const nodeConfigSchema = z.strictObject({
+  version: z.literal(1),
+  node: z.strictObject({
+    address: schemas.address,
+    mode: z.enum(nodeModes),
+    chainId: schemas.chainId,
+    owners: z.array(schemas.address).max(32),
+  }),
+  backend: backendConfigSchema,
+  server: z
+    .strictObject({
+      host: z.string().min(1).max(255),
+      port: z.number().int().min(0).max(65_535),
+    })
+    .optional(),
+  gateway: z.strictObject({ url: httpUrl }).optional(),
+});
+export type NodeConfig = z.infer<typeof nodeConfigSchema>;
+
+/** Reads and validates the config; NOT_SET_UP when there is none. */
+export async function loadConfig(path: string): Promise<NodeConfig> {
+  const config = await readConfigIfPresent(path);
+  if (!config) {
+    throw new GbtError("NOT_SET_UP", `No gbt config at ${path}.`, {
+      details: { path },
+      hint: "Run `gbt setup` first (or set GBT_HOME to the node's directory).",
+    });
+  }
+  return config;
+}
+
+/** Like loadConfig, but undefined when the file does not exist. */
+export async function readConfigIfPresent(path: string): Promise<NodeConfig | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return undefined;
+    throw new GbtError("CONFIG_UNREADABLE", `Cannot read the config ${path} (${code}).`, {
+      details: { path },
+      cause,
+    });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new GbtError(
+      "CONFIG_INVALID",
+      `The config ${path} is not valid JSON: ${(cause as Error).message}.`,
+      {
+        details: { path },
+        hint: "Fix the file by hand, or move it away and run `gbt setup` again.",
+      },
+    );
+  }
+  const parsed = nodeConfigSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join(".") || "(root)";
+    throw new GbtError(
+      "CONFIG_INVALID",
+      `The config ${path} is invalid at ${field}: ${issue?.message ?? "malformed"}.`,
+      {
+        details: {
+          path,
+          field,
+          issues: parsed.error.issues
+            .slice(0, 5)
+            .map((i) => ({ field: i.path.join("."), message: i.message })),
+        },
+        hint: "Fix that field, or move the file away and run `gbt setup` again.",
+      },
+    );
+  }
+  return parsed.data;
+}
+
+/** Writes the config atomically if it differs from what is on disk; returns whether it wrote. */
+export async function saveConfig(path: string, config: NodeConfig): Promise<boolean> {
+  const valid = nodeConfigSchema.parse(config);
+  const text = `${JSON.stringify(valid, null, 2)}\n`;
+  try {
+    if ((await readFile(path, "utf8")) === text) return false;
+  } catch {
+    // absent or unreadable: write it
+  }
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  try {
+    await writeFile(temp, text, { mode: 0o600 });
+    await rename(temp, path);
+  } catch (cause) {
+    await rm(temp, { force: true });
+    throw cause;
+  }
+  return true;
+}

@@ -1,0 +1,404 @@
+/**
+ * The node's OpenAI-compatible HTTP server on node:http: `/v1/models`,
+ * `/v1/chat/completions` (SSE streaming or whole), `/healthz`, `/metrics`. Streams are written
+ * through as the backend produces them, never buffered; response headers wait for the first
+ * backend event so that early failures (unknown model, context too long, busy) get real HTTP
+ * statuses. A client disconnect aborts generation and frees the slot.
+ */
+import { randomBytes } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import type { Backend, BackendTimings, ChatStreamEvent, FinishReason, Usage } from "../backends/types.js";
+import type { ApiKeyStore } from "./api-keys.js";
+import { parseChatCompletionRequest } from "./chat-request.js";
+import { createNodeMetrics, type NodeMetrics } from "./node-metrics.js";
+import { HttpError, sendError, toHttpError } from "./openai-error.js";
+
+export interface NodeServerOptions {
+  backend: Backend;
+  host?: string;
+  port?: number;
+  /** Chat completions generated at once; more get 429 with Retry-After. */
+  capacity: number;
+  /** Local API keys; when `requireApiKey` is set every route but /healthz needs one. */
+  apiKeys?: ApiKeyStore;
+  requireApiKey?: boolean;
+  logger: Logger;
+  /** Largest accepted request body (default 4 MiB). */
+  maxBodyBytes?: number;
+}
+
+export interface NodeServer {
+  readonly url: string;
+  readonly metrics: NodeMetrics;
+  inFlight(): number;
+  /** Stops accepting, lets in-flight work finish up to `deadlineMs`, then aborts the rest. */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+const JSON_HEADERS = { "content-type": "application/json" } as const;
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { ...JSON_HEADERS, "content-length": Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > limit) {
+      reject(
+        new HttpError(413, "invalid_request_error", "request_too_large", `Request body over ${limit} bytes.`),
+      );
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(
+          new HttpError(
+            413,
+            "invalid_request_error",
+            "request_too_large",
+            `Request body over ${limit} bytes.`,
+          ),
+        );
+        req.removeAllListeners("data");
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+function bearer(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  if (!header) return undefined;
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  return match?.[1];
+}
+
+function usageJson(usage: Usage) {
+  return {
+    prompt_tokens: usage.promptTokens,
+    completion_tokens: usage.completionTokens,
+    total_tokens: usage.promptTokens + usage.completionTokens,
+  };
+}
+
+/** llama.cpp-server-style timings, so clients can cross-check against the backend's own clock. */
+function timingsJson(timings: BackendTimings | undefined) {
+  if (!timings) return undefined;
+  return {
+    prompt_n: timings.promptTokens,
+    prompt_ms: timings.promptMs,
+    predicted_n: timings.decodeTokens,
+    predicted_ms: timings.decodeMs,
+    source: timings.source,
+  };
+}
+
+const finishJson = (reason: FinishReason) => (reason === "abort" ? "stop" : reason);
+
+/** Starts the node server; resolves once it listens. */
+export async function startNodeServer(options: NodeServerOptions): Promise<NodeServer> {
+  const { backend, logger, capacity } = options;
+  const maxBody = options.maxBodyBytes ?? 4 * 1024 * 1024;
+  const metrics = createNodeMetrics();
+  const active = new Set<AbortController>();
+  let draining = false;
+
+  const authorized = (req: IncomingMessage): boolean => {
+    if (!options.requireApiKey) return true;
+    const key = bearer(req);
+    return key !== undefined && options.apiKeys?.verify(key) === true;
+  };
+
+  async function handleChat(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
+    if (draining) {
+      throw new HttpError(503, "server_error", "shutting_down", "The node is shutting down.", null, {
+        "retry-after": "5",
+      });
+    }
+    const raw = await readBody(req, maxBody);
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString("utf8"));
+    } catch {
+      throw new HttpError(
+        400,
+        "invalid_request_error",
+        "invalid_json",
+        "The request body is not valid JSON.",
+      );
+    }
+    const parsed = parseChatCompletionRequest(body);
+    if (!parsed.ok)
+      throw new HttpError(400, "invalid_request_error", "invalid_value", parsed.message, parsed.param);
+    if (active.size >= capacity) {
+      throw new HttpError(
+        429,
+        "rate_limit_error",
+        "over_capacity",
+        `The node is at capacity (${capacity} requests).`,
+        null,
+        {
+          "retry-after": "1",
+        },
+      );
+    }
+    const { request, stream, includeUsage } = parsed.value;
+    const controller = new AbortController();
+    active.add(controller);
+    metrics.inFlight.set(active.size);
+    const onClose = () => {
+      if (!res.writableFinished) controller.abort(new Error("client disconnected"));
+    };
+    res.on("close", onClose);
+    const id = `chatcmpl-${randomBytes(12).toString("base64url")}`;
+    const created = Math.floor(Date.now() / 1000);
+    const events = backend.chatStream({ ...request, signal: controller.signal })[Symbol.asyncIterator]();
+    try {
+      // Wait for the first event before answering, so that early errors get a real status.
+      const first = await events.next();
+      let ttftObserved = false;
+      const observeToken = () => {
+        if (!ttftObserved) {
+          ttftObserved = true;
+          metrics.ttft.observe((performance.now() - started) / 1000);
+        }
+      };
+      let final: Extract<ChatStreamEvent, { type: "done" }> | undefined;
+      if (stream) {
+        res.writeHead(200, {
+          "content-type": "text/event-stream",
+          "cache-control": "no-cache",
+          connection: "keep-alive",
+          "x-request-id": id,
+        });
+        const chunk = (delta: Record<string, unknown>, finish: string | null) =>
+          `data: {"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(
+            request.model,
+          )},"choices":[{"index":0,"delta":${JSON.stringify(delta)},"logprobs":null,"finish_reason":${
+            finish === null ? "null" : `"${finish}"`
+          }}]}\n\n`;
+        res.write(chunk({ role: "assistant", content: "" }, null));
+        let step = first;
+        try {
+          while (!step.done) {
+            const event = step.value;
+            if (event.type === "delta") {
+              observeToken();
+              res.write(chunk({ content: event.text }, null));
+            } else {
+              final = event;
+              break;
+            }
+            step = await events.next();
+          }
+        } catch (error) {
+          const http = toHttpError(error);
+          res.end(
+            `data: ${JSON.stringify({ error: { message: http.message, type: http.type, code: http.code } })}\n\n`,
+          );
+          throw Object.assign(http, { alreadySent: true });
+        }
+        if (final && final.finishReason !== "abort") {
+          res.write(chunk({}, finishJson(final.finishReason)));
+          if (includeUsage) {
+            const timings = timingsJson(final.timings);
+            res.write(
+              `data: ${JSON.stringify({
+                id,
+                object: "chat.completion.chunk",
+                created,
+                model: request.model,
+                choices: [],
+                usage: usageJson(final.usage),
+                ...(timings ? { timings } : {}),
+              })}\n\n`,
+            );
+          }
+          res.end("data: [DONE]\n\n");
+        } else {
+          res.end();
+        }
+      } else {
+        let text = "";
+        let step = first;
+        while (!step.done) {
+          const event = step.value;
+          if (event.type === "delta") {
+            observeToken();
+            text += event.text;
+          } else {
+            final = event;
+            break;
+          }
+          step = await events.next();
+        }
+        if (!final) throw new Error("backend stream ended without a final event");
+        if (final.finishReason !== "abort") {
+          const timings = timingsJson(final.timings);
+          sendJson(
+            res,
+            200,
+            {
+              id,
+              object: "chat.completion",
+              created,
+              model: request.model,
+              choices: [
+                {
+                  index: 0,
+                  message: { role: "assistant", content: text },
+                  logprobs: null,
+                  finish_reason: finishJson(final.finishReason),
+                },
+              ],
+              usage: usageJson(final.usage),
+              ...(timings ? { timings } : {}),
+            },
+            { "x-request-id": id },
+          );
+        }
+      }
+      if (final) {
+        metrics.tokens.inc({ type: "prompt" }, final.usage.promptTokens);
+        metrics.tokens.inc({ type: "completion" }, final.usage.completionTokens);
+        logger.info(
+          {
+            id,
+            model: request.model,
+            stream,
+            promptTokens: final.usage.promptTokens,
+            completionTokens: final.usage.completionTokens,
+            finish: final.finishReason,
+            ms: Math.round(performance.now() - started),
+          },
+          "chat completion",
+        );
+      }
+    } finally {
+      // Close the backend's iterator even when we stopped early, so it frees its slot.
+      await events.return?.().catch(() => undefined);
+      res.off("close", onClose);
+      active.delete(controller);
+      metrics.inFlight.set(active.size);
+      metrics.duration.observe((performance.now() - started) / 1000);
+    }
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<string> {
+    const started = performance.now();
+    const path = (req.url ?? "/").split("?")[0];
+    const method = req.method ?? "GET";
+    if (path === "/healthz" && method === "GET") {
+      const health = await backend.health();
+      const ok = health.ok && !draining;
+      sendJson(res, ok ? 200 : 503, {
+        status: ok ? "ok" : draining ? "draining" : "backend_unhealthy",
+        backend: { kind: backend.kind, location: backend.location, ...health },
+        inFlight: active.size,
+        capacity,
+      });
+      return "healthz";
+    }
+    if (!authorized(req)) {
+      throw new HttpError(
+        401,
+        "authentication_error",
+        "invalid_api_key",
+        "Missing or invalid API key (Authorization: Bearer gbt_sk_…).",
+        null,
+        {
+          "www-authenticate": "Bearer",
+        },
+      );
+    }
+    if (path === "/v1/chat/completions") {
+      if (method !== "POST")
+        throw new HttpError(405, "invalid_request_error", "method_not_allowed", "Use POST.", null, {
+          allow: "POST",
+        });
+      await handleChat(req, res, started);
+      return "chat";
+    }
+    if (path === "/v1/models" && method === "GET") {
+      const models = await backend.listModels();
+      sendJson(res, 200, {
+        object: "list",
+        data: models.map((model) => ({
+          id: model.id,
+          object: "model",
+          created: 0,
+          owned_by: "gbt",
+          ...(model.digest ? { digest: model.digest } : {}),
+        })),
+      });
+      return "models";
+    }
+    if (path === "/metrics" && method === "GET") {
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { "content-type": metrics.registry.contentType });
+      res.end(text);
+      return "metrics";
+    }
+    throw new HttpError(404, "invalid_request_error", "not_found", `No route ${method} ${path}.`);
+  }
+
+  const server: Server = createServer((req, res) => {
+    route(req, res)
+      .then((name) => metrics.requests.inc({ route: name, status: String(res.statusCode) }))
+      .catch((error: unknown) => {
+        const http = toHttpError(error);
+        if (http.status >= 500 && !(error instanceof HttpError))
+          logger.error({ err: error, path: req.url }, "request failed");
+        if (!(http as HttpError & { alreadySent?: boolean }).alreadySent) sendError(res, http);
+        metrics.requests.inc({ route: "error", status: String(http.status) });
+      });
+  });
+  server.keepAliveTimeout = 65_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+
+  return {
+    url,
+    metrics,
+    inFlight: () => active.size,
+    async close(deadlineMs = 10_000) {
+      draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const until = Date.now() + deadlineMs;
+      while (active.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      for (const controller of active) controller.abort(new Error("server shutting down"));
+      const grace = Date.now() + 2_000;
+      while (active.size > 0 && Date.now() < grace) await new Promise((r) => setTimeout(r, 10));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}

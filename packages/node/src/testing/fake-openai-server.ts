@@ -1,0 +1,388 @@
+/**
+ * A local stand-in for an OpenAI-compatible inference server in llama.cpp server's flavour, for
+ * tests that cannot run one: `/health`, `/v1/models` (with llama.cpp's `meta`), and
+ * `/v1/chat/completions` streamed as SSE `data:` lines (a first chunk with the role, one chunk per
+ * token, a chunk with finish_reason, the usage chunk with empty choices when
+ * `stream_options.include_usage` is set, `timings` on the last chunk, then `data: [DONE]`) or
+ * whole. Errors use llama.cpp's `{"error": {code, message, type}}` body, including
+ * `exceed_context_size_error`. Token timing is scripted, and the timings it reports are the
+ * scripted ones, so a test knows them exactly. Every exchange is logged, including hang-ups.
+ */
+import { randomBytes } from "node:crypto";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface FakeOpenAIServerOptions {
+  /** Model ids served (default: ["tiny"]). Another id is a 404, as in llama.cpp's router mode and vLLM. */
+  models?: string[];
+  /** Accept any model id, as a single-model llama.cpp server does. */
+  anyModel?: boolean;
+  /** Pieces generated, one token each, then end of sequence (default: "Hello", ",", " world", "!"). */
+  tokens?: string[];
+  /** Prompt processing time in ms, slept before the first token and reported as timings.prompt_ms. */
+  promptMs?: number;
+  /** Time per generated token in ms; timings.predicted_ms is tokenMs × predicted_n. */
+  tokenMs?: number;
+  /** Prompt tokens of a chat (default: per message, ceil(characters / 4) + 4 for the template). */
+  countPromptTokens?: (messages: Array<{ role: string; content: string }>) => number;
+  /** The context size (n_ctx): a longer prompt is refused with exceed_context_size_error. */
+  contextSize?: number;
+  /** Require `Authorization: Bearer <apiKey>`, as `llama-server --api-key` does. */
+  apiKey?: string;
+  /** Requests generating at once beyond which the answer is 429, as a rate-limiting proxy in front would. */
+  maxConcurrent?: number;
+  /** Add llama.cpp's `timings` object (default true; false for servers such as vLLM). */
+  timings?: boolean;
+  /** `/health` answers "ok" (200), "loading" (503, as while llama.cpp loads a model) or "absent" (404). */
+  health?: "ok" | "loading" | "absent";
+  /** Drop the connection after this many generated tokens, as when the server crashes. */
+  failAfterTokens?: number;
+}
+
+/** One exchange as the fake saw it. */
+export interface FakeOpenAIRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  /** The parsed JSON body, or undefined when there was none (or it was not JSON). */
+  body: unknown;
+  /** HTTP status answered. */
+  status?: number;
+  /** Every JSON object written: the SSE chunks of a stream (without [DONE]), or the one body. */
+  sent: unknown[];
+  /** "completed" when the whole answer was written; "disconnected" when the client hung up first. */
+  ended: Promise<"completed" | "disconnected">;
+}
+
+export interface FakeOpenAIServer {
+  /** Base URL with /v1, e.g. http://127.0.0.1:PORT/v1 (what an OpenAI client takes as baseURL). */
+  url: string;
+  /** The server root, e.g. http://127.0.0.1:PORT. */
+  origin: string;
+  /** Every exchange, in order of arrival. */
+  readonly requests: FakeOpenAIRequest[];
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => (ms > 0 ? setTimeout(resolve, ms) : resolve()));
+
+function defaultCountPromptTokens(messages: Array<{ role: string; content: string }>): number {
+  return messages.reduce((sum, message) => sum + Math.ceil(message.content.length / 4) + 4, 0);
+}
+
+/** llama.cpp's error body: `{"error": {"code", "message", "type"}}` plus any extra fields. */
+function errorBody(code: number, type: string, message: string, extra: Record<string, unknown> = {}) {
+  return { error: { code, message, type, ...extra } };
+}
+
+/** A rate, or null where llama.cpp's JSON would hold an infinity (nlohmann writes null). */
+const perSecond = (count: number, ms: number) => (ms > 0 ? (1000 * count) / ms : null);
+
+/** Text of a message content: a string, or the text parts of an array of content parts. */
+function contentText(content: unknown): string {
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) return "";
+  return content
+    .map((part) =>
+      part && typeof part === "object" && typeof (part as { text?: unknown }).text === "string"
+        ? (part as { text: string }).text
+        : "",
+    )
+    .join("");
+}
+
+/**
+ * Starts the fake on a loopback port chosen by the OS.
+ *
+ * Generation emits the scripted `tokens` in order and ends as at end of sequence (finish_reason
+ * "stop"); `max_tokens` (or `max_completion_tokens`, `n_predict`) cuts it short ("length"); a
+ * string in `stop` ends it before that string. A client that hangs up stops generation.
+ */
+export async function startFakeOpenAIServer(
+  options: FakeOpenAIServerOptions = {},
+): Promise<FakeOpenAIServer> {
+  const models = options.models ?? ["tiny"];
+  const tokens = options.tokens ?? ["Hello", ",", " world", "!"];
+  const countPromptTokens = options.countPromptTokens ?? defaultCountPromptTokens;
+  const withTimings = options.timings ?? true;
+  const created = Math.floor(Date.now() / 1000);
+  const fingerprint = "b6700-fake";
+  const requests: FakeOpenAIRequest[] = [];
+  let generating = 0;
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) {
+        res.writeHead(500, { "content-type": "application/json; charset=utf-8" });
+        res.end(JSON.stringify(errorBody(500, "server_error", String(error))));
+      } else res.destroy();
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const raw = Buffer.concat(chunks).toString("utf8");
+    let body: unknown;
+    let badJson = false;
+    if (raw.length > 0) {
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        badJson = true;
+      }
+    }
+    let resolveEnded: (outcome: "completed" | "disconnected") => void = () => undefined;
+    const entry: FakeOpenAIRequest = {
+      method: req.method ?? "GET",
+      path: (req.url ?? "/").split("?")[0] ?? "/",
+      headers: req.headers,
+      body,
+      sent: [],
+      ended: new Promise((resolve) => {
+        resolveEnded = resolve;
+      }),
+    };
+    requests.push(entry);
+    const reply = replyTo(res, entry);
+    res.on("close", () => resolveEnded(res.writableFinished ? "completed" : "disconnected"));
+    const { method, path } = entry;
+
+    if (path === "/health" || path === "/v1/health") {
+      if (options.health === "absent")
+        return reply.json(404, errorBody(404, "not_found_error", "File Not Found"));
+      if (options.health === "loading")
+        return reply.json(503, errorBody(503, "unavailable_error", "Loading model"));
+      return reply.json(200, { status: "ok" });
+    }
+    // llama.cpp checks the key on every route but /health.
+    if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`) {
+      return reply.json(401, errorBody(401, "authentication_error", "Invalid API Key"));
+    }
+    if ((path === "/v1/models" || path === "/models") && method === "GET") {
+      const data = models.map((id) => ({
+        id,
+        object: "model",
+        created,
+        owned_by: "llamacpp",
+        meta: {
+          vocab_type: 1,
+          n_vocab: 356,
+          n_ctx_train: options.contextSize ?? 2048,
+          n_embd: 128,
+          n_params: 400_000,
+          size: 1_700_000,
+        },
+      }));
+      return reply.json(200, { models: models.map((id) => ({ name: id, model: id })), object: "list", data });
+    }
+    if ((path === "/v1/chat/completions" || path === "/chat/completions") && method === "POST") {
+      if (badJson)
+        return reply.json(
+          400,
+          errorBody(400, "invalid_request_error", "Failed to parse the request body as JSON"),
+        );
+      return chatCompletion((body ?? {}) as Record<string, unknown>, reply);
+    }
+    return reply.json(404, errorBody(404, "not_found_error", "File Not Found"));
+  }
+
+  async function chatCompletion(request: Record<string, unknown>, reply: Reply): Promise<void> {
+    const model = typeof request.model === "string" ? request.model : (models[0] ?? "model");
+    if (!Array.isArray(request.messages)) {
+      return reply.json(400, errorBody(400, "invalid_request_error", "'messages' is required"));
+    }
+    if (!options.anyModel && !models.includes(model)) {
+      return reply.json(404, errorBody(404, "not_found_error", `model '${model}' not found`));
+    }
+    const messages = (request.messages as unknown[]).map((message) => {
+      const m = (message ?? {}) as Record<string, unknown>;
+      return { role: String(m.role ?? ""), content: contentText(m.content) };
+    });
+    const promptTokens = countPromptTokens(messages);
+    if (options.contextSize !== undefined && promptTokens > options.contextSize) {
+      return reply.json(
+        400,
+        errorBody(
+          400,
+          "exceed_context_size_error",
+          `request (${promptTokens} tokens) exceeds the available context size (${options.contextSize} tokens), try increasing it`,
+          { n_prompt_tokens: promptTokens, n_ctx: options.contextSize },
+        ),
+      );
+    }
+    if (options.maxConcurrent !== undefined && generating >= options.maxConcurrent) {
+      return reply.json(429, errorBody(429, "rate_limit_error", "Too many requests: all slots are busy"), {
+        "retry-after": "1",
+      });
+    }
+    const limitValue = request.max_completion_tokens ?? request.max_tokens ?? request.n_predict;
+    const limit = typeof limitValue === "number" && limitValue >= 0 ? limitValue : Number.POSITIVE_INFINITY;
+    const stops = (
+      typeof request.stop === "string" ? [request.stop] : Array.isArray(request.stop) ? request.stop : []
+    ).filter((stop): stop is string => typeof stop === "string" && stop !== "");
+    const streaming = request.stream === true;
+    const streamOptions = (request.stream_options ?? {}) as Record<string, unknown>;
+    const includeUsage = streamOptions.include_usage === true;
+    const id = `chatcmpl-${randomBytes(16).toString("base64url")}`;
+    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({
+      choices,
+      created: Math.floor(Date.now() / 1000),
+      id,
+      model,
+      system_fingerprint: fingerprint,
+      object: "chat.completion.chunk",
+      ...extra,
+    });
+
+    generating++;
+    try {
+      const stream = streaming ? reply.sse() : undefined;
+      if (
+        stream &&
+        !stream.write(chunk([{ finish_reason: null, index: 0, delta: { role: "assistant", content: null } }]))
+      ) {
+        return;
+      }
+      const promptMs = options.promptMs ?? 0;
+      const tokenMs = options.tokenMs ?? 0;
+      await sleep(promptMs);
+      let output = "";
+      let predicted = 0;
+      let finishReason = "stop";
+      for (const token of tokens) {
+        if (predicted >= limit) {
+          finishReason = "length";
+          break;
+        }
+        await sleep(tokenMs);
+        if (reply.gone()) return;
+        if (predicted === options.failAfterTokens) return reply.drop();
+        predicted++;
+        const combined = output + token;
+        const stopAt = Math.min(...stops.map((stop) => combined.indexOf(stop)).filter((index) => index >= 0));
+        const visible = Number.isFinite(stopAt)
+          ? combined.slice(output.length, Math.max(output.length, stopAt))
+          : token;
+        output += visible;
+        if (
+          stream &&
+          visible !== "" &&
+          !stream.write(chunk([{ finish_reason: null, index: 0, delta: { content: visible } }]))
+        ) {
+          return;
+        }
+        if (Number.isFinite(stopAt)) break;
+      }
+      if (reply.gone()) return;
+
+      const usage = {
+        completion_tokens: predicted,
+        prompt_tokens: promptTokens,
+        total_tokens: predicted + promptTokens,
+        prompt_tokens_details: { cached_tokens: 0 },
+      };
+      const predictedMs = tokenMs * predicted;
+      const timings = {
+        cache_n: 0,
+        prompt_n: promptTokens,
+        prompt_ms: promptMs,
+        prompt_per_token_ms: promptTokens > 0 ? promptMs / promptTokens : 0,
+        prompt_per_second: perSecond(promptTokens, promptMs),
+        predicted_n: predicted,
+        predicted_ms: predictedMs,
+        predicted_per_token_ms: predicted > 0 ? predictedMs / predicted : 0,
+        predicted_per_second: perSecond(predicted, predictedMs),
+      };
+      if (!stream) {
+        return reply.json(200, {
+          choices: [
+            { finish_reason: finishReason, index: 0, message: { role: "assistant", content: output } },
+          ],
+          created: Math.floor(Date.now() / 1000),
+          model,
+          system_fingerprint: fingerprint,
+          object: "chat.completion",
+          usage,
+          id,
+          ...(withTimings ? { timings } : {}),
+        });
+      }
+      const last = [chunk([{ finish_reason: finishReason, index: 0, delta: {} }])];
+      if (includeUsage) last.push(chunk([], { usage }));
+      // llama.cpp puts the timings on the last chunk it sends.
+      const lastChunk = last.at(-1);
+      if (withTimings && lastChunk) Object.assign(lastChunk, { timings });
+      for (const value of last) if (!stream.write(value)) return;
+      stream.done();
+    } finally {
+      generating--;
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://127.0.0.1:${port}`;
+  return {
+    url: `${origin}/v1`,
+    origin,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+interface Reply {
+  json(status: number, value: unknown, headers?: Record<string, string>): void;
+  /** Starts an SSE stream; `write` answers false once the client is gone. */
+  sse(): { write(value: unknown): boolean; done(): void };
+  /** Whether the client hung up before the answer was complete. */
+  gone(): boolean;
+  /** Drops the connection mid-answer, as a crashed server does. */
+  drop(): void;
+}
+
+/** Writes answers the way llama.cpp's server does, logging each JSON object sent. */
+function replyTo(res: ServerResponse, entry: FakeOpenAIRequest): Reply {
+  let hungUp = false;
+  res.on("close", () => {
+    if (!res.writableFinished) hungUp = true;
+  });
+  const gone = () => hungUp || res.destroyed;
+  return {
+    json(status, value, headers = {}) {
+      entry.status = status;
+      entry.sent.push(value);
+      res.writeHead(status, { "content-type": "application/json; charset=utf-8", ...headers });
+      res.end(JSON.stringify(value));
+    },
+    sse() {
+      entry.status = 200;
+      res.writeHead(200, {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        connection: "keep-alive",
+      });
+      return {
+        write(value) {
+          if (gone()) return false;
+          entry.sent.push(value);
+          res.write(`data: ${JSON.stringify(value)}\n\n`);
+          return true;
+        },
+        done() {
+          if (gone()) return;
+          res.end("data: [DONE]\n\n");
+        },
+      };
+    },
+    gone,
+    drop: () => res.destroy(),
+  };
+}
