@@ -1,27 +1,35 @@
 // Fails when the committed oclif.manifest.json no longer matches the compiled commands.
-// Regenerates the manifest, compares it with the committed one, and restores the committed file
-// so that a failed check never silently "fixes" the working tree.
+// Regenerates the manifest, compares it with the committed one (or with the file given as the
+// first argument), and restores the committed file so a failed check never silently "fixes" the tree.
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const path = `${root}/oclif.manifest.json`;
+const expectedPath = process.argv[2] ? resolve(process.argv[2]) : path;
 let committed;
+let expected;
 try {
   committed = readFileSync(path, "utf8");
+  expected = readFileSync(expectedPath, "utf8");
 } catch {
   console.error("oclif.manifest.json is missing: run `npm run build && npm run manifest` and commit it.");
   process.exit(1);
 }
-execFileSync(process.execPath, [`${root}/node_modules/oclif/bin/run.js`, "manifest"], {
-  cwd: root,
-  stdio: "ignore",
-});
-const fresh = readFileSync(path, "utf8");
-writeFileSync(path, committed);
+let fresh;
+try {
+  execFileSync(process.execPath, [`${root}/node_modules/oclif/bin/run.js`, "manifest"], {
+    cwd: root,
+    stdio: "ignore",
+  });
+  fresh = readFileSync(path, "utf8");
+} finally {
+  writeFileSync(path, committed);
+}
 const normalize = (text) => JSON.stringify(JSON.parse(text));
-if (normalize(fresh) !== normalize(committed)) {
+if (normalize(fresh) !== normalize(expected)) {
   console.error(
     "oclif.manifest.json is stale: run `npm run build && npm run manifest` and commit the result.",
   );

@@ -21,6 +21,76 @@ export {
 } from "./backends/openai-compatible.js";
 export * from "./backends/types.js";
 export {
+  BENCHMARK_RECORD_TTL_SECONDS,
+  type BenchmarkMode,
+  type BenchmarkParameters,
+  type BenchmarkRecordPayload,
+  type BenchmarkVerdicts,
+  compareRecords,
+  type HeadlineName,
+  headlineMetrics,
+  type ListBenchmarkRecordsOptions,
+  listBenchmarkRecords,
+  type RecordComparison,
+  type SignedBenchmarkRecord,
+  signBenchmarkRecord,
+  storeBenchmarkRecord,
+  verifyBenchmarkRecord,
+} from "./benchmark/benchmark-record.js";
+export {
+  DEFAULT_SEED,
+  type MicroBenchmarkOptions,
+  type MicroRepetition,
+  type MicroResults,
+  runMicroBenchmark,
+} from "./benchmark/micro.js";
+export {
+  createProgressReporter,
+  formatProgress,
+  type ProgressReporter,
+} from "./benchmark/progress-bar.js";
+export {
+  renderBenchmarkRecord,
+  renderComparison,
+  renderHistory,
+  renderMetricDefinitions,
+} from "./benchmark/render-benchmark.js";
+export {
+  type BenchmarkProgress,
+  belowThresholdError,
+  benchmarkHistory,
+  DEFAULT_GEN_TOKENS,
+  DEFAULT_PROMPT_TOKENS,
+  DEFAULT_REPETITIONS,
+  DEFAULT_WARMUP,
+  type NodeBenchmarkResult,
+  type RunNodeBenchmarkOptions,
+  runNodeBenchmark,
+} from "./benchmark/run-benchmark.js";
+export {
+  concurrencyLevels,
+  DEFAULT_MAX_CONCURRENCY,
+  DEFAULT_MIN_GAIN_PCT,
+  DEFAULT_TTFT_P99_TARGET_MS,
+  eligibleCapacity,
+  FLOOR_TOK_PER_SEC,
+  runServeSweep,
+  type ServeLevel,
+  type ServeResults,
+  type ServeSweepOptions,
+  type SweepStopReason,
+} from "./benchmark/serve-sweep.js";
+export {
+  benchmarkMetrics,
+  type MetricDefinition,
+  mean,
+  percentile,
+  requestMetrics,
+  type Summary,
+  sampleSd,
+  summarize,
+} from "./benchmark/stats.js";
+export {
   type BackendConfig,
   backendConfigSchema,
   loadConfig,

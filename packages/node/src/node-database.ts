@@ -22,6 +22,19 @@ export const nodeMigrations: readonly string[] = [
      created_at INTEGER NOT NULL,
      revoked_at INTEGER
    ) STRICT;`,
+  // Signed benchmark records (`gbt node benchmark`), one row each, the signed JSON kept as signed.
+  `CREATE TABLE benchmark_records (
+     id TEXT PRIMARY KEY,
+     issued_at INTEGER NOT NULL,
+     mode TEXT NOT NULL,
+     backend TEXT NOT NULL,
+     model_id TEXT NOT NULL,
+     model_digest TEXT NOT NULL,
+     decode_tok_per_sec REAL NOT NULL,
+     eligible_capacity INTEGER NOT NULL,
+     signed_json TEXT NOT NULL
+   ) STRICT;
+   CREATE INDEX benchmark_records_by_time ON benchmark_records (issued_at);`,
 ];
 
 /** Opens (creating if needed) a SQLite database in WAL mode and brings it to the latest schema. */

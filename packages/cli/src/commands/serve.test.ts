@@ -238,3 +238,17 @@ describe("gbt keys", () => {
     }
   });
 });
+
+describe("gbt serve on Ctrl-C", () => {
+  it("exits 0 on SIGINT after printing its stopped event", async () => {
+    const home = await tempHome("gbt-serve-");
+    await runCli(["setup", "--yes"], { GBT_HOME: home });
+    const node = await startServeProcess(["--threads", "1"], { GBT_HOME: home });
+    let stdout = "";
+    node.child.stdout?.on("data", (chunk) => {
+      stdout += chunk;
+    });
+    expect(await node.stop("SIGINT")).toBe(0);
+    expect(stdout).toContain('"event":"stopped"');
+  });
+});

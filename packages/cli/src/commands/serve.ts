@@ -95,21 +95,29 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
           `  Try: curl ${node.server.url}/v1/models\n  Ctrl-C stops.\n`,
       );
     }
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        // A second Ctrl-C: stop waiting for in-flight work.
+        process.exit(130);
+      }
+      stopping = true;
+      logger.info({ signal, inFlight: node.server.inFlight() }, "shutting down");
+      node
+        .close(flags["shutdown-timeout"] * 1000)
+        .catch((error) => logger.error({ err: error }, "error during shutdown"))
+        .finally(() => done());
+    };
+    let done: () => void = () => {};
+    // process.on (not once), and kept until the drain ends: signal-exit, pulled in by dependencies,
+    // re-raises a signal when it finds itself the last listener, which would kill us mid-drain.
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
     await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        process.off("SIGINT", onInt);
-        process.off("SIGTERM", onTerm);
-        logger.info({ signal, inFlight: node.server.inFlight() }, "shutting down");
-        node
-          .close(flags["shutdown-timeout"] * 1000)
-          .catch((error) => logger.error({ err: error }, "error during shutdown"))
-          .finally(resolve);
-      };
-      const onInt = () => stop("SIGINT");
-      const onTerm = () => stop("SIGTERM");
-      process.once("SIGINT", onInt);
-      process.once("SIGTERM", onTerm);
+      done = resolve;
     });
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify({ event: "stopped" })}\n`);
     logger.flush();
   }
