@@ -2,14 +2,19 @@
 // backend in process, same model, same thread count, same run. Rounds alternate between the two
 // paths so that machine drift hits both equally. Prints a table, writes bench/results/serve-overhead.json.
 //
-//   npm run build && node bench/serve-overhead.mjs [--rounds 5] [--requests 8] [--tokens 256] [--threads 1]
+//   npm run build && node bench/serve-overhead.mjs [--shape tiny|medium] [--rounds 5] [--requests 8] [--tokens 256] [--threads 1]
+//
+// `tiny` is the pipeline-test model (~0.35 ms per token here: any fixed per-token cost shows up
+// large); `medium` is a generated ~27M-parameter random model whose per-token work (a few ms) is
+// closer to a real model's, so the ratio shows what a served model actually loses.
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { buildBackend, resolvePaths } from "@gbt/node";
+import { buildBackend, generateTestModel, resolvePaths } from "@gbt/node";
 
 const { values } = parseArgs({
   options: {
@@ -17,6 +22,7 @@ const { values } = parseArgs({
     requests: { type: "string", default: "8" },
     tokens: { type: "string", default: "256" },
     threads: { type: "string", default: "1" },
+    shape: { type: "string", default: "tiny" },
   },
 });
 const rounds = Number(values.rounds);
@@ -26,7 +32,20 @@ const threads = Number(values.threads);
 const root = fileURLToPath(new URL("..", import.meta.url));
 const home = mkdtempSync(join(tmpdir(), "gbt-bench-"));
 const env = { ...process.env, GBT_HOME: home, CI: "true" };
-const MODEL = "gbt-test-tiny";
+const shape = values.shape;
+if (shape !== "tiny" && shape !== "medium") throw new Error("--shape is tiny or medium");
+const MEDIUM = {
+  name: "gbt-test-medium",
+  embeddingLength: 512,
+  blockCount: 8,
+  headCount: 8,
+  headCountKv: 8,
+  feedForwardLength: 1536,
+  contextLength: 2048,
+  tensorType: "F16",
+};
+const MODEL = shape === "tiny" ? "gbt-test-tiny" : "gbt-test-medium";
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 const messages = [
   { role: "user", content: "Benchmark prompt: tell me a long story about a lighthouse keeper." },
 ];
@@ -68,6 +87,7 @@ async function startServe(capacity) {
       String(capacity),
       "--log-level",
       "warn",
+      ...modelArgs,
     ],
     { env, stdio: ["ignore", "pipe", "inherit"] },
   );
@@ -90,49 +110,61 @@ async function startServe(capacity) {
   };
 }
 
-/** One streamed request through HTTP; TTFT and decode rate measured at the client. */
-async function viaServe(url) {
-  const start = performance.now();
-  const response = await fetch(`${url}/v1/chat/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      model: MODEL,
-      messages,
-      max_tokens: maxTokens,
-      temperature: 0,
-      stream: true,
-      stream_options: { include_usage: true },
-    }),
+/** One streamed request through HTTP (node:http, keep-alive: a lean client); TTFT and decode rate measured at the client. */
+function viaServe(url) {
+  const body = JSON.stringify({
+    model: MODEL,
+    messages,
+    max_tokens: maxTokens,
+    temperature: 0,
+    stream: true,
+    stream_options: { include_usage: true },
   });
-  const decoder = new TextDecoder();
-  let first;
-  let last;
-  let usage;
-  let buffer = "";
-  for await (const chunk of response.body) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let index = buffer.indexOf("\n\n");
-    while (index >= 0) {
-      const event = buffer.slice(0, index);
-      buffer = buffer.slice(index + 2);
-      index = buffer.indexOf("\n\n");
-      if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
-      const data = JSON.parse(event.slice(6));
-      if (data.usage) usage = data.usage;
-      if (data.choices?.[0]?.delta?.content) {
-        const now = performance.now();
-        first ??= now;
-        last = now;
-      }
-    }
-  }
-  return {
-    ttft: first - start,
-    decodeTokPerSec: (usage.completion_tokens - 1) / ((last - first) / 1000),
-    tokens: usage.completion_tokens,
-    end: performance.now(),
-  };
+  return new Promise((resolve, reject) => {
+    const start = performance.now();
+    let first;
+    let last;
+    let usage;
+    let buffer = "";
+    const req = request(
+      `${url}/v1/chat/completions`,
+      {
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        res.setEncoding("utf8");
+        res.on("data", (chunk) => {
+          buffer += chunk;
+          let index = buffer.indexOf("\n\n");
+          while (index >= 0) {
+            const event = buffer.slice(0, index);
+            buffer = buffer.slice(index + 2);
+            index = buffer.indexOf("\n\n");
+            if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
+            if (event.includes('"usage"')) usage = JSON.parse(event.slice(6)).usage;
+            else if (!event.includes('"delta":{}') && !event.includes('"role"')) {
+              const now = performance.now();
+              first ??= now;
+              last = now;
+            }
+          }
+        });
+        res.on("end", () =>
+          resolve({
+            ttft: first - start,
+            decodeTokPerSec: (usage.completion_tokens - 1) / ((last - first) / 1000),
+            tokens: usage.completion_tokens,
+            end: performance.now(),
+          }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
 }
 
 /** One streamed request in process, measured the same way. */
@@ -158,7 +190,17 @@ async function inProcess(backend) {
 
 await run(["setup", "--yes", "--json"]);
 const paths = resolvePaths(env);
-const { backend } = await buildBackend({ kind: "embedded", model: MODEL, threads, capacity: 4 }, paths);
+let modelArgs = [];
+let modelSetting = MODEL;
+if (shape === "medium") {
+  const written = await generateTestModel(join(paths.modelsDir, `${MODEL}.gguf`), { shape: MEDIUM });
+  modelArgs = ["--model", written.path];
+  modelSetting = written.path;
+}
+const { backend } = await buildBackend(
+  { kind: "embedded", model: modelSetting, threads, capacity: 4 },
+  paths,
+);
 const serve = await startServe(4);
 const results = { inProcess: [], serve: [] };
 await inProcess(backend); // warm-up both paths
@@ -204,7 +246,7 @@ const decodeRatio = summary.serve.decodeTokPerSecMean / summary.inProcess.decode
 const addedTtftP50 = summary.serve.ttftP50Ms - summary.inProcess.ttftP50Ms;
 const report = {
   date: new Date().toISOString(),
-  command: `node bench/serve-overhead.mjs --rounds ${rounds} --requests ${perRound} --tokens ${maxTokens} --threads ${threads}`,
+  command: `node bench/serve-overhead.mjs --shape ${shape} --rounds ${rounds} --requests ${perRound} --tokens ${maxTokens} --threads ${threads}`,
   model: MODEL,
   threads,
   maxTokens,
@@ -231,4 +273,7 @@ console.log(
   `system throughput through gbt serve: c=1 ${c1Serve.toFixed(0)} tok/s, c=4 ${c4Serve.toFixed(0)} tok/s`,
 );
 mkdirSync(join(root, "bench/results"), { recursive: true });
-writeFileSync(join(root, "bench/results/serve-overhead.json"), `${JSON.stringify(report, null, 2)}\n`);
+writeFileSync(
+  join(root, `bench/results/serve-overhead-${shape}.json`),
+  `${JSON.stringify(report, null, 2)}\n`,
+);

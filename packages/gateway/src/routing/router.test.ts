@@ -1,0 +1,431 @@
+import { isGbtError } from "@gbt/protocol";
+import { describe, expect, it } from "vitest";
+import { type InstanceRegistration, InstanceRegistry, type RegistryOptions } from "./instance-registry.js";
+import { Router, type RoutingLease } from "./router.js";
+
+const DAY = 86_400_000;
+const MODEL = "test-model";
+
+/** Deterministic uniform [0, 1) (mulberry32). */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function setup(options: RegistryOptions = {}, seed = 1) {
+  const clock = { t: 1_700_000_000_000 };
+  const now = () => clock.t;
+  const registry = new InstanceRegistry({ random: seeded(seed), ...options }, now);
+  const router = new Router(registry);
+  const add = (id: string, extra: Partial<InstanceRegistration> = {}) =>
+    registry.register({
+      id,
+      nodeAddress: `0x${id}`,
+      url: `http://127.0.0.1/${id}`,
+      models: [MODEL],
+      declaredCapacity: 4,
+      registeredAt: clock.t - 30 * DAY, // fully ramped unless a test says otherwise
+      benchmarkTokPerSec: 50,
+      ...extra,
+    });
+  const advance = (ms: number) => {
+    clock.t += ms;
+  };
+  const pick = (exclude?: string[]) => router.selectInstance(MODEL, exclude === undefined ? {} : { exclude });
+  return { clock, registry, router, add, advance, pick };
+}
+
+function errorOf(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a throw");
+}
+
+describe("Router.selectInstance", () => {
+  it("picks the instance with the most spare capacity", () => {
+    const { add, pick } = setup();
+    add("a", { declaredCapacity: 2 });
+    add("b", { declaredCapacity: 8 });
+    expect(pick().instance.id).toBe("b");
+  });
+
+  it("is least-loaded: in-flight requests lower spare, releases raise it again", () => {
+    const { add, pick } = setup();
+    add("a");
+    add("b");
+    const first = pick();
+    const second = pick();
+    expect(second.instance.id).not.toBe(first.instance.id);
+    const third = pick(); // both at 3 spare: either
+    third.release("success");
+    second.release("success");
+    // second's instance now has 4 spare, the other 3
+    expect(pick().instance.id).toBe(second.instance.id);
+  });
+
+  it("breaks spare ties by the 14-day health score, then at random", () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const { add, pick } = setup({}, seed);
+      add("healthy");
+      add("flaky");
+      // Two failures (not three: it must stay admitted) and one success on each, interleaved.
+      for (let i = 0; i < 2; i++) {
+        const a = pick();
+        const b = pick();
+        for (const lease of [a, b]) lease.release(lease.instance.id === "flaky" ? "failure" : "success");
+      }
+      expect(pick().instance.id).toBe("healthy");
+    }
+    const firsts = new Set<string>();
+    for (let seed = 1; seed <= 20; seed++) {
+      const { add, pick } = setup({}, seed);
+      add("a");
+      add("b");
+      add("c");
+      firsts.add(pick().instance.id);
+    }
+    expect(firsts).toEqual(new Set(["a", "b", "c"]));
+  });
+
+  it("ramps new instances: 25% of declared capacity at registration", () => {
+    const { add, pick, clock, registry } = setup();
+    add("old", { declaredCapacity: 4 });
+    add("new", { declaredCapacity: 8, registeredAt: clock.t }); // 8 × 0.25 = 2 spare
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 6; i++) {
+      const id = pick().instance.id;
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+    expect(counts).toEqual(
+      new Map([
+        ["old", 4],
+        ["new", 2],
+      ]),
+    );
+    expect(() => pick()).toThrow(expect.objectContaining({ code: "BUSY" }));
+    expect(registry.rampFactor(registry.get("new") as never)).toBe(0.25);
+  });
+
+  it("never picks an instance with no spare capacity", () => {
+    const { add, pick } = setup();
+    add("a", { declaredCapacity: 2 });
+    const leases = [pick(), pick()];
+    const error = errorOf(() => pick());
+    expect(isGbtError(error, "BUSY")).toBe(true);
+    expect((error as { details: Record<string, unknown> }).details).toMatchObject({ full: 1 });
+    leases[0]?.release("success");
+    expect(pick().instance.id).toBe("a");
+  });
+
+  it("a concurrent burst over 3 equal instances spreads within ±1 of even", () => {
+    for (const burst of [9, 20, 29]) {
+      const { add, pick } = setup({}, burst);
+      for (const id of ["a", "b", "c"]) add(id, { declaredCapacity: 10 });
+      const counts = new Map<string, number>();
+      for (let i = 0; i < burst; i++) {
+        const id = pick().instance.id;
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
+      const values = [...counts.values()];
+      expect(values).toHaveLength(3);
+      expect(Math.max(...values) - Math.min(...values)).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it("excludes the instances a retry already tried", () => {
+    const { add, pick } = setup();
+    add("a", { declaredCapacity: 8 });
+    add("b", { declaredCapacity: 4 });
+    add("c", { declaredCapacity: 2 });
+    expect(pick(["a"]).instance.id).toBe("b");
+    expect(pick(["a", "b"]).instance.id).toBe("c");
+    const error = errorOf(() => pick(["a", "b", "c"]));
+    expect((error as { details: Record<string, unknown> }).details).toMatchObject({ excluded: 3 });
+    // The excluded ones are still there for the next request.
+    expect(pick().instance.id).toBe("a");
+  });
+
+  it("an instance is stale after 3 missed heartbeats (10 s interval), back with the next one", () => {
+    const { add, pick, advance, registry } = setup();
+    add("a");
+    advance(30_000);
+    expect(pick().instance.id).toBe("a");
+    advance(1);
+    expect(registry.isStale(registry.get("a") as never)).toBe(true);
+    const error = errorOf(() => pick());
+    expect(isGbtError(error, "BUSY")).toBe(true);
+    expect((error as { details: Record<string, unknown> }).details).toMatchObject({ stale: 1 });
+    registry.heartbeat("a");
+    expect(pick().instance.id).toBe("a");
+    expect(registry.activeModels()).toEqual([MODEL]);
+  });
+
+  it("heartbeats keep an instance active; the interval and count are configurable", () => {
+    const { add, pick, advance, registry } = setup({ heartbeatIntervalMs: 1_000, missedHeartbeats: 2 });
+    add("a");
+    for (let i = 0; i < 10; i++) {
+      advance(1_900);
+      registry.heartbeat("a");
+    }
+    expect(pick().instance.id).toBe("a");
+    advance(2_001);
+    expect(() => pick()).toThrow(expect.objectContaining({ code: "BUSY" }));
+  });
+
+  it("applies the 5 tok/s floor: signed benchmark first, then observed throughput", () => {
+    const { add, pick, registry } = setup();
+    add("slow", { benchmarkTokPerSec: 4.9, declaredCapacity: 100 });
+    add("unknown", { benchmarkTokPerSec: null, declaredCapacity: 2 });
+    expect(pick().instance.id).toBe("unknown");
+    const lease = pick();
+    expect(lease.instance.id).toBe("unknown");
+    // It turns out to decode at 2 tok/s: the floor now excludes it too.
+    lease.release("success", { outputTokens: 100, generationMs: 50_000 });
+    expect(registry.get("unknown")?.observedTokPerSec).toBe(2);
+    const error = errorOf(() => pick());
+    expect((error as { details: Record<string, unknown> }).details).toMatchObject({ belowFloor: 2 });
+    // Re-benchmarked faster: admitted again.
+    add("slow", { benchmarkTokPerSec: 30, declaredCapacity: 100 });
+    expect(pick().instance.id).toBe("slow");
+  });
+
+  it("routes around a parked instance and lets exactly one probe through after 15 s", () => {
+    const { add, pick, advance } = setup();
+    add("bad", { declaredCapacity: 8 });
+    add("good", { declaredCapacity: 2 });
+    for (let i = 0; i < 3; i++) {
+      const lease = pick();
+      expect(lease.instance.id).toBe("bad");
+      lease.release("failure");
+    }
+    const first = pick();
+    const second = pick();
+    expect([first.instance.id, second.instance.id]).toEqual(["good", "good"]);
+    const error = errorOf(() => pick());
+    expect((error as { details: Record<string, unknown> }).details).toMatchObject({ parked: 1, full: 1 });
+    advance(15_000);
+    const probe = pick();
+    expect(probe.instance.id).toBe("bad");
+    expect(probe.probe).toBe(true);
+    expect(() => pick()).toThrow(expect.objectContaining({ code: "BUSY" })); // probe out, good full
+    probe.release("success");
+    const after = [pick(), pick(), pick()];
+    expect(after.map((l) => l.instance.id)).toEqual(["bad", "bad", "bad"]);
+    expect(after.some((l) => l.probe)).toBe(false);
+  });
+
+  it("a failed probe parks it again for 15 s", () => {
+    const { add, pick, advance } = setup();
+    add("bad");
+    for (let i = 0; i < 3; i++) pick().release("failure");
+    advance(15_000);
+    pick().release("failure");
+    advance(14_999);
+    expect(() => pick()).toThrow(expect.objectContaining({ code: "BUSY" }));
+    advance(1);
+    expect(pick().probe).toBe(true);
+  });
+
+  it("consumer 4xx is neutral and a node's 429 is a cooldown, not a failure", () => {
+    const { add, pick, advance, router } = setup();
+    add("a");
+    for (let i = 0; i < 10; i++) pick().release("neutral");
+    pick().release("cooldown");
+    expect(() => pick()).toThrow(expect.objectContaining({ code: "BUSY" }));
+    advance(1_000);
+    pick().release("cooldown", { retryAfterMs: 3_000 });
+    advance(2_999);
+    expect(() => pick()).toThrow(expect.objectContaining({ code: "BUSY" }));
+    advance(1);
+    const view = router.gatewayView()[0];
+    expect(view).toMatchObject({ breaker: "closed", eligible: true, health: { failures: 0, neutral: 12 } });
+    expect(pick().instance.id).toBe("a");
+  });
+
+  it("says MODEL_NOT_FOUND when nothing serves the model", () => {
+    const { add, router } = setup();
+    add("a");
+    expect(() => router.selectInstance("other")).toThrow(
+      expect.objectContaining({ code: "MODEL_NOT_FOUND" }),
+    );
+  });
+
+  it("a lease releases once; a removed instance's lease still settles", () => {
+    const { add, pick, registry } = setup();
+    const a = add("a");
+    const lease = pick();
+    expect(a.inFlight).toBe(1);
+    expect(lease.release("success")).toBe(true);
+    expect(lease.release("success")).toBe(false);
+    expect(a.inFlight).toBe(0);
+    const held = pick();
+    registry.remove("a");
+    expect(held.release("failure")).toBe(true);
+    expect(a.inFlight).toBe(0);
+    expect(registry.get("a")).toBeUndefined();
+  });
+
+  it("a model switch re-indexes the instance and starts its payout penalty", () => {
+    const { add, router, registry, advance } = setup();
+    add("a");
+    registry.heartbeat("a", { models: ["other"] });
+    expect(() => router.selectInstance(MODEL)).toThrow(expect.objectContaining({ code: "MODEL_NOT_FOUND" }));
+    expect(router.selectInstance("other").instance.id).toBe("a");
+    expect(router.gatewayView()[0]?.switchPenalty).toBe(0.5);
+    advance(36 * 3_600_000);
+    registry.heartbeat("a");
+    expect(router.gatewayView()[0]?.switchPenalty).toBeCloseTo(0.75, 12);
+  });
+
+  it("refuses an unknown heartbeat and a nonsense registration", () => {
+    const { add, registry } = setup();
+    expect(() => registry.heartbeat("ghost")).toThrow(expect.objectContaining({ code: "NOT_FOUND" }));
+    expect(() => add("bad", { declaredCapacity: 0 })).toThrow(/declaredCapacity/);
+    expect(() => add("bad", { models: [""] })).toThrow(expect.objectContaining({ code: "INVALID_INPUT" }));
+  });
+});
+
+describe("Router.gatewayView", () => {
+  it("shows each instance's state, load, breaker, ramp and health", () => {
+    const { add, pick, router, clock, advance } = setup();
+    add("b", { registeredAt: clock.t, declaredCapacity: 8 });
+    add("a");
+    const lease = pick();
+    expect(lease.instance.id).toBe("a");
+    advance(31_000);
+    const [a, b] = router.gatewayView();
+    expect(a).toMatchObject({
+      id: "a",
+      status: "stale",
+      breaker: "closed",
+      inFlight: 1,
+      capacity: 4,
+      spare: 3,
+      rampFactor: 1,
+      switchPenalty: 1,
+      healthScore: 0.5,
+      eligible: false,
+      tokPerSec: { benchmark: 50, observed: null },
+    });
+    expect(b?.id).toBe("b");
+    const ramp = 0.25 + (0.75 * 31_000) / (7 * DAY);
+    expect(b?.rampFactor).toBeCloseTo(ramp, 12);
+    expect(b?.capacity).toBeCloseTo(8 * ramp, 12);
+    expect(b?.spare).toBeCloseTo(8 * ramp, 12);
+  });
+});
+
+describe("Router property: random acquire/release sequences", () => {
+  for (const variant of [
+    { name: "with ramp-up", options: {}, tolerance: 0.05 },
+    {
+      name: "without ramp-up (exact least-loaded)",
+      options: { rampUp: { startFactor: 1 } },
+      tolerance: 1e-9,
+    },
+  ]) {
+    it(`keeps in-flight exact and bounded, and picks the most spare (${variant.name})`, () => {
+      for (let seed = 1; seed <= 12; seed++) {
+        const rnd = seeded(seed * 7919);
+        const { add, router, registry, advance, clock } = setup(
+          { ...variant.options, breaker: { failureThreshold: 3 } },
+          seed,
+        );
+        const models = ["m1", "m2"];
+        const ids: string[] = [];
+        for (let i = 0; i < 8; i++) {
+          const id = `n${i}`;
+          ids.push(id);
+          add(id, {
+            models: i % 3 === 0 ? ["m1", "m2"] : [models[i % 2] as string],
+            declaredCapacity: 1 + Math.floor(rnd() * 5),
+            registeredAt: clock.t - rnd() * 10 * DAY,
+            benchmarkTokPerSec: rnd() < 0.1 ? 3 : 20,
+          });
+        }
+        const outstanding: RoutingLease[] = [];
+        const released: RoutingLease[] = [];
+        const eligibleSpares = (model: string, exclude: string[]) => {
+          const out = new Map<string, number>();
+          for (const instance of registry.instances()) {
+            if (!instance.models.includes(model) || exclude.includes(instance.id)) continue;
+            if (registry.isStale(instance) || registry.belowFloor(instance) || !instance.breaker.canAdmit())
+              continue;
+            const spare = instance.declaredCapacity * registry.rampFactor(instance) - instance.inFlight;
+            if (spare > 0) out.set(instance.id, spare);
+          }
+          return out;
+        };
+        for (let step = 0; step < 1500; step++) {
+          const r = rnd();
+          if (r < 0.45) {
+            const model = models[Math.floor(rnd() * 2)] as string;
+            const exclude = ids.filter(() => rnd() < 0.15);
+            const spares = eligibleSpares(model, exclude);
+            const best = Math.max(0, ...spares.values());
+            let lease: RoutingLease | undefined;
+            try {
+              lease = router.selectInstance(model, { exclude });
+            } catch (error) {
+              expect(isGbtError(error, "BUSY")).toBe(true);
+              expect(spares.size).toBe(0);
+            }
+            if (lease !== undefined) {
+              const instance = lease.instance;
+              expect(spares.has(instance.id)).toBe(true);
+              expect(spares.get(instance.id) as number).toBeGreaterThanOrEqual(best - variant.tolerance);
+              expect(instance.inFlight).toBeLessThanOrEqual(
+                Math.ceil(instance.declaredCapacity * registry.rampFactor(instance) - 1e-9),
+              );
+              outstanding.push(lease);
+            }
+          } else if (r < 0.8 && outstanding.length > 0) {
+            const j = Math.floor(rnd() * outstanding.length);
+            const lease = outstanding[j] as RoutingLease;
+            outstanding[j] = outstanding[outstanding.length - 1] as RoutingLease;
+            outstanding.pop();
+            const o = rnd();
+            const outcome = o < 0.7 ? "success" : o < 0.85 ? "failure" : o < 0.95 ? "neutral" : "cooldown";
+            expect(lease.release(outcome, { outputTokens: 64, generationMs: 1_000 + rnd() * 20_000 })).toBe(
+              true,
+            );
+            released.push(lease);
+          } else if (r < 0.9) {
+            advance(Math.floor(rnd() * 8_000));
+          } else if (r < 0.98) {
+            // Everyone but n7 heartbeats; n7 goes stale and comes back now and then.
+            for (const id of ids) if (id !== "n7" || rnd() < 0.2) registry.heartbeat(id);
+          } else if (released.length > 0) {
+            expect((released[Math.floor(rnd() * released.length)] as RoutingLease).release("success")).toBe(
+              false,
+            );
+          }
+          const held = new Map<string, number>();
+          for (const lease of outstanding)
+            held.set(lease.instance.id, (held.get(lease.instance.id) ?? 0) + 1);
+          for (const instance of registry.instances()) {
+            // Plain comparison first: expect() on every step of every seed is slow.
+            if (instance.inFlight !== (held.get(instance.id) ?? 0) || instance.inFlight < 0) {
+              expect({ id: instance.id, step, inFlight: instance.inFlight }).toEqual({
+                id: instance.id,
+                step,
+                inFlight: held.get(instance.id) ?? 0,
+              });
+            }
+          }
+        }
+        for (const lease of outstanding) lease.release("success");
+        for (const instance of registry.instances()) expect(instance.inFlight).toBe(0);
+      }
+    });
+  }
+});
