@@ -14,6 +14,16 @@ import type { BackendConfig } from "./config.js";
 import type { GbtPaths } from "./paths.js";
 import { ensureTestModel, TEST_MODEL_ID } from "./test-model/test-model.js";
 
+/**
+ * Requests generated at once when none is configured. The embedded backend gets 1: measured on a
+ * 2-core CPU, node-llama-cpp's parallel sequences lower the *total* throughput (a 27M-parameter
+ * model: 116 tok/s at 1 stream, 58 at 2, 31 at 4), so more slots only make everyone slower.
+ * Servers that batch well (Ollama, vLLM…) get 4. `gbt node benchmark --mode serve` measures it.
+ */
+export function defaultCapacity(kind: BackendConfig["kind"]): number {
+  return kind === "embedded" ? 1 : 4;
+}
+
 export interface BuiltBackend {
   backend: Backend;
   /** The model served by default (the embedded backend's loaded model). */
@@ -54,7 +64,7 @@ export async function buildBackend(
   paths: GbtPaths,
   overrides: { threads?: number; capacity?: number; contextSize?: number } = {},
 ): Promise<BuiltBackend> {
-  const capacity = overrides.capacity ?? config.capacity ?? 4;
+  const capacity = overrides.capacity ?? config.capacity ?? defaultCapacity(config.kind);
   switch (config.kind) {
     case "embedded": {
       const model = await resolveEmbeddedModel(config.model, paths);

@@ -3,7 +3,7 @@
  * OpenAI-compatible), the generated test model, config and state, setup, and the node server.
  */
 
-export { buildBackend, resolveEmbeddedModel } from "./backend-factory.js";
+export { buildBackend, defaultCapacity, resolveEmbeddedModel } from "./backend-factory.js";
 export {
   createEmbeddedBackend,
   DEFAULT_EMBEDDED_CAPACITY,

@@ -5,7 +5,7 @@
  */
 import { GbtError } from "@gbt/protocol";
 import type { Logger } from "pino";
-import { buildBackend } from "./backend-factory.js";
+import { buildBackend, defaultCapacity } from "./backend-factory.js";
 import type { Backend, ModelInfo } from "./backends/types.js";
 import { type BackendConfig, loadConfig } from "./config.js";
 import { openDatabase } from "./node-database.js";
@@ -51,7 +51,7 @@ export async function startServe(parameters: ServeParameters): Promise<RunningNo
     ...config.backend,
     ...(parameters.model ? { model: parameters.model } : {}),
   };
-  const capacity = parameters.capacity ?? backendConfig.capacity ?? 4;
+  const capacity = parameters.capacity ?? backendConfig.capacity ?? defaultCapacity(backendConfig.kind);
 
   const db = openDatabase(paths.nodeDatabase);
   const apiKeys = new ApiKeyStore(db);

@@ -51,7 +51,8 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       max: 256,
     }),
     capacity: Flags.integer({
-      description: "Requests generated at once before answering 429 (default 4).",
+      description:
+        "Requests generated at once before answering 429 (default 1 on the embedded backend, 4 on servers).",
       min: 1,
       max: 256,
     }),

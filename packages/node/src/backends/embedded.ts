@@ -65,7 +65,7 @@ export interface EmbeddedBackendOptions {
   contextSize?: number;
 }
 
-/** Label of the timings this backend reports: measured by gbt around node-llama-cpp's evaluation steps. */
+/** Label of the timings this backend reports: measured by gbt around each step of node-llama-cpp (evaluation, sampling, detokenizing). */
 export const EMBEDDED_TIMINGS_SOURCE = "gbt:node-llama-cpp-evaluate-clock";
 export const DEFAULT_EMBEDDED_CAPACITY = 1;
 /** Upper bound of the default context per request; each of `capacity` sequences holds this many tokens of KV cache. */
@@ -576,23 +576,30 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
           finishReason = "abort";
           break;
         }
-        const elapsed = performance.now() - started;
-        if (firstStep) timings.promptMs = elapsed;
-        else {
-          timings.decodeMs += elapsed;
-          timings.decodeTokens++;
-        }
-        firstStep = false;
+        // The backend's own clock covers its whole per-token work (evaluation, sampling and
+        // detokenizing), never the time the consumer takes to read the piece.
+        const account = () => {
+          const elapsed = performance.now() - started;
+          if (firstStep) timings.promptMs = elapsed;
+          else {
+            timings.decodeMs += elapsed;
+            timings.decodeTokens++;
+          }
+          firstStep = false;
+        };
         if (step.done) {
+          account();
           finishReason = "stop";
           break;
         }
         usage.completionTokens++;
         if (entry.model.isEogToken(step.value) || prompt.stopTokens.has(step.value)) {
+          account();
           finishReason = "stop";
           break;
         }
         const piece = completion.push(step.value);
+        account();
         if (piece.text !== "") yield { type: "delta", text: piece.text };
         if (piece.stopped) finishReason = "stop";
       }

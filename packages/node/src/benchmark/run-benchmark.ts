@@ -12,7 +12,7 @@
 import { randomUUID } from "node:crypto";
 import { GbtError, isGbtError } from "@gbt/protocol";
 import pino from "pino";
-import { buildBackend as defaultBuildBackend } from "../backend-factory.js";
+import { buildBackend as defaultBuildBackend, defaultCapacity } from "../backend-factory.js";
 import { createOpenAICompatibleBackend } from "../backends/openai-compatible.js";
 import type { Backend, BackendHealth, ModelInfo } from "../backends/types.js";
 import { type BackendConfig, loadConfig } from "../config.js";
@@ -209,7 +209,7 @@ export async function runNodeBenchmark(options: RunNodeBenchmarkOptions): Promis
     ...config.backend,
     ...(options.model !== undefined ? { model: options.model } : {}),
   };
-  const capacity = backendConfig.capacity ?? 4;
+  const capacity = backendConfig.capacity ?? defaultCapacity(backendConfig.kind);
   prepare(0, "starting the backend");
   let backend: Backend;
   let defaultModel: string | undefined;
