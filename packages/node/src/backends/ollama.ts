@@ -8,6 +8,7 @@
 import { GbtError } from "@gbt/protocol";
 import { type AbortableAsyncIterator, type ChatResponse, Ollama, type Options } from "ollama";
 import { z } from "zod";
+import { systemErrorCode } from "./system-error-code.js";
 import type {
   Backend,
   BackendHealth,
@@ -362,21 +363,6 @@ async function errorMessage(response: Response): Promise<string> {
     // not JSON: fall through to the text itself
   }
   return text.trim().slice(0, 200) || `HTTP ${response.status}`;
-}
-
-/** The system error code (ECONNREFUSED…) somewhere in an error's cause chain, if any. */
-function systemErrorCode(error: unknown): string | undefined {
-  let current: unknown = error;
-  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
-    const code = (current as NodeJS.ErrnoException).code;
-    if (typeof code === "string" && /^E[A-Z]+$/.test(code)) return code;
-    if (current instanceof AggregateError) {
-      const inner = current.errors.map(systemErrorCode).find((found) => found !== undefined);
-      if (inner) return inner;
-    }
-    current = current.cause;
-  }
-  return undefined;
 }
 
 const NOT_FOUND_MESSAGE = /not found|file does not exist/i;

@@ -9,6 +9,7 @@
 import { GbtError } from "@gbt/protocol";
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai";
 import { z } from "zod";
+import { systemErrorCode } from "./system-error-code.js";
 import type {
   Backend,
   BackendHealth,
@@ -309,21 +310,6 @@ function serverRoot(baseURL: string): string {
 function serverMessage(error: APIError): string {
   const body = error.error as { message?: unknown } | undefined;
   return typeof body?.message === "string" ? body.message : error.message;
-}
-
-/** The system error code (ECONNREFUSED…) somewhere in an error's cause chain, if any. */
-function systemErrorCode(error: unknown): string | undefined {
-  let current: unknown = error;
-  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
-    const code = (current as NodeJS.ErrnoException).code;
-    if (typeof code === "string" && /^E[A-Z]+$/.test(code)) return code;
-    if (current instanceof AggregateError) {
-      const inner = current.errors.map(systemErrorCode).find((found) => found !== undefined);
-      if (inner) return inner;
-    }
-    current = current.cause;
-  }
-  return undefined;
 }
 
 const CONTEXT_MESSAGE = /context (length|size|window)|maximum context|too many tokens|prompt is too long/i;
