@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { detectBackends, probeHardware, resolvePaths, type SetupResult, setupNode } from "@gbt/node";
 import { parsePrivateKey } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
@@ -72,7 +73,8 @@ Files live under $XDG_CONFIG_HOME/gbt and $XDG_DATA_HOME/gbt, or $GBT_HOME/{conf
   async run(): Promise<SetupResult["profile"] & { changes: string[] }> {
     const { flags } = await this.parse(Setup);
     const paths = resolvePaths();
-    const interactive = !flags.yes && isInteractive();
+    // Questions only on a TTY, and only for a node that has no identity yet: re-running asks nothing.
+    const interactive = !flags.yes && isInteractive() && (flags.force || !existsSync(paths.nodeKeystore));
 
     let passphrase = await passphraseFromFlags({ passphraseFile: flags["passphrase-file"] });
     if (passphrase === undefined && interactive) {
