@@ -217,13 +217,18 @@ async function concurrent(fn, n, count) {
   let tokens = 0;
   await Promise.all(
     Array.from({ length: n }, async () => {
-      for (let i = 0; i < count; i++) tokens += (await fn()).tokens;
+      for (let i = 0; i < count; i++) {
+        // Await first: `tokens += await fn()` reads `tokens` before awaiting and loses updates.
+        const result = await fn();
+        tokens += result.tokens;
+      }
     }),
   );
   return tokens / ((performance.now() - start) / 1000);
 }
 const c4Serve = await concurrent(() => viaServe(serve.url), 4, 4);
 const c1Serve = await concurrent(() => viaServe(serve.url), 1, 8);
+const c4InProcess = await concurrent(() => inProcess(backend), 4, 4);
 await serve.stop();
 await backend.close();
 
@@ -253,7 +258,11 @@ const report = {
   summary,
   decodeRatio,
   addedTtftP50Ms: addedTtftP50,
-  throughputTokPerSec: { serveConcurrency1: c1Serve, serveConcurrency4: c4Serve },
+  throughputTokPerSec: {
+    serveConcurrency1: c1Serve,
+    serveConcurrency4: c4Serve,
+    inProcessConcurrency4: c4InProcess,
+  },
 };
 const rows = [
   ["path", "decode tok/s (mean)", "TTFT p50 ms", "TTFT p99 ms", "requests"],
@@ -270,7 +279,7 @@ console.log(
   `\ndecode ratio serve/in-process: ${(decodeRatio * 100).toFixed(1)}%   added TTFT p50: ${addedTtftP50.toFixed(2)} ms`,
 );
 console.log(
-  `system throughput through gbt serve: c=1 ${c1Serve.toFixed(0)} tok/s, c=4 ${c4Serve.toFixed(0)} tok/s`,
+  `system throughput through gbt serve: c=1 ${c1Serve.toFixed(0)} tok/s, c=4 ${c4Serve.toFixed(0)} tok/s (in process c=4: ${c4InProcess.toFixed(0)} tok/s)`,
 );
 mkdirSync(join(root, "bench/results"), { recursive: true });
 writeFileSync(

@@ -52,7 +52,7 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
     }),
     capacity: Flags.integer({
       description:
-        "Requests generated at once before answering 429 (default 1 on the embedded backend, 4 on servers).",
+        "Requests generated at once before answering 429 (default 4). On a CPU they share the cores.",
       min: 1,
       max: 256,
     }),

@@ -189,12 +189,14 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
           connection: "keep-alive",
           "x-request-id": id,
         });
+        // The constant part of every chunk is built once; per token only the text is serialised.
+        const head = `data: {"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(
+          request.model,
+        )},"choices":[{"index":0,"delta":`;
         const chunk = (delta: Record<string, unknown>, finish: string | null) =>
-          `data: {"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(
-            request.model,
-          )},"choices":[{"index":0,"delta":${JSON.stringify(delta)},"logprobs":null,"finish_reason":${
-            finish === null ? "null" : `"${finish}"`
-          }}]}\n\n`;
+          `${head}${JSON.stringify(delta)},"logprobs":null,"finish_reason":${finish === null ? "null" : `"${finish}"`}}]}\n\n`;
+        const contentChunk = (text: string) =>
+          `${head}{"content":${JSON.stringify(text)}},"logprobs":null,"finish_reason":null}]}\n\n`;
         res.write(chunk({ role: "assistant", content: "" }, null));
         let step = first;
         try {
@@ -202,7 +204,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
             const event = step.value;
             if (event.type === "delta") {
               observeToken();
-              res.write(chunk({ content: event.text }, null));
+              res.write(contentChunk(event.text));
             } else {
               final = event;
               break;
