@@ -10,3 +10,17 @@ export function formatBytes(mb: number | null | undefined, unit: "MB" | "GB" = "
   if (mb === null || mb === undefined) return "unknown";
   return unit === "GB" ? `${(mb / 1024).toFixed(1)} GB` : `${Math.round(mb)} MB`;
 }
+
+/** Renders a table with a header row, columns padded to their widest cell. */
+export function renderTable(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((row) => (row[i] ?? "").length)));
+  return all
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}

@@ -1,8 +1,31 @@
 /**
- * @gbt/gateway: the pooled OpenAI-compatible endpoint. So far its routing core: the live
- * instance registry, the router (least-loaded pick with breaker, floor, ramp-up and health),
- * and the multipliers the ledger will apply (ramp-up, anti-flapping switch penalty).
+ * @gbt/gateway: the pooled OpenAI-compatible endpoint. The HTTP server (consumer API, node link,
+ * admin API), the routing core (live instance registry, least-loaded router with breaker, floor,
+ * ramp-up and health), the receipt settler, and the ledger (accounts, keys, credits, double entry).
  */
+
+export {
+  type GatewayConfig,
+  type GatewayConfigInput,
+  gatewayConfigSchema,
+  loadGatewayConfig,
+  parseGatewayConfig,
+} from "./gateway-config.js";
+export {
+  adminTokenPath,
+  ensureGatewaySecrets,
+  type GatewaySecrets,
+  gatewayKeyPath,
+} from "./gateway-identity.js";
+export {
+  createGatewayAccount,
+  type GatewayPaths,
+  type RunningGateway,
+  type StartGatewayParameters,
+  startGateway,
+  withGatewayAccounts,
+} from "./gateway-service.js";
+export * from "./ledger/index.js";
 export {
   ADMITTED,
   type Admission,
@@ -49,3 +72,11 @@ export {
   type RoutingLease,
   type SelectOptions,
 } from "./routing/router.js";
+export {
+  type GatewayServer,
+  type GatewayServerOptions,
+  startGatewayServer,
+} from "./server/gateway-server.js";
+export { type InstanceLink, NodeLinks } from "./server/node-links.js";
+export { type CompletedRequest, completionTolerance, ReceiptSettler } from "./server/receipt-settler.js";
+export { SseRelay } from "./server/sse-relay.js";

@@ -13,6 +13,35 @@ export {
   isGbtError,
 } from "./errors.js";
 export {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  GATEWAY_HEARTBEAT_PATH,
+  GATEWAY_INFO_PATH,
+  GATEWAY_REGISTER_PATH,
+  type GatewayInfo,
+  gatewayInfoSchema,
+  type HeartbeatDetails,
+  heartbeatDetailsSchema,
+  LINK_SIGNATURE_TTL_SECONDS,
+  RECEIPT_HEADER,
+  RECEIPT_SSE_PREFIX,
+  RECEIPT_TTL_SECONDS,
+  REQUEST_ID_HEADER,
+  type ReceiptTimings,
+  type RegistrationDetails,
+  type RegistrationResponse,
+  receiptTimingsSchema,
+  registrationDetailsSchema,
+  registrationResponseSchema,
+} from "./gateway-link.js";
+export {
+  errorBody,
+  HttpError,
+  type HttpStatusTable,
+  type OpenAIErrorBody,
+  sendError,
+  toHttpError,
+} from "./http-error.js";
+export {
   createKeystore,
   type KeystoreFile,
   newPrivateKey,

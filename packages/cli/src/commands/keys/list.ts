@@ -1,4 +1,5 @@
 import { type ApiKeyInfo, withNodeApiKeys } from "@gbt/node";
+import { renderTable } from "../../format.js";
 import { GbtCommand } from "../../gbt-command.js";
 
 export default class KeysList extends GbtCommand {
@@ -18,24 +19,18 @@ export default class KeysList extends GbtCommand {
       this.out("No API keys. Create one with `gbt keys create NAME`.");
       return keys;
     }
-    const rows = [
-      ["ID", "NAME", "PREFIX", "CREATED", "STATUS"],
-      ...keys.map((k) => [
-        k.id,
-        k.name,
-        `${k.prefix}…`,
-        k.createdAt,
-        k.revokedAt ? `revoked ${k.revokedAt}` : "active",
-      ]),
-    ];
-    const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-    for (const row of rows)
-      this.out(
-        row
-          .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-          .join("  ")
-          .trimEnd(),
-      );
+    this.out(
+      renderTable(
+        ["ID", "NAME", "PREFIX", "CREATED", "STATUS"],
+        keys.map((k) => [
+          k.id,
+          k.name,
+          `${k.prefix}…`,
+          k.createdAt,
+          k.revokedAt ? `revoked ${k.revokedAt}` : "active",
+        ]),
+      ),
+    );
     return keys;
   }
 }

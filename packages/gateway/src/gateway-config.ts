@@ -1,0 +1,96 @@
+/**
+ * The gateway's config file (`gateway.json` in the config dir), validated on every load. Every
+ * field has a default, so a gateway runs with no file at all; a present file is strict: an unknown
+ * or bad field names itself and exits with the config code.
+ */
+import { readFile } from "node:fs/promises";
+import { GbtError, schemas } from "@gbt/protocol";
+import { z } from "zod";
+import { priceTableSchema } from "./ledger/pricing.js";
+
+const DAY_MS = 86_400_000;
+
+export const gatewayConfigSchema = z.strictObject({
+  host: z.string().min(1).max(255).default("127.0.0.1"),
+  port: z.number().int().min(0).max(65_535).default(8080),
+  /** EIP-712 chain id that nodes sign registrations, heartbeats and receipts for. */
+  chainId: schemas.chainId.default(31_337),
+  /** Credits per million tokens, per model; "*" is the default for every other model. */
+  prices: priceTableSchema.default({ "*": { inputPerMillion: 0.1, outputPerMillion: 0.4 } }),
+  /** Share of a request's debit credited to the node that served it (the rest is the platform's). */
+  providerShare: z.number().min(0).max(1).default(0.8),
+  /** Bounty multiplier on the provider share while a model has fewer active instances than `minInstances`. */
+  bounty: z
+    .strictObject({
+      multiplier: z.number().min(1).max(1.25).default(1.2),
+      minInstances: z.number().int().min(0).default(2),
+    })
+    .default({ multiplier: 1.2, minInstances: 2 }),
+  /** Completion tokens reserved for a request without `max_tokens`. */
+  defaultMaxTokens: z.number().int().min(1).max(1_048_576).default(4096),
+  routing: z
+    .strictObject({
+      heartbeatIntervalMs: z.number().int().min(100).max(600_000).default(10_000),
+      missedHeartbeats: z.number().int().min(1).max(100).default(3),
+      minTokPerSec: z.number().min(0).default(5),
+      rampUpDays: z.number().min(0).max(365).default(7),
+      rampUpStartFactor: z.number().min(0).max(1).default(0.25),
+      /** A stream with no chunk for this long is a failure (and ends with an error event). */
+      stallTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+      /** A node that sends no response headers for this long is a failure (retried elsewhere). */
+      firstByteTimeoutMs: z.number().int().min(100).max(600_000).default(120_000),
+      /** Other candidates tried when a node fails before the first byte. */
+      maxRetries: z.number().int().min(0).max(5).default(2),
+    })
+    .default({
+      heartbeatIntervalMs: 10_000,
+      missedHeartbeats: 3,
+      minTokPerSec: 5,
+      rampUpDays: 7,
+      rampUpStartFactor: 0.25,
+      stallTimeoutMs: 30_000,
+      firstByteTimeoutMs: 120_000,
+      maxRetries: 2,
+    }),
+  /** Accepted clock skew of signed link objects, seconds. */
+  skewSeconds: z.number().int().min(0).max(600).default(30),
+});
+export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
+export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;
+
+export const DAY = DAY_MS;
+
+/** Parses a config object (defaults filled in); CONFIG_INVALID naming the field otherwise. */
+export function parseGatewayConfig(value: unknown, source = "gateway config"): GatewayConfig {
+  const parsed = gatewayConfigSchema.safeParse(value ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = issue?.path.join(".") || "(root)";
+    throw new GbtError("CONFIG_INVALID", `${source}: ${path}: ${issue?.message ?? "invalid"}.`, {
+      details: { source, path, issues: parsed.error.issues.slice(0, 5) },
+      hint: "Fix the field (see the README's gateway section), or remove the file to use the defaults.",
+    });
+  }
+  return parsed.data;
+}
+
+/** Loads `gateway.json`; the defaults when the file does not exist. */
+export async function loadGatewayConfig(path: string): Promise<GatewayConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return parseGatewayConfig({}, path);
+    throw new GbtError("CONFIG_UNREADABLE", `Cannot read ${path}.`, { cause: error });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new GbtError("CONFIG_INVALID", `${path} is not valid JSON.`, {
+      details: { path },
+      hint: "Fix the file, or remove it to use the defaults.",
+    });
+  }
+  return parseGatewayConfig(json, path);
+}

@@ -1,0 +1,74 @@
+/**
+ * The gateway's own secrets in its data dir: the key it countersigns receipts with and nodes
+ * address registrations to (`gateway-key.json`, a gbt keystore, 0600, encrypted when a passphrase
+ * is given), and the admin token of its admin API (`admin-token`, 0600). Both are created on first
+ * start and kept afterwards.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, open, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  createKeystore,
+  GbtError,
+  newPrivateKey,
+  readKeystore,
+  unlockKeystore,
+  writeKeystore,
+} from "@gbt/protocol";
+import type { PrivateKeyAccount } from "viem";
+
+export interface GatewaySecrets {
+  account: PrivateKeyAccount;
+  adminToken: string;
+}
+
+export function gatewayKeyPath(dataDir: string): string {
+  return join(dataDir, "gateway-key.json");
+}
+
+export function adminTokenPath(dataDir: string): string {
+  return join(dataDir, "admin-token");
+}
+
+/** Loads or creates the gateway key and admin token. `adminToken` (e.g. from the env) overrides the file. */
+export async function ensureGatewaySecrets(
+  dataDir: string,
+  options: { passphrase?: string; adminToken?: string } = {},
+): Promise<GatewaySecrets> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const keyPath = gatewayKeyPath(dataDir);
+  let account: PrivateKeyAccount;
+  try {
+    account = await unlockKeystore(await readKeystore(keyPath), options.passphrase);
+  } catch (error) {
+    if (!(error instanceof GbtError && error.code === "KEYSTORE_MISSING")) throw error;
+    await writeKeystore(keyPath, await createKeystore(newPrivateKey(), options.passphrase));
+    account = await unlockKeystore(await readKeystore(keyPath), options.passphrase);
+  }
+  if (options.adminToken !== undefined) {
+    if (options.adminToken.length < 16) {
+      throw new GbtError("CONFIG_INVALID", "The admin token must be at least 16 characters.", {
+        hint: "Use a long random value, e.g. `openssl rand -hex 32`.",
+      });
+    }
+    return { account, adminToken: options.adminToken };
+  }
+  return { account, adminToken: await ensureAdminToken(adminTokenPath(dataDir)) };
+}
+
+async function ensureAdminToken(path: string): Promise<string> {
+  try {
+    const existing = (await readFile(path, "utf8")).trim();
+    if (existing.length >= 16) return existing;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+  const token = `gbt_admin_${randomBytes(24).toString("base64url")}`;
+  const handle = await open(path, "w", 0o600);
+  try {
+    await handle.writeFile(`${token}\n`);
+  } finally {
+    await handle.close();
+  }
+  return token;
+}

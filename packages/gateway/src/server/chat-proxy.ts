@@ -1,0 +1,498 @@
+/**
+ * `POST /v1/chat/completions` through the pool. Before the first byte the request path does only
+ * what it must, all in memory: the API key (cached hash lookup), one JSON.parse of the body (model,
+ * stream, max_tokens), a credit hold, a routing pick. The body is forwarded byte for byte; streams
+ * are relayed chunk by chunk. Signature checks, the ledger write and logging happen after the
+ * response, in batches (see receipt-settler.ts).
+ *
+ * Failure rules: a node that fails before the first byte (connection error, 5xx, 401/403 on the
+ * link token, no headers within `firstByteTimeoutMs`) counts as a failure for its breaker and the
+ * request moves to another candidate (at most `maxRetries` more); a node's 429 is a cooldown and
+ * also moves on; any other 4xx is the consumer's problem (neutral) and goes back as it is. Once
+ * the stream has started, a failure (connection lost, no chunk for `stallTimeoutMs`) ends the
+ * consumer's stream with an error event, and the consumer pays only for the tokens delivered.
+ */
+import { randomBytes } from "node:crypto";
+import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { HttpError, isGbtError, RECEIPT_HEADER, REQUEST_ID_HEADER } from "@gbt/protocol";
+import type { Logger } from "pino";
+import type { GatewayConfig } from "../gateway-config.js";
+import type { AccountStore } from "../ledger/accounts.js";
+import { costMicro, type ModelPrice, priceFor } from "../ledger/pricing.js";
+import type { CreditHold, CreditReservations } from "../ledger/reservations.js";
+import type { Router, RoutingLease } from "../routing/router.js";
+import type { GatewayMetrics } from "./gateway-metrics.js";
+import type { NodeLinks } from "./node-links.js";
+import type { CompletedRequest, ReceiptSettler } from "./receipt-settler.js";
+import { SseRelay } from "./sse-relay.js";
+
+export interface ChatProxyDependencies {
+  config: GatewayConfig;
+  accounts: AccountStore;
+  reservations: CreditReservations;
+  router: Router;
+  links: NodeLinks;
+  settler: ReceiptSettler;
+  metrics: GatewayMetrics;
+  logger: Logger;
+  maxBodyBytes: number;
+}
+
+interface ParsedChat {
+  model: string;
+  stream: boolean;
+  includeUsage: boolean;
+  maxTokens: number;
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, keepAliveMsecs: 10_000 });
+
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  if (header === undefined || header.length < 8) return undefined;
+  if (header.charCodeAt(6) !== 0x20 || header.slice(0, 6).toLowerCase() !== "bearer") return undefined;
+  return header.slice(7).trim();
+}
+
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > limit) {
+      req.resume();
+      reject(tooLarge(limit));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        req.resume();
+        reject(tooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+function tooLarge(limit: number): HttpError {
+  return new HttpError(
+    413,
+    "invalid_request_error",
+    "request_too_large",
+    `Request body over ${limit} bytes.`,
+  );
+}
+
+const invalid = (message: string, param: string | null) =>
+  new HttpError(400, "invalid_request_error", "invalid_value", message, param);
+
+/** The few fields the gateway needs; the node validates the rest (its 400 comes back as it is). */
+function parseChat(raw: Buffer, defaultMaxTokens: number): ParsedChat {
+  let body: unknown;
+  try {
+    body = JSON.parse(raw.toString("utf8"));
+  } catch {
+    throw new HttpError(400, "invalid_request_error", "invalid_json", "The request body is not valid JSON.");
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw invalid("The request body must be a JSON object.", null);
+  }
+  const b = body as Record<string, unknown>;
+  const model = b.model;
+  if (typeof model !== "string" || model.length === 0 || model.length > 256) {
+    throw invalid("`model` must be a non-empty string (see GET /v1/models).", "model");
+  }
+  if (!Array.isArray(b.messages) || b.messages.length === 0) {
+    throw invalid("`messages` must be a non-empty array.", "messages");
+  }
+  if (b.stream !== undefined && b.stream !== null && typeof b.stream !== "boolean") {
+    throw invalid("`stream` must be a boolean.", "stream");
+  }
+  const limit = b.max_completion_tokens ?? b.max_tokens;
+  if (limit !== undefined && limit !== null && !(Number.isInteger(limit) && (limit as number) >= 1)) {
+    throw invalid("`max_tokens` must be a positive integer.", "max_tokens");
+  }
+  const options = b.stream_options as { include_usage?: unknown } | undefined | null;
+  return {
+    model,
+    stream: b.stream === true,
+    includeUsage: b.stream === true && options?.include_usage === true,
+    maxTokens: typeof limit === "number" ? limit : defaultMaxTokens,
+  };
+}
+
+/** Why a forwarding attempt failed before anything reached the consumer. */
+class AttemptFailed extends Error {
+  constructor(
+    readonly outcome: "failure" | "cooldown",
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+export function createChatProxy(deps: ChatProxyDependencies) {
+  const { config, accounts, reservations, router, links, settler, metrics, logger } = deps;
+  const routing = config.routing;
+
+  async function handle(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
+    const key = bearerToken(req);
+    const principal = key === undefined ? null : accounts.authenticate(key);
+    if (principal === null) {
+      req.resume();
+      throw new HttpError(
+        401,
+        "invalid_request_error",
+        "invalid_api_key",
+        "Missing or invalid API key (Authorization: Bearer gbt_gk_…).",
+        null,
+        { "www-authenticate": "Bearer" },
+      );
+    }
+    const raw = await readBody(req, deps.maxBodyBytes);
+    const chat = parseChat(raw, config.defaultMaxTokens);
+    let price: ModelPrice;
+    try {
+      price = priceFor(config.prices, chat.model);
+    } catch {
+      throw new HttpError(
+        404,
+        "invalid_request_error",
+        "model_not_found",
+        `Model ${chat.model} has no price here.`,
+        "model",
+      );
+    }
+    // A prompt token is at least one byte of the body, so the body size bounds the prompt.
+    const reserve = costMicro(price, raw.length, chat.maxTokens);
+    let hold: CreditHold;
+    try {
+      hold = reservations.reserve(principal.accountId, reserve);
+    } catch (error) {
+      if (isGbtError(error) && error.code === "INSUFFICIENT_FUNDS") {
+        throw new HttpError(
+          402,
+          "insufficient_quota",
+          "insufficient_credits",
+          `${error.message} Lower max_tokens or add credits to the account.`,
+        );
+      }
+      throw error;
+    }
+    const requestId = `gw-${randomBytes(12).toString("base64url")}`;
+    const tried: string[] = [];
+    let handedOver = false;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        let lease: RoutingLease;
+        try {
+          lease = router.selectInstance(chat.model, { exclude: tried });
+        } catch (error) {
+          if (isGbtError(error) && error.code === "MODEL_NOT_FOUND") {
+            throw new HttpError(404, "invalid_request_error", "model_not_found", error.message, "model");
+          }
+          if (isGbtError(error) && error.code === "BUSY") {
+            throw new HttpError(
+              tried.length > 0 ? 502 : 503,
+              "server_error",
+              tried.length > 0 ? "upstream_failed" : "no_capacity",
+              tried.length > 0
+                ? `Every node tried for ${chat.model} failed (${tried.length}); no other candidate. ${error.message}`
+                : error.message,
+              null,
+              { "retry-after": "1" },
+            );
+          }
+          throw error;
+        }
+        const link = links.link(lease.instance.id);
+        if (link === undefined) {
+          lease.release("neutral");
+          tried.push(lease.instance.id);
+          continue;
+        }
+        try {
+          const completed = await forward(
+            req,
+            res,
+            raw,
+            chat,
+            lease,
+            link.url,
+            link.authorization,
+            requestId,
+            started,
+          );
+          completed.accountId = principal.accountId;
+          completed.keyId = principal.keyId;
+          completed.price = price;
+          completed.promptBound = raw.length;
+          handedOver = true;
+          settler.submit(completed, hold);
+          return;
+        } catch (error) {
+          if (!(error instanceof AttemptFailed)) throw error;
+          metrics.upstreamFailures.inc({ outcome: error.outcome });
+          tried.push(lease.instance.id);
+          logger.warn(
+            { requestId, instance: lease.instance.id, outcome: error.outcome, reason: error.message },
+            "node attempt failed before the first byte",
+          );
+          if (attempt >= routing.maxRetries || res.destroyed) {
+            throw new HttpError(
+              502,
+              "server_error",
+              "upstream_failed",
+              `The node${tried.length > 1 ? "s" : ""} serving ${chat.model} failed before answering (${error.message}).`,
+              null,
+              { "retry-after": "1" },
+            );
+          }
+        }
+      }
+    } finally {
+      if (!handedOver) hold.release();
+    }
+  }
+
+  /** One attempt on one node. Resolves when the response is complete (or ended mid-stream). */
+  function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    raw: Buffer,
+    chat: ParsedChat,
+    lease: RoutingLease,
+    url: string,
+    authorization: string,
+    requestId: string,
+    started: number,
+  ): Promise<CompletedRequest> {
+    return new Promise<CompletedRequest>((resolve, reject) => {
+      const target = new URL("/v1/chat/completions", url);
+      const sentAt = performance.now();
+      let settled = false;
+      let started2 = false; // bytes went to the consumer
+      const upstream = httpRequest({
+        agent,
+        protocol: target.protocol,
+        hostname: target.hostname,
+        port: target.port,
+        path: target.pathname,
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "content-length": raw.length,
+          authorization,
+          [REQUEST_ID_HEADER]: requestId,
+        },
+      });
+      const fail = (outcome: "failure" | "cooldown", reason: string, retryAfterMs?: number) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(firstByteTimer);
+        lease.release(outcome, retryAfterMs !== undefined ? { retryAfterMs } : undefined);
+        upstream.destroy();
+        reject(new AttemptFailed(outcome, reason, retryAfterMs));
+      };
+      const firstByteTimer = setTimeout(
+        () => fail("failure", `no response within ${routing.firstByteTimeoutMs} ms`),
+        routing.firstByteTimeoutMs,
+      );
+      const onConsumerGone = () => {
+        if (!res.writableFinished) upstream.destroy();
+      };
+      res.on("close", onConsumerGone);
+      upstream.on("error", (error) => {
+        if (!started2) fail("failure", (error as NodeJS.ErrnoException).code ?? error.message);
+      });
+      upstream.on("response", (up) => {
+        clearTimeout(firstByteTimer);
+        const status = up.statusCode ?? 502;
+        if (status === 429) {
+          const after = Number(up.headers["retry-after"]);
+          up.resume();
+          fail(
+            "cooldown",
+            "node at capacity (429)",
+            Number.isFinite(after) && after > 0 ? after * 1000 : undefined,
+          );
+          return;
+        }
+        if (status >= 500 || status === 401 || status === 403) {
+          up.resume();
+          fail("failure", `node answered ${status}`);
+          return;
+        }
+        const upstreamHeadersAt = performance.now();
+        // The gateway's own time: everything before the request left for the node.
+        const gatewayMs = sentAt - started;
+        if (status !== 200) {
+          // The consumer's own mistake (400, 404, 413…): passed through, neutral for the node, no charge.
+          settled = true;
+          started2 = true;
+          lease.release("neutral");
+          res.writeHead(status, {
+            "content-type": up.headers["content-type"] ?? "application/json",
+            "x-request-id": requestId,
+            "x-gbt-gateway-ms": gatewayMs.toFixed(3),
+          });
+          up.pipe(res);
+          up.on("end", () => {
+            res.off("close", onConsumerGone);
+            resolve(completedOf(requestId, chat, lease, sentAt, 0, 0, null, "rejected"));
+          });
+          up.on("error", () => res.destroy());
+          return;
+        }
+        if (chat.stream) relayStream(up, upstreamHeadersAt, gatewayMs);
+        else relayWhole(up, gatewayMs);
+      });
+
+      function relayStream(up: IncomingMessage, headersAt: number, gatewayMs: number): void {
+        started2 = true;
+        res.writeHead(200, {
+          "content-type": "text/event-stream",
+          "cache-control": "no-cache",
+          connection: "keep-alive",
+          "x-request-id": requestId,
+          "x-gbt-gateway-ms": gatewayMs.toFixed(3),
+        });
+        const relay = new SseRelay();
+        let firstChunkAt = 0;
+        let lastChunkAt = 0;
+        const stall = setTimeout(() => {
+          up.destroy(new Error(`no chunk for ${routing.stallTimeoutMs} ms`));
+        }, routing.stallTimeoutMs);
+        up.on("data", (chunk: Buffer) => {
+          stall.refresh();
+          const out = relay.push(chunk);
+          if (out.length > 0) {
+            lastChunkAt = performance.now();
+            if (firstChunkAt === 0) firstChunkAt = lastChunkAt;
+            res.write(out);
+          }
+        });
+        const finish = (error: Error | null) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(stall);
+          res.off("close", onConsumerGone);
+          const consumerGone = res.destroyed && !res.writableFinished;
+          const complete = relay.done && error === null;
+          // role chunk, content chunks, finish chunk, [usage chunk], [DONE]
+          const contentEvents = complete
+            ? Math.max(0, relay.events - 3 - (chat.includeUsage ? 1 : 0))
+            : Math.max(0, relay.events - 1);
+          const generationMs = lastChunkAt > firstChunkAt ? lastChunkAt - firstChunkAt : 0;
+          if (complete) {
+            lease.release("success", { outputTokens: contentEvents, generationMs });
+            res.end();
+          } else if (consumerGone) {
+            lease.release("neutral");
+          } else {
+            lease.release("failure");
+            metrics.upstreamFailures.inc({ outcome: "mid_stream" });
+            res.end(
+              `data: ${JSON.stringify({
+                error: {
+                  message: `The node serving this request failed mid-stream (${error?.message ?? "stream ended early"}); you are charged only for the tokens delivered.`,
+                  type: "server_error",
+                  param: null,
+                  code: "upstream_failed",
+                },
+              })}\n\n`,
+            );
+          }
+          resolve(
+            completedOf(
+              requestId,
+              chat,
+              lease,
+              headersAt,
+              contentEvents,
+              generationMs,
+              relay.receipt,
+              complete ? "complete" : consumerGone ? "cancelled" : "failed",
+            ),
+          );
+        };
+        up.on("end", () => finish(relay.pending > 0 ? new Error("stream cut inside an event") : null));
+        up.on("error", (error) => finish(error));
+        up.on("aborted", () => finish(new Error("connection to the node lost")));
+        up.on("close", () => finish(relay.done ? null : new Error("connection to the node lost")));
+      }
+
+      function relayWhole(up: IncomingMessage, gatewayMs: number): void {
+        const chunks: Buffer[] = [];
+        up.on("data", (chunk: Buffer) => chunks.push(chunk));
+        up.on("error", (error) => fail("failure", error.message));
+        up.on("end", () => {
+          if (settled) return;
+          if (!up.complete) {
+            fail("failure", "connection to the node lost");
+            return;
+          }
+          settled = true;
+          started2 = true;
+          res.off("close", onConsumerGone);
+          const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+          res.writeHead(200, {
+            "content-type": "application/json",
+            "content-length": body.length,
+            "x-request-id": requestId,
+            "x-gbt-gateway-ms": gatewayMs.toFixed(3),
+          });
+          res.end(body);
+          const receiptHeader = up.headers[RECEIPT_HEADER];
+          const receipt =
+            typeof receiptHeader === "string"
+              ? Buffer.from(receiptHeader, "base64url").toString("utf8")
+              : null;
+          const completed = completedOf(requestId, chat, lease, sentAt, 0, 0, receipt, "complete");
+          completed.wholeBody = body;
+          lease.release("success");
+          resolve(completed);
+        });
+      }
+
+      upstream.end(raw);
+    });
+  }
+
+  return { handle };
+}
+
+function completedOf(
+  requestId: string,
+  chat: ParsedChat,
+  lease: RoutingLease,
+  since: number,
+  contentEvents: number,
+  generationMs: number,
+  receipt: string | null,
+  state: CompletedRequest["state"],
+): CompletedRequest {
+  return {
+    requestId,
+    model: chat.model,
+    stream: chat.stream,
+    instance: lease.instance,
+    state,
+    relayedCompletionTokens: contentEvents,
+    generationMs,
+    durationMs: performance.now() - since,
+    receipt,
+    wholeBody: null,
+    maxTokens: chat.maxTokens,
+    promptBound: 0,
+    accountId: "",
+    keyId: "",
+    price: { inputPerMillion: 0, outputPerMillion: 0 },
+  };
+}

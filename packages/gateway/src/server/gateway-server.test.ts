@@ -1,0 +1,374 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import OpenAI from "openai";
+import pino from "pino";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type GatewayConfigInput, parseGatewayConfig } from "../gateway-config.js";
+import {
+  consumerAccount,
+  PLATFORM_ACCOUNT,
+  providerAccount,
+  SUSPENSE_ACCOUNT,
+} from "../ledger/gateway-database.js";
+import { costMicro } from "../ledger/pricing.js";
+import { type FakeNode, type FakeNodeOptions, startFakeNode } from "../testing/fake-node.js";
+import { type GatewayServer, startGatewayServer } from "./gateway-server.js";
+
+const logger = pino({ level: "silent" });
+const PRICE = { inputPerMillion: 1000, outputPerMillion: 4000 }; // high enough that every token shows in the ledger
+
+let dir: string;
+let gateway: GatewayServer;
+let nodes: FakeNode[] = [];
+let apiKey: string;
+let accountId: string;
+
+async function startGateway(config: GatewayConfigInput = {}): Promise<void> {
+  gateway = await startGatewayServer({
+    config: parseGatewayConfig({
+      port: 0,
+      prices: { "*": PRICE },
+      ...config,
+      routing: { rampUpDays: 0, ...config.routing },
+    }),
+    dataDir: dir,
+    account: privateKeyToAccount(generatePrivateKey()),
+    adminToken: "admin-token-for-tests-0123456789",
+    logger,
+  });
+  const created = gateway.accounts.createAccount({ name: "alice" });
+  accountId = created.id;
+  apiKey = gateway.accounts.createApiKey(created.id, "test").key;
+}
+
+async function addNodes(count: number, options: FakeNodeOptions = {}): Promise<FakeNode[]> {
+  const added: FakeNode[] = [];
+  for (let i = 0; i < count; i++) {
+    const node = await startFakeNode(options);
+    const response = await node.register(gateway.url);
+    expect(response.status).toBe(200);
+    added.push(node);
+  }
+  nodes.push(...added);
+  return added;
+}
+
+const errorOf = async (response: Response) =>
+  ((await response.json()) as { error: { code: string | null; param: string | null } }).error;
+
+const client = () => new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey, maxRetries: 0 });
+
+const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+  fetch(`${gateway.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${apiKey}`, ...headers },
+    body,
+  });
+
+const chatBody = (extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    model: "fake-model",
+    messages: [{ role: "user", content: "hi" }],
+    max_tokens: 64,
+    ...extra,
+  });
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "gbt-gateway-"));
+});
+
+afterEach(async () => {
+  await Promise.all(nodes.map((node) => node.close()));
+  nodes = [];
+  await gateway?.close(1000);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("consumer API through the official openai client", () => {
+  it("serves whole and streamed completions from three nodes and bills each from its receipt", async () => {
+    await startGateway();
+    await addNodes(3, { tokens: 6 });
+    const openai = client();
+    const models = await openai.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(["fake-model"]);
+
+    const whole = await openai.chat.completions.create({
+      model: "fake-model",
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 64,
+    });
+    expect(whole.choices[0]?.message.content).toBe("tok0 tok1 tok2 tok3 tok4 tok5 ");
+    expect(whole.usage?.completion_tokens).toBe(6);
+
+    const stream = await openai.chat.completions.create({
+      model: "fake-model",
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 64,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = "";
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(text).toBe("tok0 tok1 tok2 tok3 tok4 tok5 ");
+    expect(usage?.completion_tokens).toBe(6);
+
+    await gateway.settled();
+    const perRequest = costMicro(PRICE, 5, 6);
+    expect(gateway.ledger.balanceMicro(consumerAccount(accountId))).toBe(5_000_000 - 2 * perRequest);
+    const records = gateway.ledger.usage(accountId, 10);
+    expect(records).toHaveLength(2);
+    for (const record of records) {
+      expect(record.receiptStatus).toBe("valid");
+      expect(record.gatewaySignature).toMatch(/^0x[0-9a-f]{130}$/);
+    }
+    expect(gateway.ledger.checkInvariants().ok).toBe(true);
+    // The consumer never sees the node's receipt.
+    const raw = await (await post("/v1/chat/completions", chatBody({ stream: true }))).text();
+    expect(raw).not.toContain("gbt-receipt");
+    expect(raw.trimEnd().endsWith("data: [DONE]")).toBe(true);
+    const wholeResponse = await post("/v1/chat/completions", chatBody());
+    expect(wholeResponse.headers.get("x-gbt-receipt")).toBeNull();
+    expect(Number(wholeResponse.headers.get("x-gbt-gateway-ms"))).toBeGreaterThanOrEqual(0);
+  });
+
+  it("spreads a concurrent burst over equal nodes (least loaded first)", async () => {
+    await startGateway();
+    const pool = await addNodes(3, { tokens: 4, tokenDelayMs: 20, capacity: 8 });
+    const openai = client();
+    await Promise.all(
+      Array.from({ length: 24 }, () =>
+        openai.chat.completions.create({
+          model: "fake-model",
+          messages: [{ role: "user", content: "hi" }],
+          max_tokens: 8,
+        }),
+      ),
+    );
+    const counts = pool.map((node) => node.served.length);
+    // 24 requests that overlap in time over 3 nodes of 8 slots: least-loaded keeps each at 8 ± 2.
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(24);
+    for (const count of counts) expect(Math.abs(count - 8)).toBeLessThanOrEqual(2);
+  });
+});
+
+describe("failures", () => {
+  it("moves a request that failed before its first byte to another node, invisibly", async () => {
+    await startGateway();
+    const [bad] = await addNodes(1, { faults: { dropBeforeHeaders: true }, capacity: 100 });
+    await addNodes(1, { capacity: 1 });
+    const openai = client();
+    for (let i = 0; i < 3; i++) {
+      const answer = await openai.chat.completions.create({
+        model: "fake-model",
+        messages: [{ role: "user", content: "hi" }],
+        max_tokens: 16,
+      });
+      expect(answer.choices[0]?.message.content).toContain("tok0");
+    }
+    expect(bad?.served.length).toBe(3);
+    const view = gateway.router
+      .gatewayView()
+      .find((instance) => instance.id === bad?.account.address.toLowerCase());
+    expect(view?.breaker).toBe("open"); // 3 failures within 60 s park it
+    // Parked now: the next request goes straight to the healthy node.
+    await openai.chat.completions.create({
+      model: "fake-model",
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 16,
+    });
+    expect(bad?.served.length).toBe(3);
+  });
+
+  it("treats a node's 429 as a cooldown and a consumer's 4xx as neutral", async () => {
+    await startGateway();
+    const [busy] = await addNodes(1, { faults: { status: 429 }, capacity: 100 });
+    await addNodes(1, { capacity: 1 });
+    const ok = await post("/v1/chat/completions", chatBody());
+    expect(ok.status).toBe(200);
+    const view = gateway.router
+      .gatewayView()
+      .find((instance) => instance.id === busy?.account.address.toLowerCase());
+    expect(view?.cooldownUntil).not.toBeNull();
+    expect(view?.health.failures).toBe(0);
+  });
+
+  it("ends a stream that dies mid-way with an error event and bills only the delivered tokens", async () => {
+    await startGateway();
+    await addNodes(1, { tokens: 10, tokenDelayMs: 10, faults: { dieAfterTokens: 4 } });
+    const response = await post("/v1/chat/completions", chatBody({ stream: true }));
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    expect(text).toContain('"code":"upstream_failed"');
+    expect(text).not.toContain("data: [DONE]");
+    expect(text.match(/"content":"tok/g)).toHaveLength(4);
+    await gateway.settled();
+    const [record] = gateway.ledger.usage(accountId, 1);
+    expect(record?.completionTokens).toBe(4);
+    expect(record?.promptTokens).toBe(0);
+    expect(gateway.ledger.balanceMicro(consumerAccount(accountId))).toBe(5_000_000 - costMicro(PRICE, 0, 4));
+  });
+
+  it("cuts a stalled stream after the stall timeout", async () => {
+    await startGateway({ routing: { stallTimeoutMs: 300 } });
+    await addNodes(1, { tokens: 10, faults: { stallAfterTokens: 2 } });
+    const response = await post("/v1/chat/completions", chatBody({ stream: true }));
+    const text = await response.text();
+    expect(text).toContain("upstream_failed");
+    expect(text.match(/"content":"tok/g)).toHaveLength(2);
+  });
+});
+
+describe("hostile input", () => {
+  it("answers bad keys, bad JSON, unknown models and empty wallets with OpenAI error bodies", async () => {
+    await startGateway();
+    await addNodes(1);
+    const noKey = await fetch(`${gateway.url}/v1/chat/completions`, { method: "POST", body: chatBody() });
+    expect(noKey.status).toBe(401);
+    expect((await errorOf(noKey)).code).toBe("invalid_api_key");
+    const wrongKey = await post("/v1/chat/completions", chatBody(), { authorization: "Bearer gbt_gk_nope" });
+    expect(wrongKey.status).toBe(401);
+    const badJson = await post("/v1/chat/completions", "{not json");
+    expect(badJson.status).toBe(400);
+    expect((await errorOf(badJson)).code).toBe("invalid_json");
+    const noMessages = await post("/v1/chat/completions", JSON.stringify({ model: "fake-model" }));
+    expect((await errorOf(noMessages)).param).toBe("messages");
+    const unknown = await post("/v1/chat/completions", chatBody({ model: "nope" }));
+    expect(unknown.status).toBe(404);
+    expect((await errorOf(unknown)).code).toBe("model_not_found");
+    // 5.00 credits cannot hold a million output tokens at 4000 credits per million.
+    const tooMuch = await post("/v1/chat/completions", chatBody({ max_tokens: 1_000_000 }));
+    expect(tooMuch.status).toBe(402);
+    expect((await errorOf(tooMuch)).code).toBe("insufficient_credits");
+    await gateway.settled();
+    expect(gateway.ledger.usage(accountId, 10)).toHaveLength(0);
+    expect(gateway.ledger.balanceMicro(consumerAccount(accountId))).toBe(5_000_000);
+  });
+
+  it("refuses forged heartbeats and replayed registrations", async () => {
+    await startGateway();
+    const [node] = await addNodes(1);
+    if (node === undefined) throw new Error("no node");
+    // A heartbeat signed by another key but claiming nothing of this node's: unknown instance.
+    const stranger = privateKeyToAccount(generatePrivateKey());
+    const forged = await node.heartbeat(gateway.url, { signer: stranger });
+    expect(forged.status).toBe(404);
+    // A heartbeat whose signature does not match its contents.
+    const honest = await node.heartbeat(gateway.url);
+    expect(honest.status).toBe(200);
+    const replay = await fetch(`${gateway.url}/v1/gateway/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(node.lastRegistration),
+    });
+    expect(replay.status).toBe(409);
+    expect((await errorOf(replay)).code).toBe("replayed");
+    const tampered = {
+      ...node.lastRegistration,
+      message: { ...node.lastRegistration?.message, url: "http://127.0.0.1:1" },
+    };
+    const forgedRegistration = await fetch(`${gateway.url}/v1/gateway/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(tampered),
+    });
+    expect(forgedRegistration.status).toBe(401);
+    expect((await errorOf(forgedRegistration)).code).toBe("signature_invalid");
+    const old = await node.heartbeat(gateway.url, { seq: 1 });
+    expect(old.status).toBe(409);
+  });
+
+  it("does not pay a node whose receipt inflates its tokens", async () => {
+    await startGateway();
+    const [node] = await addNodes(1, { tokens: 6, faults: { inflateReceipt: 3 } });
+    expect((await post("/v1/chat/completions", chatBody({ stream: true }))).status).toBe(200);
+    await (await post("/v1/chat/completions", chatBody())).text();
+    await gateway.settled();
+    const records = gateway.ledger.usage(accountId, 10);
+    expect(records.map((r) => r.receiptStatus)).toEqual(["mismatch", "mismatch"]);
+    for (const record of records) expect(record.completionTokens).toBe(6); // billed on what was relayed
+    expect(gateway.ledger.balanceMicro(providerAccount(node?.account.address ?? ""))).toBe(0);
+    expect(gateway.ledger.balanceMicro(SUSPENSE_ACCOUNT)).toBeGreaterThan(0);
+  });
+
+  it("does not pay for a receipt signed by another key", async () => {
+    await startGateway();
+    const [node] = await addNodes(1, {
+      faults: { receiptSigner: privateKeyToAccount(generatePrivateKey()) },
+    });
+    await (await post("/v1/chat/completions", chatBody({ stream: true }))).text();
+    await gateway.settled();
+    expect(gateway.ledger.usage(accountId, 1)[0]?.receiptStatus).toBe("invalid");
+    expect(gateway.ledger.balanceMicro(providerAccount(node?.account.address ?? ""))).toBe(0);
+  });
+
+  it("keeps admin routes behind the admin token", async () => {
+    await startGateway();
+    const denied = await fetch(`${gateway.url}/v1/gateway/nodes`, {
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
+    expect(denied.status).toBe(401);
+    const allowed = await fetch(`${gateway.url}/v1/gateway/nodes`, {
+      headers: { authorization: "Bearer admin-token-for-tests-0123456789" },
+    });
+    expect(allowed.status).toBe(200);
+  });
+});
+
+describe("ledger invariants after a randomized run", () => {
+  it("balances, never settles a request twice, and never takes a consumer below zero", async () => {
+    await startGateway();
+    await addNodes(2, { tokens: 5, capacity: 4 });
+    const [flaky] = await addNodes(1, { tokens: 5, capacity: 4, faults: {} });
+    let seed = 42;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const keys = [apiKey];
+    for (let i = 0; i < 3; i++) {
+      const account = gateway.accounts.createAccount({ name: `user${i}` });
+      keys.push(gateway.accounts.createApiKey(account.id, "k").key);
+    }
+    const requests: Promise<unknown>[] = [];
+    for (let i = 0; i < 60; i++) {
+      if (flaky) flaky.faults.dieAfterTokens = random() < 0.2 ? 2 : undefined;
+      const key = keys[Math.floor(random() * keys.length)] as string;
+      const roll = random();
+      const body =
+        roll < 0.1
+          ? "{broken"
+          : chatBody({
+              stream: roll < 0.6,
+              max_tokens: roll < 0.15 ? 2_000_000 : 1 + Math.floor(random() * 16),
+            });
+      requests.push(
+        post("/v1/chat/completions", body, { authorization: `Bearer ${key}` }).then((r) => r.text()),
+      );
+      if (random() < 0.3) await Promise.all(requests.splice(0));
+    }
+    await Promise.all(requests);
+    await gateway.settled();
+    const report = gateway.ledger.checkInvariants();
+    expect(report).toMatchObject({
+      ok: true,
+      totalMicro: 0,
+      unbalancedTransactions: [],
+      negativeConsumers: [],
+      duplicateRequestIds: [],
+    });
+    const usage = gateway.db
+      .prepare(
+        "SELECT SUM(debit) d, SUM(provider_credit) p, SUM(platform_credit) f, COUNT(*) n FROM usage_records",
+      )
+      .get() as { d: number; p: number; f: number; n: number };
+    expect(usage.n).toBeGreaterThan(20);
+    expect(usage.d).toBe(usage.p + usage.f);
+    expect(gateway.ledger.balanceMicro(PLATFORM_ACCOUNT)).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,381 @@
+/**
+ * The gateway's HTTP server on node:http. Consumer API: `POST /v1/chat/completions`,
+ * `GET /v1/models` (API key). Node link: `GET /v1/gateway/info`, `POST /v1/gateway/register`,
+ * `POST /v1/gateway/heartbeat` (signed objects). Admin API (admin token): `GET /v1/gateway/nodes`,
+ * `GET|POST /v1/gateway/accounts`, `POST /v1/gateway/accounts/:id/keys`,
+ * `GET /v1/gateway/ledger/check`. Operability: `GET /healthz`, `GET /metrics`.
+ * Every error is an OpenAI-style body; every response carries `x-gbt-gateway-ms`.
+ */
+import { timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import {
+  GATEWAY_HEARTBEAT_PATH,
+  GATEWAY_INFO_PATH,
+  GATEWAY_REGISTER_PATH,
+  HttpError,
+  type HttpError as HttpErrorType,
+  type HttpStatusTable,
+  sendError,
+  toHttpError,
+} from "@gbt/protocol";
+import type { Logger } from "pino";
+import type { PrivateKeyAccount } from "viem";
+import type { GatewayConfig } from "../gateway-config.js";
+import { AccountStore } from "../ledger/accounts.js";
+import { consumerAccount, type GatewayDatabase, openGatewayDatabase } from "../ledger/gateway-database.js";
+import { Ledger, SettlementQueue } from "../ledger/ledger.js";
+import { CreditReservations } from "../ledger/reservations.js";
+import { InstanceRegistry } from "../routing/instance-registry.js";
+import { Router } from "../routing/router.js";
+import { bearerToken, createChatProxy, readBody } from "./chat-proxy.js";
+import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
+import { NodeLinks } from "./node-links.js";
+import { ReceiptSettler } from "./receipt-settler.js";
+
+export interface GatewayServerOptions {
+  config: GatewayConfig;
+  /** Holds gateway.db; the CLI passes the gateway's data dir. */
+  dataDir: string;
+  account: PrivateKeyAccount;
+  adminToken: string;
+  logger: Logger;
+  /** Overrides config.host / config.port. */
+  host?: string;
+  port?: number;
+  now?: () => number;
+  random?: () => number;
+  maxBodyBytes?: number;
+}
+
+export interface GatewayServer {
+  readonly url: string;
+  readonly address: `0x${string}`;
+  readonly router: Router;
+  readonly links: NodeLinks;
+  readonly accounts: AccountStore;
+  readonly ledger: Ledger;
+  readonly metrics: GatewayMetrics;
+  readonly db: GatewayDatabase;
+  /** Resolves once every finished request so far is settled in the ledger. */
+  settled(): Promise<void>;
+  close(deadlineMs?: number): Promise<void>;
+}
+
+const gatewayStatuses: HttpStatusTable = {
+  INVALID_OBJECT: [400, "invalid_request_error", "invalid_object"],
+  INVALID_INPUT: [400, "invalid_request_error", "invalid_value"],
+  SIGNATURE_INVALID: [401, "authentication_error", "signature_invalid"],
+  UNKNOWN_SIGNER: [401, "authentication_error", "unknown_signer"],
+  WRONG_DOMAIN: [401, "authentication_error", "wrong_domain"],
+  WRONG_CHAIN: [401, "authentication_error", "wrong_chain"],
+  WRONG_AUDIENCE: [401, "authentication_error", "wrong_audience"],
+  EXPIRED: [401, "authentication_error", "expired"],
+  NOT_YET_VALID: [401, "authentication_error", "not_yet_valid"],
+  PAYLOAD_HASH_MISMATCH: [401, "authentication_error", "payload_hash_mismatch"],
+  REPLAYED: [409, "invalid_request_error", "replayed"],
+  NOT_FOUND: [404, "invalid_request_error", "not_found"],
+  MODEL_NOT_FOUND: [404, "invalid_request_error", "model_not_found"],
+  INSUFFICIENT_FUNDS: [402, "insufficient_quota", "insufficient_credits"],
+  BUSY: [503, "server_error", "no_capacity"],
+};
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    ...headers,
+  });
+  res.end(body);
+}
+
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const raw = await readBody(req, limit);
+  try {
+    return JSON.parse(raw.toString("utf8"));
+  } catch {
+    throw new HttpError(400, "invalid_request_error", "invalid_json", "The request body is not valid JSON.");
+  }
+}
+
+export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
+  const { config, logger, account } = options;
+  const now = options.now ?? Date.now;
+  const maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
+  const metrics = createGatewayMetrics();
+  const db = openGatewayDatabase(join(options.dataDir, "gateway.db"));
+  // A key revoked from the CLI (another process) stops working here within 10 s.
+  const accounts = new AccountStore(db, now, { positiveTtlMs: 10_000 });
+  const ledger = new Ledger(db, now);
+  const reservations = new CreditReservations((accountId) => ledger.balanceMicro(consumerAccount(accountId)));
+  const queue = new SettlementQueue(ledger, {
+    reservations,
+    onError: (error, settlement) => {
+      metrics.settlementErrors.inc();
+      logger.error({ err: error, requestId: settlement.requestId }, "settlement not written");
+    },
+  });
+  const DAY_MS = 86_400_000;
+  const registry = new InstanceRegistry(
+    {
+      heartbeatIntervalMs: config.routing.heartbeatIntervalMs,
+      missedHeartbeats: config.routing.missedHeartbeats,
+      minTokPerSec: config.routing.minTokPerSec,
+      rampUp: { rampMs: config.routing.rampUpDays * DAY_MS, startFactor: config.routing.rampUpStartFactor },
+      ...(options.random ? { random: options.random } : {}),
+    },
+    now,
+  );
+  const router = new Router(registry);
+  const links = new NodeLinks({
+    registry,
+    account,
+    chainId: config.chainId,
+    heartbeatIntervalMs: config.routing.heartbeatIntervalMs,
+    skewSeconds: config.skewSeconds,
+    logger,
+    now,
+  });
+  const settler = new ReceiptSettler({ config, account, registry, queue, metrics, logger, now });
+  const chat = createChatProxy({
+    config,
+    accounts,
+    reservations,
+    router,
+    links,
+    settler,
+    metrics,
+    logger,
+    maxBodyBytes,
+  });
+  const adminTokenBuffer = Buffer.from(options.adminToken);
+  let inFlight = 0;
+  let draining = false;
+
+  const requireAdmin = (req: IncomingMessage) => {
+    const token = bearerToken(req);
+    const given = Buffer.from(token ?? "");
+    if (given.length !== adminTokenBuffer.length || !timingSafeEqual(given, adminTokenBuffer)) {
+      throw new HttpError(
+        401,
+        "authentication_error",
+        "invalid_admin_token",
+        "This route needs the gateway's admin token (Authorization: Bearer <admin token>).",
+        null,
+        { "www-authenticate": "Bearer" },
+      );
+    }
+  };
+
+  const requireConsumer = (req: IncomingMessage) => {
+    const key = bearerToken(req);
+    if (key === undefined || accounts.authenticate(key) === null) {
+      throw new HttpError(
+        401,
+        "invalid_request_error",
+        "invalid_api_key",
+        "Missing or invalid API key.",
+        null,
+        {
+          "www-authenticate": "Bearer",
+        },
+      );
+    }
+  };
+
+  async function route(req: IncomingMessage, res: ServerResponse, started: number): Promise<string> {
+    const url = req.url ?? "/";
+    const query = url.indexOf("?");
+    const path = query < 0 ? url : url.slice(0, query);
+    const method = req.method ?? "GET";
+    if (path === "/v1/chat/completions") {
+      if (method !== "POST") throw methodNotAllowed("POST");
+      if (draining)
+        throw new HttpError(503, "server_error", "shutting_down", "The gateway is shutting down.", null, {
+          "retry-after": "5",
+        });
+      inFlight += 1;
+      metrics.inFlight.set(inFlight);
+      try {
+        await chat.handle(req, res, started);
+      } finally {
+        inFlight -= 1;
+        metrics.inFlight.set(inFlight);
+        metrics.gatewayTime.observe(Number(res.getHeader("x-gbt-gateway-ms") ?? 0) / 1000);
+      }
+      return "chat";
+    }
+    if (path === "/v1/models" && method === "GET") {
+      requireConsumer(req);
+      sendJson(res, 200, {
+        object: "list",
+        data: registry.activeModels().map((id) => ({ id, object: "model", created: 0, owned_by: "gbt" })),
+      });
+      return "models";
+    }
+    if (path === GATEWAY_INFO_PATH && method === "GET") {
+      sendJson(res, 200, links.info());
+      return "info";
+    }
+    if (path === GATEWAY_REGISTER_PATH && method === "POST") {
+      sendJson(res, 200, await links.register(await readJson(req, 1024 * 1024)));
+      return "register";
+    }
+    if (path === GATEWAY_HEARTBEAT_PATH && method === "POST") {
+      try {
+        await links.heartbeat(await readJson(req, 256 * 1024));
+      } catch (error) {
+        if (error instanceof Error && (error as { code?: string }).code === "NOT_FOUND") {
+          throw new HttpError(404, "invalid_request_error", "unknown_instance", error.message);
+        }
+        throw error;
+      }
+      sendJson(res, 200, { ok: true });
+      return "heartbeat";
+    }
+    if (path === "/healthz" && method === "GET") {
+      sendJson(res, draining ? 503 : 200, {
+        status: draining ? "draining" : "ok",
+        address: account.address,
+        chainId: config.chainId,
+        instances: registry.size,
+        models: registry.activeModels(),
+        inFlight,
+      });
+      return "healthz";
+    }
+    if (path === "/metrics" && method === "GET") {
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { "content-type": metrics.registry.contentType });
+      res.end(text);
+      return "metrics";
+    }
+    if (path.startsWith("/v1/gateway/")) {
+      requireAdmin(req);
+      return adminRoute(req, res, path, method);
+    }
+    throw new HttpError(404, "invalid_request_error", "not_found", `No route ${method} ${path}.`);
+  }
+
+  async function adminRoute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    method: string,
+  ): Promise<string> {
+    if (path === "/v1/gateway/nodes" && method === "GET") {
+      const view = router.gatewayView().map((instance) => {
+        const link = links.link(instance.id);
+        return {
+          ...instance,
+          backend: link?.backend ?? null,
+          modelDigests: link?.models ?? [],
+          lastHealth: link?.lastHealth ?? null,
+        };
+      });
+      sendJson(res, 200, { object: "list", data: view });
+      return "admin_nodes";
+    }
+    if (path === "/v1/gateway/accounts" && method === "GET") {
+      sendJson(res, 200, { object: "list", data: accounts.listAccounts() });
+      return "admin_accounts";
+    }
+    if (path === "/v1/gateway/accounts" && method === "POST") {
+      const body = (await readJson(req, 64 * 1024)) as { name?: unknown; keyName?: unknown } | null;
+      const name = typeof body?.name === "string" ? body.name : "";
+      const created = accounts.createAccount({ name });
+      const key = accounts.createApiKey(
+        created.id,
+        typeof body?.keyName === "string" ? body.keyName : "default",
+      );
+      sendJson(res, 201, { account: created, key });
+      return "admin_accounts";
+    }
+    const keys = /^\/v1\/gateway\/accounts\/([^/]+)\/keys$/.exec(path);
+    if (keys && method === "POST") {
+      const body = (await readJson(req, 64 * 1024)) as { name?: unknown } | null;
+      const key = accounts.createApiKey(
+        decodeURIComponent(keys[1] as string),
+        typeof body?.name === "string" ? body.name : "default",
+      );
+      sendJson(res, 201, key);
+      return "admin_keys";
+    }
+    if (path === "/v1/gateway/ledger/check" && method === "GET") {
+      await settler.idle();
+      const report = ledger.checkInvariants();
+      sendJson(res, report.ok ? 200 : 500, report);
+      return "admin_ledger";
+    }
+    throw new HttpError(404, "invalid_request_error", "not_found", `No route ${method} ${path}.`);
+  }
+
+  const server: Server = createServer((req, res) => {
+    const started = performance.now();
+    route(req, res, started)
+      .then((name) => metrics.requests.inc({ route: name, status: String(res.statusCode) }))
+      .catch((error: unknown) => {
+        const http: HttpErrorType = toHttpError(error, gatewayStatuses, "gateway");
+        if (http.status >= 500 && !(error instanceof HttpError))
+          logger.error({ err: error, path: req.url }, "request failed");
+        if (!res.headersSent) http.headers["x-gbt-gateway-ms"] = (performance.now() - started).toFixed(3);
+        sendError(res, http);
+        metrics.requests.inc({ route: "error", status: String(http.status) });
+      });
+  });
+  server.keepAliveTimeout = 65_000;
+
+  const host = options.host ?? config.host;
+  const port = options.port ?? config.port;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `http://${shownHost}:${address.port}`;
+  logger.info({ url, address: account.address, chainId: config.chainId }, "gateway listening");
+
+  return {
+    url,
+    address: account.address,
+    router,
+    links,
+    accounts,
+    ledger,
+    metrics,
+    db,
+    settled: () => settler.idle(),
+    async close(deadlineMs = 10_000) {
+      draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const until = Date.now() + deadlineMs;
+      while (inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      server.closeAllConnections();
+      await closed;
+      await settler.idle();
+      queue.close();
+      db.close();
+    },
+  };
+}
+
+function methodNotAllowed(allow: string): HttpError {
+  return new HttpError(405, "invalid_request_error", "method_not_allowed", `Use ${allow}.`, null, { allow });
+}

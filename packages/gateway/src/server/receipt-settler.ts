@@ -1,0 +1,249 @@
+/**
+ * Settles served requests off the request path. Completed requests are queued; on the next turn
+ * of the event loop each one's usage receipt is verified (signed by the node that served it, for
+ * this gateway and chain, for this request and model, in its time window), its token counts are
+ * checked against what the gateway relayed, the gateway countersigns the receipt's digest, and the
+ * settlement queue writes one double-entry transaction per request, many per SQLite transaction.
+ *
+ * What is billed: with a valid receipt, the receipt's tokens; otherwise the gateway's own view
+ * (the usage in a whole response, the content chunks relayed on a stream) and the provider's share
+ * goes to `suspense` instead of the node. A stream that failed or was cancelled bills only the
+ * completion tokens delivered. Completion tokens never exceed the request's max_tokens, and prompt
+ * tokens never exceed the body's size, so a debit never exceeds the credit hold.
+ */
+import { digestOf, GbtError, isGbtError, type SignedObject, verifyObject } from "@gbt/protocol";
+import type { Logger } from "pino";
+import type { PrivateKeyAccount } from "viem";
+import type { GatewayConfig } from "../gateway-config.js";
+import type { ReceiptStatus, SettlementQueue, UsageSettlement } from "../ledger/ledger.js";
+import { costMicro, type ModelPrice, providerCreditMicro } from "../ledger/pricing.js";
+import type { CreditHold } from "../ledger/reservations.js";
+import type { InstanceRegistry, RoutingInstance } from "../routing/instance-registry.js";
+import type { GatewayMetrics } from "./gateway-metrics.js";
+
+/** A request the proxy finished with, handed over for settlement. */
+export interface CompletedRequest {
+  requestId: string;
+  model: string;
+  stream: boolean;
+  instance: RoutingInstance;
+  /** complete: served in full; failed: the node failed mid-stream; cancelled: the consumer left; rejected: the node refused it (4xx). */
+  state: "complete" | "failed" | "cancelled" | "rejected";
+  /** Content chunks relayed on a stream (the gateway's own count). */
+  relayedCompletionTokens: number;
+  generationMs: number;
+  durationMs: number;
+  /** The node's signed receipt as JSON text, when it sent one. */
+  receipt: string | null;
+  /** A whole response's body, for its usage. */
+  wholeBody: Buffer | null;
+  maxTokens: number;
+  /** Upper bound of the prompt's tokens (the body's bytes). */
+  promptBound: number;
+  accountId: string;
+  keyId: string;
+  price: ModelPrice;
+}
+
+export interface ReceiptSettlerOptions {
+  config: GatewayConfig;
+  account: PrivateKeyAccount;
+  registry: InstanceRegistry;
+  queue: SettlementQueue;
+  metrics: GatewayMetrics;
+  logger: Logger;
+  now?: () => number;
+}
+
+/** A stream's receipt may claim a few more tokens than chunks relayed (pieces that decode to no text). */
+export function completionTolerance(relayed: number): number {
+  return Math.ceil(relayed * 0.1) + 2;
+}
+
+export class ReceiptSettler {
+  readonly #options: ReceiptSettlerOptions;
+  #queue: { completed: CompletedRequest; hold: CreditHold }[] = [];
+  #running: Promise<void> | null = null;
+
+  constructor(options: ReceiptSettlerOptions) {
+    this.#options = options;
+  }
+
+  /** Queues a finished request with the consumer's credit hold, which stays until the debit is written. */
+  submit(completed: CompletedRequest, hold: CreditHold): void {
+    if (completed.state === "rejected") {
+      hold.release();
+      return;
+    }
+    this.#queue.push({ completed, hold });
+    this.#running ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#drain());
+  }
+
+  /** Resolves once everything submitted so far is settled and written. */
+  async idle(): Promise<void> {
+    while (this.#running !== null) await this.#running;
+    this.#options.queue.flushSync();
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue;
+        this.#queue = [];
+        for (const { completed, hold } of batch) {
+          try {
+            this.#options.queue.enqueue(await this.settlementOf(completed), hold);
+          } catch (error) {
+            hold.release();
+            this.#options.metrics.settlementErrors.inc();
+            this.#options.logger.error(
+              { requestId: completed.requestId, err: error },
+              "could not settle a served request",
+            );
+          }
+        }
+      }
+    } finally {
+      this.#running = null;
+    }
+  }
+
+  /** Works out what a finished request costs and who earns it. */
+  async settlementOf(completed: CompletedRequest): Promise<UsageSettlement> {
+    const { config, registry, metrics } = this.#options;
+    const view = gatewayView(completed);
+    let status: ReceiptStatus = "missing";
+    let promptTokens = view.promptTokens;
+    let completionTokens = view.completionTokens;
+    let receiptJson: string | null = null;
+    let gatewaySignature: string | null = null;
+    if (completed.receipt !== null && completed.state === "complete") {
+      receiptJson = completed.receipt;
+      try {
+        const receipt = await this.verifyReceipt(completed, receiptJson);
+        const claimed = receipt.message;
+        const agrees = completed.stream
+          ? claimed.completionTokens <=
+              completed.relayedCompletionTokens + completionTolerance(completed.relayedCompletionTokens) &&
+            claimed.completionTokens + completionTolerance(claimed.completionTokens) >=
+              completed.relayedCompletionTokens &&
+            (view.promptTokens === null || claimed.promptTokens === view.promptTokens)
+          : claimed.completionTokens === view.completionTokens && claimed.promptTokens === view.promptTokens;
+        if (agrees) {
+          status = "valid";
+          promptTokens = claimed.promptTokens;
+          completionTokens = claimed.completionTokens;
+          gatewaySignature = await this.#options.account.sign({ hash: digestOf(receipt) });
+        } else {
+          status = "mismatch";
+          this.#options.logger.warn(
+            {
+              requestId: completed.requestId,
+              node: completed.instance.nodeAddress,
+              claimed: { prompt: claimed.promptTokens, completion: claimed.completionTokens },
+              relayed: {
+                prompt: view.promptTokens,
+                completion: completed.stream ? completed.relayedCompletionTokens : view.completionTokens,
+              },
+            },
+            "receipt tokens disagree with what the gateway relayed",
+          );
+        }
+      } catch (error) {
+        status = "invalid";
+        this.#options.logger.warn(
+          {
+            requestId: completed.requestId,
+            node: completed.instance.nodeAddress,
+            reason: isGbtError(error) ? `${error.code}: ${error.message}` : String(error),
+          },
+          "invalid usage receipt",
+        );
+      }
+    }
+    metrics.receipts.inc({ status });
+    const prompt = Math.min(promptTokens ?? 0, completed.promptBound);
+    const completion = Math.min(completionTokens, completed.maxTokens);
+    const debitMicro = costMicro(completed.price, prompt, completion);
+    const instance = completed.instance;
+    const now = (this.#options.now ?? Date.now)();
+    const rampFactor = registry.rampFactor(instance, now);
+    const switchPenalty = registry.switchPenalty(instance, now);
+    const active = registry.activeModels().includes(completed.model)
+      ? countActive(registry, completed.model, now)
+      : 0;
+    const bounty = active < config.bounty.minInstances ? config.bounty.multiplier : 1;
+    const multipliers = { providerShare: config.providerShare, rampFactor, switchPenalty, bounty };
+    metrics.tokens.inc({ type: "prompt" }, prompt);
+    metrics.tokens.inc({ type: "completion" }, completion);
+    return {
+      requestId: completed.requestId,
+      accountId: completed.accountId,
+      keyId: completed.keyId,
+      node: instance.nodeAddress,
+      model: completed.model,
+      promptTokens: prompt,
+      completionTokens: completion,
+      debitMicro,
+      providerCreditMicro: providerCreditMicro(debitMicro, multipliers),
+      receiptStatus: status,
+      receiptJson,
+      gatewaySignature,
+      multipliers,
+    };
+  }
+
+  /** Verifies a receipt for this request: signature, audience, chain, window, request id and model. */
+  async verifyReceipt(completed: CompletedRequest, json: string): Promise<SignedObject<"UsageReceipt">> {
+    let value: unknown;
+    try {
+      value = JSON.parse(json);
+    } catch {
+      throw new GbtError("INVALID_OBJECT", "The receipt is not valid JSON.");
+    }
+    const receipt = await verifyObject(value, {
+      kind: "UsageReceipt",
+      chainId: this.#options.config.chainId,
+      audience: this.#options.account.address,
+      allowedSigners: [completed.instance.nodeAddress as `0x${string}`],
+      skewSeconds: this.#options.config.skewSeconds,
+      ...(this.#options.now ? { now: this.#options.now } : {}),
+    });
+    if (receipt.message.requestId !== completed.requestId || receipt.message.model !== completed.model) {
+      throw new GbtError("INVALID_OBJECT", "The receipt is for another request or model.", {
+        details: { requestId: receipt.message.requestId, model: receipt.message.model },
+      });
+    }
+    return receipt;
+  }
+}
+
+/** Tokens as the gateway saw them: a whole response's usage, or the chunks relayed on a stream. */
+function gatewayView(completed: CompletedRequest): { promptTokens: number | null; completionTokens: number } {
+  if (!completed.stream && completed.wholeBody !== null) {
+    try {
+      const usage = (JSON.parse(completed.wholeBody.toString("utf8")) as { usage?: Record<string, unknown> })
+        .usage;
+      const prompt = usage?.prompt_tokens;
+      const completion = usage?.completion_tokens;
+      if (Number.isInteger(prompt) && Number.isInteger(completion)) {
+        return { promptTokens: prompt as number, completionTokens: completion as number };
+      }
+    } catch {
+      // An unreadable body bills nothing but what the receipt can prove.
+    }
+    return { promptTokens: null, completionTokens: 0 };
+  }
+  return { promptTokens: null, completionTokens: completed.relayedCompletionTokens };
+}
+
+function countActive(registry: InstanceRegistry, model: string, now: number): number {
+  const pool = registry.pool(model);
+  if (pool === undefined) return 0;
+  let active = 0;
+  for (const member of pool.members) {
+    const instance = registry.instanceAt[member.slot];
+    if (instance !== undefined && !registry.isStale(instance, now)) active += 1;
+  }
+  return active;
+}

@@ -1,0 +1,305 @@
+/**
+ * A node that speaks the real gateway link protocol (signed registration, heartbeats, link token,
+ * signed usage receipts, OpenAI-compatible chat) without a model: it streams `tok0 tok1 …` at a
+ * chosen pace. Its faults are switchable (refuse before headers, 500, 429, die mid-stream, stall,
+ * inflate its receipts, sign with another key), so the gateway's rules can be tested on real
+ * sockets. Used by the gateway's tests and its benchmark's paced upstream.
+ */
+import { randomBytes } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import {
+  GATEWAY_HEARTBEAT_PATH,
+  GATEWAY_INFO_PATH,
+  GATEWAY_REGISTER_PATH,
+  type GatewayInfo,
+  RECEIPT_HEADER,
+  RECEIPT_SSE_PREFIX,
+  REQUEST_ID_HEADER,
+  type RegistrationResponse,
+  type SignedObject,
+  signObject,
+} from "@gbt/protocol";
+import type { PrivateKeyAccount } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+
+export interface FakeNodeFaults {
+  /** Destroy the connection before any response. */
+  dropBeforeHeaders?: boolean;
+  /** Answer every chat with this status (500, 429…). */
+  status?: number;
+  /** Cut the connection after this many content chunks. */
+  dieAfterTokens?: number;
+  /** Stop sending (but keep the connection) after this many content chunks. */
+  stallAfterTokens?: number;
+  /** Multiply the completion tokens claimed in receipts. */
+  inflateReceipt?: number;
+  /** Sign receipts with this key instead of the node's. */
+  receiptSigner?: PrivateKeyAccount;
+  /** Send no receipt. */
+  noReceipt?: boolean;
+}
+
+export interface FakeNodeOptions {
+  models?: string[];
+  capacity?: number;
+  /** Completion tokens per request (default 8, or the request's max_tokens when smaller). */
+  tokens?: number;
+  /** Delay between chunks, ms (default 0). */
+  tokenDelayMs?: number;
+  /** Delay before the first chunk, ms (default 0). */
+  firstTokenDelayMs?: number;
+  faults?: FakeNodeFaults;
+  account?: PrivateKeyAccount;
+}
+
+export interface FakeNode {
+  readonly url: string;
+  readonly account: PrivateKeyAccount;
+  readonly faults: FakeNodeFaults;
+  /** Chat requests received (pooled ones carry the link token). */
+  readonly served: { requestId: string | null; pooled: boolean }[];
+  linkToken: string | null;
+  gateway: GatewayInfo | null;
+  register(gatewayUrl: string, overrides?: { nonce?: number; capacity?: number }): Promise<Response>;
+  /** The signed registration last sent (to replay it in tests). */
+  lastRegistration: SignedObject<"NodeRegistration"> | null;
+  heartbeat(
+    gatewayUrl: string,
+    overrides?: { seq?: number; signer?: PrivateKeyAccount; inFlight?: number },
+  ): Promise<Response>;
+  inFlight(): number;
+  close(): Promise<void>;
+}
+
+let sequence = Date.now();
+const nextSequence = () => {
+  sequence = Math.max(sequence + 1, Date.now());
+  return sequence;
+};
+
+export async function startFakeNode(options: FakeNodeOptions = {}): Promise<FakeNode> {
+  const account = options.account ?? privateKeyToAccount(generatePrivateKey());
+  const models = options.models ?? ["fake-model"];
+  const faults: FakeNodeFaults = options.faults ?? {};
+  const served: FakeNode["served"] = [];
+  let active = 0;
+  const sockets = new Set<import("node:net").Socket>();
+
+  const node: FakeNode = {
+    url: "",
+    account,
+    faults,
+    served,
+    linkToken: null,
+    gateway: null,
+    lastRegistration: null,
+    async register(gatewayUrl, overrides = {}) {
+      const info = (await (await fetch(new URL(GATEWAY_INFO_PATH, gatewayUrl))).json()) as GatewayInfo;
+      node.gateway = info;
+      const now = Math.floor(Date.now() / 1000);
+      const signed = await signObject(account, {
+        kind: "NodeRegistration",
+        chainId: info.chainId,
+        message: {
+          node: account.address,
+          gateway: info.address,
+          url: node.url,
+          capacity: overrides.capacity ?? options.capacity ?? 4,
+          nonce: overrides.nonce ?? nextSequence(),
+          issuedAt: now,
+          expiresAt: now + 60,
+        },
+        payload: { models: models.map((id) => ({ id })), backend: { kind: "fake" }, benchmark: null },
+      });
+      node.lastRegistration = signed;
+      const response = await fetch(new URL(GATEWAY_REGISTER_PATH, gatewayUrl), {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(signed),
+      });
+      if (response.ok) {
+        const body = (await response.clone().json()) as RegistrationResponse;
+        node.linkToken = body.linkToken;
+      }
+      return response;
+    },
+    async heartbeat(gatewayUrl, overrides = {}) {
+      const info = node.gateway as GatewayInfo;
+      const signer = overrides.signer ?? account;
+      const now = Math.floor(Date.now() / 1000);
+      const signed = await signObject(signer, {
+        kind: "Heartbeat",
+        chainId: info.chainId,
+        message: {
+          node: signer.address,
+          gateway: info.address,
+          seq: overrides.seq ?? nextSequence(),
+          inFlight: overrides.inFlight ?? active,
+          issuedAt: now,
+          expiresAt: now + 60,
+        },
+        payload: { models, capacity: options.capacity ?? 4, health: { ok: true } },
+      });
+      return fetch(new URL(GATEWAY_HEARTBEAT_PATH, gatewayUrl), {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(signed),
+      });
+    },
+    inFlight: () => active,
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+
+  async function receipt(requestId: string, model: string, promptTokens: number, completionTokens: number) {
+    const info = node.gateway as GatewayInfo;
+    const signer = faults.receiptSigner ?? account;
+    const now = Math.floor(Date.now() / 1000);
+    return signObject(signer, {
+      kind: "UsageReceipt",
+      chainId: info.chainId,
+      message: {
+        requestId,
+        node: signer.address,
+        gateway: info.address,
+        model,
+        promptTokens,
+        completionTokens: Math.round(completionTokens * (faults.inflateReceipt ?? 1)),
+        ttftMs: 0,
+        durationMs: 0,
+        issuedAt: now,
+        expiresAt: now + 600,
+      },
+      payload: { stream: true, finishReason: "stop", backend: null },
+    });
+  }
+
+  async function chat(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
+      model: string;
+      stream?: boolean;
+      max_tokens?: number;
+      stream_options?: { include_usage?: boolean };
+    };
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    const pooled = token !== undefined && token === node.linkToken;
+    const requestId = (req.headers[REQUEST_ID_HEADER] as string | undefined) ?? null;
+    served.push({ requestId, pooled });
+    if (faults.dropBeforeHeaders) {
+      req.socket.destroy();
+      return;
+    }
+    if (faults.status !== undefined) {
+      res.writeHead(faults.status, { "content-type": "application/json", "retry-after": "1" });
+      res.end(
+        JSON.stringify({ error: { message: "fault", type: "server_error", param: null, code: "fault" } }),
+      );
+      return;
+    }
+    if (!models.includes(body.model)) {
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          error: {
+            message: "no such model",
+            type: "invalid_request_error",
+            param: "model",
+            code: "model_not_found",
+          },
+        }),
+      );
+      return;
+    }
+    const count = Math.min(options.tokens ?? 8, body.max_tokens ?? Number.POSITIVE_INFINITY);
+    const promptTokens = 5;
+    const id = `chatcmpl-${randomBytes(6).toString("hex")}`;
+    const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
+    await sleep(options.firstTokenDelayMs ?? 0);
+    if (!body.stream) {
+      await sleep((options.tokenDelayMs ?? 0) * count);
+      const text = Array.from({ length: count }, (_, i) => `tok${i} `).join("");
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      if (pooled && !faults.noReceipt) {
+        headers[RECEIPT_HEADER] = Buffer.from(
+          JSON.stringify(await receipt(requestId ?? "", body.model, promptTokens, count)),
+        ).toString("base64url");
+      }
+      res.writeHead(200, headers);
+      res.end(
+        JSON.stringify({
+          id,
+          object: "chat.completion",
+          created: 0,
+          model: body.model,
+          choices: [
+            {
+              index: 0,
+              message: { role: "assistant", content: text },
+              logprobs: null,
+              finish_reason: "stop",
+            },
+          ],
+          usage: {
+            prompt_tokens: promptTokens,
+            completion_tokens: count,
+            total_tokens: promptTokens + count,
+          },
+        }),
+      );
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    const head = `data: {"id":"${id}","object":"chat.completion.chunk","created":0,"model":${JSON.stringify(body.model)},"choices":[{"index":0,"delta":`;
+    res.write(`${head}{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}\n\n`);
+    for (let i = 0; i < count; i++) {
+      if (i > 0) await sleep(options.tokenDelayMs ?? 0);
+      if (faults.dieAfterTokens !== undefined && i >= faults.dieAfterTokens) {
+        res.socket?.destroy();
+        return;
+      }
+      if (faults.stallAfterTokens !== undefined && i >= faults.stallAfterTokens) {
+        await new Promise((resolve) => res.on("close", resolve));
+        return;
+      }
+      if (res.destroyed) return;
+      res.write(`${head}{"content":"tok${i} "},"logprobs":null,"finish_reason":null}]}\n\n`);
+    }
+    res.write(`${head}{},"logprobs":null,"finish_reason":"stop"}]}\n\n`);
+    if (body.stream_options?.include_usage) {
+      res.write(
+        `data: {"id":"${id}","object":"chat.completion.chunk","created":0,"model":${JSON.stringify(body.model)},"choices":[],"usage":{"prompt_tokens":${promptTokens},"completion_tokens":${count},"total_tokens":${promptTokens + count}}}\n\n`,
+      );
+    }
+    if (pooled && !faults.noReceipt) {
+      res.write(
+        `${RECEIPT_SSE_PREFIX}${JSON.stringify(await receipt(requestId ?? "", body.model, promptTokens, count))}\n\n`,
+      );
+    }
+    res.end("data: [DONE]\n\n");
+  }
+
+  const server: Server = createServer((req, res) => {
+    if (req.url === "/v1/chat/completions" && req.method === "POST") {
+      active += 1;
+      chat(req, res)
+        .catch(() => res.destroy())
+        .finally(() => {
+          active -= 1;
+        });
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  (node as { url: string }).url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return node;
+}

@@ -1,0 +1,91 @@
+/**
+ * The wire contract between a node and its gateway, shared by both sides so they cannot drift.
+ *
+ * 1. The node asks `GET /v1/gateway/info` for the gateway's address and chain, then registers with
+ *    `POST /v1/gateway/register` (a signed NodeRegistration whose payload is a
+ *    `RegistrationDetails`); the gateway answers a `RegistrationResponse` holding the instance id
+ *    and a fresh link token.
+ * 2. Every `heartbeatIntervalMs` the node sends `POST /v1/gateway/heartbeat` (a signed Heartbeat
+ *    whose payload is a `HeartbeatDetails`). A 404 with code `unknown_instance` means "register
+ *    again" (the gateway restarted or dropped the instance).
+ * 3. The gateway forwards consumer requests to the node's `/v1/chat/completions` with
+ *    `Authorization: Bearer <link token>` and `x-gbt-request-id`. Only such requests are pooled
+ *    traffic: the node signs a UsageReceipt for each one it completes and hands it back in the
+ *    response: a `x-gbt-receipt` header (base64url JSON) on whole responses, and one SSE comment
+ *    line `: gbt-receipt <JSON>` just before `data: [DONE]` on streams. The gateway strips both
+ *    before the consumer sees the response.
+ */
+import { z } from "zod";
+import { address, boundedText, chainId, identifier, uint32 } from "./primitives.js";
+
+export const GATEWAY_INFO_PATH = "/v1/gateway/info";
+export const GATEWAY_REGISTER_PATH = "/v1/gateway/register";
+export const GATEWAY_HEARTBEAT_PATH = "/v1/gateway/heartbeat";
+/** Header carrying the gateway's request id on forwarded requests (the receipt's requestId). */
+export const REQUEST_ID_HEADER = "x-gbt-request-id";
+/** Header carrying the base64url JSON of the signed receipt on a whole (non-streamed) response. */
+export const RECEIPT_HEADER = "x-gbt-receipt";
+/** The SSE comment line carrying the signed receipt on a stream (followed by JSON and a blank line). */
+export const RECEIPT_SSE_PREFIX = ": gbt-receipt ";
+/** Heartbeats are expected this often unless the gateway says otherwise. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
+/** Lifetime of a registration or heartbeat signature. */
+export const LINK_SIGNATURE_TTL_SECONDS = 60;
+/** Lifetime of a usage receipt signature: the gateway verifies it off the request path. */
+export const RECEIPT_TTL_SECONDS = 600;
+
+/** `GET /v1/gateway/info`. */
+export const gatewayInfoSchema = z.strictObject({
+  address,
+  chainId,
+  heartbeatIntervalMs: z.number().int().min(100).max(600_000),
+});
+export type GatewayInfo = z.infer<typeof gatewayInfoSchema>;
+
+const modelEntry = z.strictObject({
+  id: identifier(256),
+  /** sha256 of the GGUF or the backend's own digest, when known. */
+  digest: boundedText(160).optional(),
+});
+
+/** The payload of a NodeRegistration. */
+export const registrationDetailsSchema = z.strictObject({
+  models: z.array(modelEntry).min(1).max(256),
+  backend: z.strictObject({ kind: identifier(32), version: boundedText(64).optional() }),
+  /** The node's latest signed BenchmarkRecord (JSON as signed), or null when it has none. */
+  benchmark: z.unknown().nullable(),
+});
+export type RegistrationDetails = z.infer<typeof registrationDetailsSchema>;
+
+/** The answer to a registration. */
+export const registrationResponseSchema = z.strictObject({
+  instanceId: identifier(128),
+  /** Secret the gateway presents as `Authorization: Bearer …` on forwarded requests. */
+  linkToken: z.string().min(32).max(256),
+  heartbeatIntervalMs: z.number().int().min(100).max(600_000),
+});
+export type RegistrationResponse = z.infer<typeof registrationResponseSchema>;
+
+/** The payload of a Heartbeat. */
+export const heartbeatDetailsSchema = z.strictObject({
+  models: z.array(identifier(256)).min(1).max(256),
+  capacity: uint32,
+  health: z.strictObject({ ok: z.boolean(), detail: boundedText(256).optional() }),
+});
+export type HeartbeatDetails = z.infer<typeof heartbeatDetailsSchema>;
+
+/** The payload of a UsageReceipt: the node's own timings, for later verification. */
+export const receiptTimingsSchema = z.strictObject({
+  stream: z.boolean(),
+  finishReason: identifier(32),
+  backend: z
+    .strictObject({
+      promptMs: z.number().min(0),
+      decodeMs: z.number().min(0),
+      source: identifier(64),
+    })
+    .nullable(),
+});
+export type ReceiptTimings = z.infer<typeof receiptTimingsSchema>;
+
+/** Monotonic per node: registration nonces and heartbeat seqs must grow. */
