@@ -35,6 +35,14 @@ export const backendConfigSchema = z.strictObject({
 });
 export type BackendConfig = z.infer<typeof backendConfigSchema>;
 
+/** The gateway this node registers with (`gbt serve` starts the link when set). */
+export const gatewayConfigSchema = z.strictObject({
+  url: httpUrl,
+  /** The URL the gateway uses to reach this node; default the server's own URL. */
+  publicUrl: httpUrl.optional(),
+});
+export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
+
 export const nodeConfigSchema = z.strictObject({
   version: z.literal(1),
   node: z.strictObject({
@@ -50,7 +58,7 @@ export const nodeConfigSchema = z.strictObject({
       port: z.number().int().min(0).max(65_535),
     })
     .optional(),
-  gateway: z.strictObject({ url: httpUrl }).optional(),
+  gateway: gatewayConfigSchema.optional(),
 });
 export type NodeConfig = z.infer<typeof nodeConfigSchema>;
 

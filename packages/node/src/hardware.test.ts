@@ -2,7 +2,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as systeminformation from "systeminformation";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   cpuFeatures,
   type HardwareProfile,
@@ -23,6 +23,27 @@ afterEach(async () => {
 });
 
 const never = <T>(): Promise<T> => new Promise<T>(() => {});
+
+/**
+ * The real systeminformation with cpu, cpuFlags, mem and osInfo read once up front: tests that
+ * bound one probe tightly (100 ms) must not fail because a busy machine is slow on the others.
+ */
+let quickSi: SystemInformation = systeminformation;
+beforeAll(async () => {
+  const [cpu, cpuFlags, mem, osInfo] = await Promise.all([
+    systeminformation.cpu(),
+    systeminformation.cpuFlags(),
+    systeminformation.mem(),
+    systeminformation.osInfo(),
+  ]);
+  quickSi = {
+    ...systeminformation,
+    cpu: async () => cpu,
+    cpuFlags: async () => cpuFlags,
+    mem: async () => mem,
+    osInfo: async () => osInfo,
+  };
+}, 60_000);
 
 /** A systeminformation whose every call hangs: the worst machine there is. */
 const hangingSi: SystemInformation = {
@@ -83,7 +104,7 @@ describe("probeHardware when a probe fails", () => {
     const profile = await probeHardware({
       dataDir,
       timeoutMs: 100,
-      si: { ...systeminformation, graphics: never },
+      si: { ...quickSi, graphics: never },
       env: { PATH: "" },
     });
     expectValid(profile);
@@ -142,7 +163,7 @@ describe.skipIf(process.platform === "win32")("probeHardware with nvidia-smi", (
     "1, GPU-7f3e2d1c-0b9a-4876-8c5d-4e3f2a1b0c9d, NVIDIA GeForce RTX 4090, 24564, 550.54.15, 00000000:3B:00.0",
   ].join("\n");
   const siWith = (controllers: Partial<systeminformation.Systeminformation.GraphicsControllerData>[]) => ({
-    ...systeminformation,
+    ...quickSi,
     graphics: async () =>
       ({ controllers, displays: [] }) as unknown as systeminformation.Systeminformation.GraphicsData,
   });

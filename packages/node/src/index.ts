@@ -93,6 +93,8 @@ export {
 export {
   type BackendConfig,
   backendConfigSchema,
+  type GatewayConfig,
+  gatewayConfigSchema,
   loadConfig,
   type NodeConfig,
   type NodeMode,
@@ -117,6 +119,15 @@ export {
   type ResolveBackendChoiceParameters,
   resolveBackendChoice,
 } from "./detect-backends.js";
+export {
+  DEFAULT_LINK_REQUEST_TIMEOUT_MS,
+  DEFAULT_LINK_RETRY_MAX_MS,
+  DEFAULT_LINK_RETRY_MIN_MS,
+  type GatewayLink,
+  type GatewayLinkOptions,
+  type ReceiptInput,
+  startGatewayLink,
+} from "./gateway-link.js";
 export {
   type CpuFeature,
   type CpuInfo,

@@ -1,13 +1,18 @@
 /**
  * `gbt serve` as a service: config → backend → node server. Checks the backend before
  * listening (an unreachable backend fails fast with its exit code), loads the embedded model
- * eagerly, and refuses to listen beyond loopback without API keys.
+ * eagerly, and refuses to listen beyond loopback without API keys. With a gateway configured it
+ * unlocks the node key up front, then links to the gateway in the background once listening:
+ * serving never waits for the gateway, which may be down.
  */
 import { GbtError } from "@gbt/protocol";
 import type { Logger } from "pino";
 import { buildBackend, defaultCapacity } from "./backend-factory.js";
 import type { Backend, ModelInfo } from "./backends/types.js";
-import { type BackendConfig, loadConfig } from "./config.js";
+import { listBenchmarkRecords } from "./benchmark/benchmark-record.js";
+import { type BackendConfig, gatewayConfigSchema, loadConfig } from "./config.js";
+import { type GatewayLink, startGatewayLink } from "./gateway-link.js";
+import { loadNodeAccount } from "./identity.js";
 import { openDatabase } from "./node-database.js";
 import type { GbtPaths } from "./paths.js";
 import { ApiKeyStore } from "./server/api-keys.js";
@@ -26,6 +31,12 @@ export interface ServeParameters {
   capacity?: number;
   /** Require an API key even on loopback. */
   requireApiKey?: boolean;
+  /** Register with this gateway (overrides the config's `gateway.url`). */
+  gatewayUrl?: string;
+  /** The URL the gateway uses to reach this node (default: the config's, else the server's own URL). */
+  publicUrl?: string;
+  /** Unlocks an encrypted node key (needed only when linking to a gateway). */
+  passphrase?: string;
 }
 
 export interface RunningNode {
@@ -34,6 +45,8 @@ export interface RunningNode {
   models: ModelInfo[];
   backendConfig: BackendConfig;
   requireApiKey: boolean;
+  /** The gateway link, when a gateway is configured; it registers in the background. */
+  link: GatewayLink | null;
   /** Graceful stop: finish in-flight work up to the deadline, then release the backend. */
   close(deadlineMs?: number): Promise<void>;
 }
@@ -52,6 +65,22 @@ export async function startServe(parameters: ServeParameters): Promise<RunningNo
     ...(parameters.model ? { model: parameters.model } : {}),
   };
   const capacity = parameters.capacity ?? backendConfig.capacity ?? defaultCapacity(backendConfig.kind);
+  const gatewayUrl = parameters.gatewayUrl ?? config.gateway?.url;
+  const gatewayConfig =
+    gatewayUrl === undefined
+      ? undefined
+      : checkGatewayConfig(gatewayUrl, parameters.publicUrl ?? config.gateway?.publicUrl);
+  // Unlock the key before anything starts: a wrong passphrase must fail now, not in the background.
+  const account = gatewayConfig
+    ? await loadNodeAccount(paths.nodeKeystore, parameters.passphrase)
+    : undefined;
+  if (account && account.address.toLowerCase() !== config.node.address.toLowerCase()) {
+    throw new GbtError(
+      "CONFIG_INVALID",
+      `The config names node ${config.node.address}, but the keystore holds ${account.address}.`,
+      { hint: "Run `gbt setup` again so that the config and the key agree." },
+    );
+  }
 
   const db = openDatabase(paths.nodeDatabase);
   const apiKeys = new ApiKeyStore(db);
@@ -83,14 +112,63 @@ export async function startServe(parameters: ServeParameters): Promise<RunningNo
     }
     if (defaultModel && backend.loadModel) await backend.loadModel(defaultModel);
     const models = await backend.listModels();
-    const server = await startNodeServer({ backend, logger, capacity, apiKeys, requireApiKey, host, port });
+    // The server starts before the link exists (the link needs the server's URL): it asks through this.
+    let link: GatewayLink | null = null;
+    const server = await startNodeServer({
+      backend,
+      logger,
+      capacity,
+      apiKeys,
+      requireApiKey,
+      host,
+      port,
+      ...(account
+        ? {
+            gatewayLink: {
+              isLinkToken: (token: string) => link?.isLinkToken(token) ?? false,
+              signReceipt: (receipt) => {
+                if (!link) throw new GbtError("GATEWAY_UNREACHABLE", "The gateway link is not started.");
+                return link.signReceipt(receipt);
+              },
+            },
+          }
+        : {}),
+    });
+    if (account && gatewayConfig) {
+      const nodeUrl = gatewayConfig.publicUrl ?? server.url;
+      if (gatewayConfig.publicUrl === undefined && /^http:\/\/(0\.0\.0\.0|\[::\]):/.test(server.url)) {
+        logger.warn(
+          { nodeUrl },
+          "The gateway will be told this node's unspecified address; set --public-url (or gateway.publicUrl).",
+        );
+      }
+      link = startGatewayLink({
+        gatewayUrl: gatewayConfig.url,
+        account,
+        nodeUrl,
+        capacity,
+        chainId: config.node.chainId,
+        models: async () =>
+          (await backend.listModels()).map((m) => ({ id: m.id, ...(m.digest ? { digest: m.digest } : {}) })),
+        backend: { kind: backend.kind, ...(health.version ? { version: health.version } : {}) },
+        inFlight: () => server.inFlight(),
+        health: async () => {
+          const now = await backend.health();
+          return { ok: now.ok, ...(now.detail ? { detail: now.detail } : {}) };
+        },
+        latestBenchmark: () => listBenchmarkRecords(db, { limit: 1 })[0] ?? null,
+        logger: logger.child({ component: "gateway-link" }),
+      });
+    }
     return {
       server,
       backend,
       models,
       backendConfig,
       requireApiKey,
+      link,
       async close(deadlineMs = 10_000) {
+        await link?.stop();
         await server.close(deadlineMs);
         await backend.close();
         db.close();
@@ -106,4 +184,17 @@ export async function startServe(parameters: ServeParameters): Promise<RunningNo
     }
     throw error;
   }
+}
+
+function checkGatewayConfig(url: string, publicUrl: string | undefined) {
+  const parsed = gatewayConfigSchema.safeParse({ url, ...(publicUrl !== undefined ? { publicUrl } : {}) });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join(".") === "publicUrl" ? "public URL" : "gateway URL";
+    throw new GbtError("USAGE", `The ${field} is invalid: ${issue?.message ?? "malformed"}.`, {
+      details: { gatewayUrl: url, publicUrl: publicUrl ?? null },
+      hint: "Give an http:// or https:// URL (--gateway-url / --public-url, or gateway.url in the config).",
+    });
+  }
+  return parsed.data;
 }

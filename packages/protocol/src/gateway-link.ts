@@ -87,5 +87,3 @@ export const receiptTimingsSchema = z.strictObject({
     .nullable(),
 });
 export type ReceiptTimings = z.infer<typeof receiptTimingsSchema>;
-
-/** Monotonic per node: registration nonces and heartbeat seqs must grow. */

@@ -4,12 +4,23 @@
  * through as the backend produces them, never buffered; response headers wait for the first
  * backend event so that early failures (unknown model, context too long, busy) get real HTTP
  * statuses. A client disconnect aborts generation and frees the slot.
+ *
+ * Requests bearing the gateway's link token are pooled traffic: each one the node completes gets a
+ * signed UsageReceipt (a header on whole responses, one SSE comment line before `[DONE]` on streams).
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import {
+  RECEIPT_HEADER,
+  RECEIPT_SSE_PREFIX,
+  REQUEST_ID_HEADER,
+  type ReceiptTimings,
+  type SignedObject,
+} from "@gbt/protocol";
 import type { Logger } from "pino";
 import type { Backend, BackendTimings, ChatStreamEvent, FinishReason, Usage } from "../backends/types.js";
+import type { GatewayLink } from "../gateway-link.js";
 import type { ApiKeyStore } from "./api-keys.js";
 import { parseChatCompletionRequest } from "./chat-request.js";
 import { createNodeMetrics, type NodeMetrics } from "./node-metrics.js";
@@ -27,6 +38,8 @@ export interface NodeServerOptions {
   logger: Logger;
   /** Largest accepted request body (default 4 MiB). */
   maxBodyBytes?: number;
+  /** The gateway link: recognises pooled traffic by its token and signs its receipts. */
+  gatewayLink?: Pick<GatewayLink, "isLinkToken" | "signReceipt">;
 }
 
 export interface NodeServer {
@@ -113,6 +126,35 @@ function timingsJson(timings: BackendTimings | undefined) {
 
 const finishJson = (reason: FinishReason) => (reason === "abort" ? "stop" : reason);
 
+/** The gateway's request ids: they become the receipt's requestId, so they must be identifiers. */
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+function pooledRequestId(req: IncomingMessage): string {
+  const value = req.headers[REQUEST_ID_HEADER];
+  if (typeof value !== "string" || !REQUEST_ID_PATTERN.test(value)) {
+    throw new HttpError(
+      400,
+      "invalid_request_error",
+      "invalid_value",
+      `Pooled requests need a ${REQUEST_ID_HEADER} header of 1–128 letters, digits or . _ : - (starting with a letter or digit).`,
+      REQUEST_ID_HEADER,
+    );
+  }
+  return value;
+}
+
+function receiptTimings(stream: boolean, final: Extract<ChatStreamEvent, { type: "done" }>): ReceiptTimings {
+  const t = final.timings;
+  return {
+    stream,
+    finishReason: final.finishReason,
+    backend:
+      t && t.promptMs !== undefined && t.decodeMs !== undefined
+        ? { promptMs: Math.max(0, t.promptMs), decodeMs: Math.max(0, t.decodeMs), source: t.source }
+        : null,
+  };
+}
+
 /** Starts the node server; resolves once it listens. */
 export async function startNodeServer(options: NodeServerOptions): Promise<NodeServer> {
   const { backend, logger, capacity } = options;
@@ -121,18 +163,58 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   const active = new Set<AbortController>();
   let draining = false;
 
+  const link = options.gatewayLink;
+
+  const isPooled = (req: IncomingMessage): boolean => {
+    if (!link) return false;
+    const token = bearer(req);
+    return token !== undefined && link.isLinkToken(token);
+  };
+
   const authorized = (req: IncomingMessage): boolean => {
     if (!options.requireApiKey) return true;
     const key = bearer(req);
     return key !== undefined && options.apiKeys?.verify(key) === true;
   };
 
-  async function handleChat(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
+  /** Signs the receipt of a pooled request; null (logged) when signing fails, so the answer still goes out. */
+  async function signReceipt(
+    requestId: string,
+    model: string,
+    stream: boolean,
+    final: Extract<ChatStreamEvent, { type: "done" }>,
+    ttftMs: number,
+    durationMs: number,
+  ): Promise<SignedObject<"UsageReceipt"> | null> {
+    if (!link) return null;
+    try {
+      return await link.signReceipt({
+        requestId,
+        model,
+        promptTokens: final.usage.promptTokens,
+        completionTokens: final.usage.completionTokens,
+        ttftMs,
+        durationMs,
+        timings: receiptTimings(stream, final),
+      });
+    } catch (error) {
+      logger.error({ err: error, requestId, model }, "cannot sign the usage receipt; answering without it");
+      return null;
+    }
+  }
+
+  async function handleChat(
+    req: IncomingMessage,
+    res: ServerResponse,
+    started: number,
+    pooled: boolean,
+  ): Promise<void> {
     if (draining) {
       throw new HttpError(503, "server_error", "shutting_down", "The node is shutting down.", null, {
         "retry-after": "5",
       });
     }
+    const requestId = pooled ? pooledRequestId(req) : undefined;
     const raw = await readBody(req, maxBody);
     let body: unknown;
     try {
@@ -175,11 +257,25 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       // Wait for the first event before answering, so that early errors get a real status.
       const first = await events.next();
       let ttftObserved = false;
+      let ttftMs = -1;
       const observeToken = () => {
         if (!ttftObserved) {
           ttftObserved = true;
-          metrics.ttft.observe((performance.now() - started) / 1000);
+          ttftMs = performance.now() - started;
+          metrics.ttft.observe(ttftMs / 1000);
         }
+      };
+      /** Pooled requests only: the signed receipt of a finished completion, or null. */
+      const receiptOf = (done: Extract<ChatStreamEvent, { type: "done" }>) => {
+        const durationMs = performance.now() - started;
+        return signReceipt(
+          requestId as string,
+          request.model,
+          stream,
+          done,
+          ttftMs < 0 ? durationMs : ttftMs,
+          durationMs,
+        );
       };
       let final: Extract<ChatStreamEvent, { type: "done" }> | undefined;
       if (stream) {
@@ -234,6 +330,10 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
               })}\n\n`,
             );
           }
+          if (requestId !== undefined) {
+            const receipt = await receiptOf(final);
+            if (receipt) res.write(`${RECEIPT_SSE_PREFIX}${JSON.stringify(receipt)}\n\n`);
+          }
           res.end("data: [DONE]\n\n");
         } else {
           res.end();
@@ -255,6 +355,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
         if (!final) throw new Error("backend stream ended without a final event");
         if (final.finishReason !== "abort") {
           const timings = timingsJson(final.timings);
+          const receipt = requestId !== undefined ? await receiptOf(final) : null;
           sendJson(
             res,
             200,
@@ -274,7 +375,12 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
               usage: usageJson(final.usage),
               ...(timings ? { timings } : {}),
             },
-            { "x-request-id": id },
+            receipt
+              ? {
+                  "x-request-id": id,
+                  [RECEIPT_HEADER]: Buffer.from(JSON.stringify(receipt)).toString("base64url"),
+                }
+              : { "x-request-id": id },
           );
         }
       }
@@ -284,6 +390,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
         logger.info(
           {
             id,
+            ...(requestId !== undefined ? { requestId } : {}),
             model: request.model,
             stream,
             promptTokens: final.usage.promptTokens,
@@ -319,7 +426,8 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       });
       return "healthz";
     }
-    if (!authorized(req)) {
+    const pooled = isPooled(req);
+    if (!pooled && !authorized(req)) {
       throw new HttpError(
         401,
         "authentication_error",
@@ -336,7 +444,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
         throw new HttpError(405, "invalid_request_error", "method_not_allowed", "Use POST.", null, {
           allow: "POST",
         });
-      await handleChat(req, res, started);
+      await handleChat(req, res, started, pooled);
       return "chat";
     }
     if (path === "/v1/models" && method === "GET") {
