@@ -28,7 +28,19 @@ try {
 } finally {
   writeFileSync(path, committed);
 }
-const normalize = (text) => JSON.stringify(JSON.parse(text));
+// oclif loads commands concurrently, so the order of the keys in its output varies run to run:
+// compare with every object's keys sorted.
+const sortKeys = (value) =>
+  Array.isArray(value)
+    ? value.map(sortKeys)
+    : value !== null && typeof value === "object"
+      ? Object.fromEntries(
+          Object.keys(value)
+            .sort()
+            .map((key) => [key, sortKeys(value[key])]),
+        )
+      : value;
+const normalize = (text) => JSON.stringify(sortKeys(JSON.parse(text)));
 if (normalize(fresh) !== normalize(expected)) {
   console.error(
     "oclif.manifest.json is stale: run `npm run build && npm run manifest` and commit the result.",
