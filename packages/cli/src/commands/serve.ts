@@ -2,6 +2,8 @@ import { DEFAULT_PORT, resolvePaths, startServe } from "@gbt/node";
 import { Flags } from "@oclif/core";
 import pino from "pino";
 import { GbtCommand } from "../gbt-command.js";
+import { passphraseFromFlags } from "../terminal-input.js";
+import { runUntilSignal } from "../wait-for-signal.js";
 
 export default class Serve extends GbtCommand {
   static override summary = "Serve inference on this node through an OpenAI-compatible HTTP API.";
@@ -26,6 +28,10 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
     {
       description: "Serve the LAN (requires an API key)",
       command: "<%= config.bin %> keys create laptop && <%= config.bin %> <%= command.id %> --host 0.0.0.0",
+    },
+    {
+      description: "Join a gateway's pool",
+      command: "<%= config.bin %> <%= command.id %> --gateway http://127.0.0.1:8080",
     },
     {
       description: "Ask it something",
@@ -57,6 +63,18 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       max: 256,
     }),
     "require-api-key": Flags.boolean({ description: "Require an API key even on loopback." }),
+    gateway: Flags.string({
+      description:
+        "Gateway URL to join: the node registers (signed), heartbeats every 10 s, and serves the gateway's pooled traffic with a signed usage receipt per request. Saved nowhere; set gateway.url in config.json to make it permanent.",
+    }),
+    "public-url": Flags.string({
+      description: "URL the gateway uses to reach this node (default: the address it listens on).",
+      dependsOn: ["gateway"],
+    }),
+    "passphrase-file": Flags.string({
+      description:
+        "File holding the node key's passphrase (else GBT_PASSPHRASE); needed with --gateway when the key is encrypted.",
+    }),
     "shutdown-timeout": Flags.integer({
       description: "Seconds to let in-flight requests finish on SIGINT/SIGTERM.",
       default: 10,
@@ -72,9 +90,13 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
   async run(): Promise<void> {
     const { flags } = await this.parse(Serve);
     const logger = pino({ level: flags["log-level"], base: { service: "gbt-node" } }, pino.destination(2));
+    const passphrase = await passphraseFromFlags({ passphraseFile: flags["passphrase-file"] });
     const node = await startServe({
       paths: resolvePaths(),
       logger,
+      ...(flags.gateway !== undefined ? { gatewayUrl: flags.gateway } : {}),
+      ...(flags["public-url"] !== undefined ? { publicUrl: flags["public-url"] } : {}),
+      ...(passphrase !== undefined ? { passphrase } : {}),
       ...(flags.host !== undefined ? { host: flags.host } : {}),
       ...(flags.port !== undefined ? { port: flags.port } : {}),
       ...(flags.model !== undefined ? { model: flags.model } : {}),
@@ -85,7 +107,7 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
     const models = node.models.map((m) => m.id);
     if (this.jsonEnabled()) {
       process.stdout.write(
-        `${JSON.stringify({ event: "listening", url: node.server.url, backend: node.backendConfig.kind, models, requireApiKey: node.requireApiKey })}\n`,
+        `${JSON.stringify({ event: "listening", url: node.server.url, backend: node.backendConfig.kind, models, requireApiKey: node.requireApiKey, gateway: node.link ? (flags.gateway ?? "config") : null })}\n`,
       );
     } else {
       process.stderr.write(
@@ -93,32 +115,18 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
           (models.includes("gbt-test-tiny")
             ? "  gbt-test-tiny is the generated pipeline-test model: real compute, noise text. Use --model for a real one.\n"
             : "") +
+          (node.link
+            ? "  Joining the gateway in the background (signed registration, then heartbeats every 10 s).\n"
+            : "") +
           `  Try: curl ${node.server.url}/v1/models\n  Ctrl-C stops.\n`,
       );
     }
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        // A second Ctrl-C: stop waiting for in-flight work.
-        process.exit(130);
-      }
-      stopping = true;
+    await runUntilSignal(async (signal) => {
       logger.info({ signal, inFlight: node.server.inFlight() }, "shutting down");
-      node
+      await node
         .close(flags["shutdown-timeout"] * 1000)
-        .catch((error) => logger.error({ err: error }, "error during shutdown"))
-        .finally(() => done());
-    };
-    let done: () => void = () => {};
-    // process.on (not once), and kept until the drain ends: signal-exit, pulled in by dependencies,
-    // re-raises a signal when it finds itself the last listener, which would kill us mid-drain.
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-    await new Promise<void>((resolve) => {
-      done = resolve;
+        .catch((error) => logger.error({ err: error }, "error during shutdown"));
     });
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
     if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify({ event: "stopped" })}\n`);
     logger.flush();
   }

@@ -1,0 +1,158 @@
+/**
+ * `gbt up`: a whole local network in one process. A gateway and N nodes, each node with its own
+ * identity and state under `<dir>/node-<i>` (set up like `gbt setup --yes` on the embedded
+ * backend with the generated test model), joined to the gateway through the real signed link over
+ * loopback HTTP. Ramp-up is off (a local network has no strangers to be careful with). It waits
+ * until every node is registered, then gives out one consumer key.
+ */
+import { join } from "node:path";
+import { type RunningGateway, startGateway } from "@gbt/gateway";
+import { probeHardware, type RunningNode, resolvePaths, setupNode, startServe } from "@gbt/node";
+import { GbtError } from "@gbt/protocol";
+import type { Logger } from "pino";
+
+export interface LocalNetworkParameters {
+  /** Where the gateway and the nodes keep their state. */
+  dir: string;
+  nodes: number;
+  /** Gateway port (0 picks a free one). */
+  port: number;
+  host?: string;
+  /** llama.cpp threads per node. */
+  threads: number;
+  capacity?: number;
+  logger: Logger;
+  onProgress?: (message: string) => void;
+  /** How long to wait for every node to register. */
+  registerTimeoutMs?: number;
+}
+
+export interface LocalNetwork {
+  gateway: RunningGateway;
+  nodes: RunningNode[];
+  baseUrl: string;
+  apiKey: string;
+  accountId: string;
+  close(deadlineMs?: number): Promise<void>;
+}
+
+const ACCOUNT_NAME = "gbt-up";
+
+export async function startLocalNetwork(parameters: LocalNetworkParameters): Promise<LocalNetwork> {
+  const { dir, logger } = parameters;
+  const progress = parameters.onProgress ?? (() => {});
+  if (!(Number.isInteger(parameters.nodes) && parameters.nodes >= 1 && parameters.nodes <= 16)) {
+    throw new GbtError("USAGE", `--nodes must be 1–16, not ${parameters.nodes}.`);
+  }
+  const gateway = await startGateway({
+    dataDir: join(dir, "gateway"),
+    configFile: join(dir, "gateway.json"),
+    logger: logger.child({ service: "gbt-gateway" }),
+    port: parameters.port,
+    ...(parameters.host !== undefined ? { host: parameters.host } : {}),
+    config: (config) => ({ ...config, routing: { ...config.routing, rampUpDays: 0 } }),
+  });
+  const nodes: RunningNode[] = [];
+  const close = async (deadlineMs = 10_000) => {
+    await Promise.all(nodes.map((node) => node.close(deadlineMs).catch(() => undefined)));
+    await gateway.close(deadlineMs);
+  };
+  try {
+    progress(`gateway listening on ${gateway.url}`);
+    const hardware = await probeHardware({ dataDir: join(dir, "node-1", "data") });
+    for (let i = 1; i <= parameters.nodes; i++) {
+      const paths = resolvePaths({ GBT_HOME: join(dir, `node-${i}`) });
+      await setupNode({
+        paths,
+        backend: "embedded",
+        probeHardware: async () => hardware,
+        detectBackends: async () => [],
+      });
+      const node = await startServe({
+        paths,
+        logger: logger.child({ service: "gbt-node", node: i }),
+        port: 0,
+        threads: parameters.threads,
+        ...(parameters.capacity !== undefined ? { capacity: parameters.capacity } : {}),
+        gatewayUrl: gateway.url,
+      });
+      nodes.push(node);
+      progress(`node ${i} serving on ${node.server.url} (${node.models.map((m) => m.id).join(", ")})`);
+    }
+    const until = Date.now() + (parameters.registerTimeoutMs ?? 30_000);
+    while (gateway.router.registry.size < parameters.nodes) {
+      if (Date.now() > until) {
+        throw new GbtError(
+          "GATEWAY_UNREACHABLE",
+          `Only ${gateway.router.registry.size} of ${parameters.nodes} nodes registered with the gateway in time.`,
+          { hint: "Run again with --log-level info to see the nodes' link errors." },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    progress(`${parameters.nodes} node${parameters.nodes > 1 ? "s" : ""} registered`);
+    const existing = gateway.accounts.listAccounts().find((account) => account.name === ACCOUNT_NAME);
+    const account = existing ?? gateway.accounts.createAccount({ name: ACCOUNT_NAME });
+    const key = gateway.accounts.createApiKey(
+      account.id,
+      `up ${new Date().toISOString().slice(0, 19).replace("T", " ").replaceAll(":", ".")}`,
+    );
+    return { gateway, nodes, baseUrl: `${gateway.url}/v1`, apiKey: key.key, accountId: account.id, close };
+  } catch (error) {
+    await close(1000).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Sends one streamed request through the network; returns the text and how long it took. */
+export async function sendFirstRequest(
+  network: LocalNetwork,
+  model: string,
+): Promise<{ text: string; tokens: number; ms: number }> {
+  const started = performance.now();
+  const response = await fetch(`${network.baseUrl}/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${network.apiKey}` },
+    body: JSON.stringify({
+      model,
+      stream: true,
+      max_tokens: 24,
+      messages: [{ role: "user", content: "Hello from gbt up" }],
+    }),
+  });
+  if (!response.ok || response.body === null) {
+    throw new GbtError(
+      "GATEWAY_UNREACHABLE",
+      `The first request through the gateway failed: HTTP ${response.status} ${await response.text()}`,
+    );
+  }
+  let text = "";
+  let tokens = 0;
+  let buffer = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of response.body) {
+    buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+    let end = buffer.indexOf("\n\n");
+    while (end >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      end = buffer.indexOf("\n\n");
+      if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
+      const data = JSON.parse(event.slice(6)) as {
+        choices?: { delta?: { content?: string } }[];
+        error?: { message: string };
+      };
+      if (data.error)
+        throw new GbtError(
+          "GATEWAY_UNREACHABLE",
+          `The first request failed mid-stream: ${data.error.message}`,
+        );
+      const piece = data.choices?.[0]?.delta?.content;
+      if (piece) {
+        text += piece;
+        tokens += 1;
+      }
+    }
+  }
+  return { text, tokens, ms: performance.now() - started };
+}
