@@ -219,7 +219,6 @@ export function createChatProxy(deps: ChatProxyDependencies) {
         }
         try {
           const completed = await forward(
-            req,
             res,
             raw,
             chat,
@@ -263,7 +262,6 @@ export function createChatProxy(deps: ChatProxyDependencies) {
 
   /** One attempt on one node. Resolves when the response is complete (or ended mid-stream). */
   function forward(
-    req: IncomingMessage,
     res: ServerResponse,
     raw: Buffer,
     chat: ParsedChat,
