@@ -116,6 +116,7 @@ export async function sendFirstRequest(
     body: JSON.stringify({
       model,
       stream: true,
+      stream_options: { include_usage: true },
       max_tokens: 24,
       messages: [{ role: "user", content: "Hello from gbt up" }],
     }),
@@ -140,6 +141,7 @@ export async function sendFirstRequest(
       if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
       const data = JSON.parse(event.slice(6)) as {
         choices?: { delta?: { content?: string } }[];
+        usage?: { completion_tokens: number };
         error?: { message: string };
       };
       if (data.error)
@@ -147,11 +149,8 @@ export async function sendFirstRequest(
           "GATEWAY_UNREACHABLE",
           `The first request failed mid-stream: ${data.error.message}`,
         );
-      const piece = data.choices?.[0]?.delta?.content;
-      if (piece) {
-        text += piece;
-        tokens += 1;
-      }
+      text += data.choices?.[0]?.delta?.content ?? "";
+      if (data.usage) tokens = data.usage.completion_tokens;
     }
   }
   return { text, tokens, ms: performance.now() - started };

@@ -14,37 +14,74 @@ export interface ServeProcess {
 }
 
 export async function startServeProcess(args: string[], env: NodeJS.ProcessEnv): Promise<ServeProcess> {
-  const child = spawn(
-    process.execPath,
-    [gbtBin, "serve", "--port", "0", "--json", "--log-level", "warn", ...args],
-    {
-      env: { ...process.env, CI: "true", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
+  const started = await startGbtProcess(
+    ["serve", "--port", "0", "--json", "--log-level", "warn", ...args],
+    env,
   );
+  return { ...started, url: String(started.first.url) };
+}
+
+export interface GbtProcess {
+  /** The first JSON line the command printed (e.g. its "listening" or "up" event). */
+  first: Record<string, unknown>;
+  child: ChildProcess;
+  stderr: () => string;
+  /** JSON lines printed after the first one. */
+  lines: () => Record<string, unknown>[];
+  /** Sends a signal and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts a long-running gbt command with --json and waits for its first JSON line. */
+export async function startGbtProcess(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 90_000,
+): Promise<GbtProcess> {
+  const child = spawn(process.execPath, [gbtBin, ...args], {
+    env: { ...process.env, CI: "true", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stderr = "";
   child.stderr?.on("data", (chunk) => {
     stderr += chunk;
   });
+  const later: Record<string, unknown>[] = [];
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
+  const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
     let buffer = "";
+    let seen = false;
+    const timer = setTimeout(
+      () => reject(new Error(`gbt ${args[0]} printed nothing in ${timeoutMs} ms:\n${stderr}`)),
+      timeoutMs,
+    );
     child.stdout?.on("data", (chunk) => {
       buffer += chunk;
-      const newline = buffer.indexOf("\n");
-      if (newline >= 0) {
-        const line = JSON.parse(buffer.slice(0, newline)) as { event: string; url?: string };
-        if (line.event === "listening" && line.url) resolve(line.url);
+      let newline = buffer.indexOf("\n");
+      while (newline >= 0) {
+        const line = JSON.parse(buffer.slice(0, newline)) as Record<string, unknown>;
+        buffer = buffer.slice(newline + 1);
+        newline = buffer.indexOf("\n");
+        if (seen) later.push(line);
+        else {
+          seen = true;
+          clearTimeout(timer);
+          resolve(line);
+        }
       }
     });
-    exited.then((code) => reject(new Error(`gbt serve exited with ${code} before listening:\n${stderr}`)));
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`gbt ${args[0]} exited with ${code} before printing:\n${stderr}`));
+    });
   });
   return {
-    url,
+    first,
     child,
     stderr: () => stderr,
+    lines: () => later,
     stop: async (signal = "SIGTERM") => {
-      if (child.exitCode === null) child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
   };
