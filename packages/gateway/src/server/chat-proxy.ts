@@ -22,7 +22,7 @@ import { costMicro, type ModelPrice, priceFor } from "../ledger/pricing.js";
 import type { CreditHold, CreditReservations } from "../ledger/reservations.js";
 import type { Router, RoutingLease } from "../routing/router.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
-import type { NodeLinks } from "./node-links.js";
+import type { InstanceLink, NodeLinks } from "./node-links.js";
 import type { CompletedRequest, ReceiptSettler } from "./receipt-settler.js";
 import { SseRelay } from "./sse-relay.js";
 
@@ -46,6 +46,49 @@ interface ParsedChat {
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, keepAliveMsecs: 10_000 });
+
+/** Where a node's chat endpoint is: parsed once per link, not once per request. */
+interface UpstreamTarget {
+  protocol: string;
+  hostname: string;
+  port: string;
+  /** The Host header node:http would send (it sends none of its own with array headers). */
+  host: string;
+  path: string;
+}
+
+const targets = new WeakMap<InstanceLink, UpstreamTarget>();
+
+function targetOf(link: InstanceLink): UpstreamTarget {
+  let target = targets.get(link);
+  if (target === undefined) {
+    const url = new URL("/v1/chat/completions", link.url);
+    target = {
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: url.port,
+      host: url.host,
+      path: url.pathname,
+    };
+    targets.set(link, target);
+  }
+  return target;
+}
+
+/** Request ids are 12 random bytes; drawn from a pool so that most requests make no RNG call. */
+const ID_BYTES = 12;
+let idPool = Buffer.alloc(0);
+let idOffset = 0;
+
+function newRequestId(): string {
+  if (idOffset + ID_BYTES > idPool.length) {
+    idPool = randomBytes(ID_BYTES * 256);
+    idOffset = 0;
+  }
+  const id = idPool.toString("base64url", idOffset, idOffset + ID_BYTES);
+  idOffset += ID_BYTES;
+  return `gw-${id}`;
+}
 
 export function bearerToken(req: IncomingMessage): string | undefined {
   const header = req.headers.authorization;
@@ -185,7 +228,7 @@ export function createChatProxy(deps: ChatProxyDependencies) {
       }
       throw error;
     }
-    const requestId = `gw-${randomBytes(12).toString("base64url")}`;
+    const requestId = newRequestId();
     const tried: string[] = [];
     let handedOver = false;
     try {
@@ -218,16 +261,7 @@ export function createChatProxy(deps: ChatProxyDependencies) {
           continue;
         }
         try {
-          const completed = await forward(
-            res,
-            raw,
-            chat,
-            lease,
-            link.url,
-            link.authorization,
-            requestId,
-            started,
-          );
+          const completed = await forward(res, raw, chat, lease, link, requestId, started);
           completed.accountId = principal.accountId;
           completed.keyId = principal.keyId;
           completed.price = price;
@@ -266,13 +300,12 @@ export function createChatProxy(deps: ChatProxyDependencies) {
     raw: Buffer,
     chat: ParsedChat,
     lease: RoutingLease,
-    url: string,
-    authorization: string,
+    link: InstanceLink,
     requestId: string,
     started: number,
   ): Promise<CompletedRequest> {
     return new Promise<CompletedRequest>((resolve, reject) => {
-      const target = new URL("/v1/chat/completions", url);
+      const target = targetOf(link);
       const sentAt = performance.now();
       let settled = false;
       let started2 = false; // bytes went to the consumer
@@ -281,14 +314,21 @@ export function createChatProxy(deps: ChatProxyDependencies) {
         protocol: target.protocol,
         hostname: target.hostname,
         port: target.port,
-        path: target.pathname,
+        path: target.path,
         method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "content-length": raw.length,
-          authorization,
-          [REQUEST_ID_HEADER]: requestId,
-        },
+        // As an array, node:http writes the headers as they are instead of one setHeader each.
+        headers: [
+          "host",
+          target.host,
+          "content-type",
+          "application/json",
+          "content-length",
+          String(raw.length),
+          "authorization",
+          link.authorization,
+          REQUEST_ID_HEADER,
+          requestId,
+        ],
       });
       const fail = (outcome: "failure" | "cooldown", reason: string, retryAfterMs?: number) => {
         if (settled) return;
@@ -330,6 +370,7 @@ export function createChatProxy(deps: ChatProxyDependencies) {
         const upstreamHeadersAt = performance.now();
         // The gateway's own time: everything before the request left for the node.
         const gatewayMs = sentAt - started;
+        metrics.gatewayTime.observe(gatewayMs / 1000);
         if (status !== 200) {
           // The consumer's own mistake (400, 404, 413…): passed through, neutral for the node, no charge.
           settled = true;

@@ -208,7 +208,6 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       } finally {
         inFlight -= 1;
         metrics.inFlight.set(inFlight);
-        metrics.gatewayTime.observe(Number(res.getHeader("x-gbt-gateway-ms") ?? 0) / 1000);
       }
       return "chat";
     }

@@ -1,9 +1,11 @@
 /**
- * Settles served requests off the request path. Completed requests are queued; on the next turn
- * of the event loop each one's usage receipt is verified (signed by the node that served it, for
- * this gateway and chain, for this request and model, in its time window), its token counts are
- * checked against what the gateway relayed, the gateway countersigns the receipt's digest, and the
- * settlement queue writes one double-entry transaction per request, many per SQLite transaction.
+ * Settles served requests off the request path. Completed requests are queued and settled in
+ * batches (`batchMs` after the first, or at once when `batchSize` are waiting), so that even at low
+ * concurrency the ledger is written many requests per SQLite transaction: each one's usage receipt
+ * is verified (signed by the node that served it, for this gateway and chain, for this request and
+ * model, in its time window), its token counts are checked against what the gateway relayed, the
+ * gateway countersigns the receipt's digest, and the settlement queue writes one double-entry
+ * transaction per request.
  *
  * What is billed: with a valid receipt, the receipt's tokens; otherwise the gateway's own view
  * (the usage in a whole response, the content chunks relayed on a stream) and the provider's share
@@ -53,7 +55,16 @@ export interface ReceiptSettlerOptions {
   metrics: GatewayMetrics;
   logger: Logger;
   now?: () => number;
+  /** How long a finished request may wait for others to settle with it, ms (default 20). */
+  batchMs?: number;
+  /** Settle at once when this many are waiting (default 256). */
+  batchSize?: number;
+  /** Settlements written per SQLite transaction, with the event loop's turn between two (default 64). */
+  sliceSize?: number;
 }
+
+/** The longest the settler works before letting the event loop serve requests, ms. */
+const SLICE_MS = 2;
 
 /** A stream's receipt may claim a few more tokens than chunks relayed (pieces that decode to no text). */
 export function completionTolerance(relayed: number): number {
@@ -62,11 +73,18 @@ export function completionTolerance(relayed: number): number {
 
 export class ReceiptSettler {
   readonly #options: ReceiptSettlerOptions;
+  readonly #batchMs: number;
+  readonly #batchSize: number;
+  readonly #sliceSize: number;
   #queue: { completed: CompletedRequest; hold: CreditHold }[] = [];
   #running: Promise<void> | null = null;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(options: ReceiptSettlerOptions) {
     this.#options = options;
+    this.#batchMs = options.batchMs ?? 20;
+    this.#batchSize = options.batchSize ?? 256;
+    this.#sliceSize = options.sliceSize ?? 64;
   }
 
   /** Queues a finished request with the consumer's credit hold, which stays until the debit is written. */
@@ -76,21 +94,42 @@ export class ReceiptSettler {
       return;
     }
     this.#queue.push({ completed, hold });
-    this.#running ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#drain());
+    if (this.#running !== null) return; // the running drain takes it
+    // One SQLite transaction per batch rather than per request, even at low concurrency.
+    if (this.#queue.length >= this.#batchSize) this.#start();
+    else this.#timer ??= setTimeout(() => this.#start(), this.#batchMs);
   }
 
   /** Resolves once everything submitted so far is settled and written. */
   async idle(): Promise<void> {
+    if (this.#timer !== undefined) this.#start();
     while (this.#running !== null) await this.#running;
     this.#options.queue.flushSync();
   }
 
+  #start(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#running ??= Promise.resolve().then(() => this.#drain());
+  }
+
   async #drain(): Promise<void> {
     try {
+      let sliceStart = performance.now();
+      let sliceCount = 0;
       while (this.#queue.length > 0) {
         const batch = this.#queue;
         this.#queue = [];
         for (const { completed, hold } of batch) {
+          // The request path shares this thread: a signature check takes milliseconds and a
+          // settlement's SQLite write ~0.1 ms, so the work goes in slices with the event loop's
+          // turn between two (the settlement queue writes each slice in its own setImmediate).
+          if (sliceCount >= this.#sliceSize || performance.now() - sliceStart > SLICE_MS) {
+            await new Promise<void>((resolve) => setImmediate(resolve));
+            sliceStart = performance.now();
+            sliceCount = 0;
+          }
+          sliceCount += 1;
           try {
             this.#options.queue.enqueue(await this.settlementOf(completed), hold);
           } catch (error) {
@@ -169,9 +208,8 @@ export class ReceiptSettler {
     const now = (this.#options.now ?? Date.now)();
     const rampFactor = registry.rampFactor(instance, now);
     const switchPenalty = registry.switchPenalty(instance, now);
-    const active = registry.activeModels().includes(completed.model)
-      ? countActive(registry, completed.model, now)
-      : 0;
+    // Counting stops at minInstances: only "fewer than that" matters.
+    const active = countActive(registry, completed.model, now, config.bounty.minInstances);
     const bounty = active < config.bounty.minInstances ? config.bounty.multiplier : 1;
     const multipliers = { providerShare: config.providerShare, rampFactor, switchPenalty, bounty };
     metrics.tokens.inc({ type: "prompt" }, prompt);
@@ -237,11 +275,13 @@ function gatewayView(completed: CompletedRequest): { promptTokens: number | null
   return { promptTokens: null, completionTokens: completed.relayedCompletionTokens };
 }
 
-function countActive(registry: InstanceRegistry, model: string, now: number): number {
+/** Active (not stale) instances of the model, counted up to `enough`. */
+function countActive(registry: InstanceRegistry, model: string, now: number, enough: number): number {
   const pool = registry.pool(model);
   if (pool === undefined) return 0;
   let active = 0;
   for (const member of pool.members) {
+    if (active >= enough) break;
     const instance = registry.instanceAt[member.slot];
     if (instance !== undefined && !registry.isStale(instance, now)) active += 1;
   }
