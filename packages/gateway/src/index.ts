@@ -77,6 +77,7 @@ export {
   type GatewayServerOptions,
   startGatewayServer,
 } from "./server/gateway-server.js";
+export { recoverSignerNative } from "./server/native-recover.js";
 export { type InstanceLink, NodeLinks } from "./server/node-links.js";
 export { type CompletedRequest, completionTolerance, ReceiptSettler } from "./server/receipt-settler.js";
 export { SseRelay } from "./server/sse-relay.js";

@@ -73,6 +73,7 @@ export {
   digestOf,
   type GbtDomain,
   gbtDomain,
+  type RecoverSigner,
   type SignedObject,
   type SignInput,
   type SignObjectParameters,
@@ -80,3 +81,4 @@ export {
   type VerifyObjectOptions,
   verifyObject,
 } from "./signed-object.js";
+export { domainSeparator, typedDigest } from "./typed-digest.js";

@@ -8,17 +8,27 @@
 import {
   type Address,
   type Hex,
-  hashTypedData,
   isAddressEqual,
   type LocalAccount,
-  recoverTypedDataAddress,
+  recoverAddress,
   type TypedDataDomain,
+  toHex,
 } from "viem";
 import { z } from "zod";
 import { hashPayload } from "./canonical-json.js";
 import { GbtError } from "./errors.js";
 import { type Kind, kindNames, kinds, type MessageInput, type MessageOf, SCHEMA_VERSION } from "./objects.js";
 import { address, chainId as chainIdSchema, signature as signatureSchema } from "./primitives.js";
+import { typedDigest } from "./typed-digest.js";
+
+/**
+ * Recovers the address that signed a 32-byte digest. The default is viem's (pure JS); a verifier
+ * under load can pass a native one (the gateway uses libsecp256k1 for its receipts).
+ */
+export type RecoverSigner = (digest: Uint8Array, signature: Hex) => Address | Promise<Address>;
+
+const recoverWithViem: RecoverSigner = (digest, signature) =>
+  recoverAddress({ hash: toHex(digest), signature });
 
 export const DOMAIN_NAME = "gbt";
 export const DOMAIN_VERSION = "1";
@@ -160,6 +170,8 @@ export interface VerifyObjectOptions<K extends Kind> {
   skewSeconds?: number;
   /** For objects carrying only a timestamp: the oldest accepted age in seconds. */
   maxAgeSeconds?: number;
+  /** Signature recovery (default: viem's). */
+  recoverSigner?: RecoverSigner;
 }
 
 const envelopeSchema = z.strictObject({
@@ -253,10 +265,10 @@ export async function verifyObject<K extends Kind>(
   const claimed = message[definition.signerField] as Address;
   let recovered: Address;
   try {
-    recovered = await recoverTypedDataAddress({
-      ...typedDataOf(kind, domain, message),
-      signature: signed.signature,
-    } as never);
+    recovered = await (options.recoverSigner ?? recoverWithViem)(
+      typedDigest(kind, domain, message),
+      signed.signature,
+    );
   } catch (cause) {
     throw new GbtError("SIGNATURE_INVALID", `The ${kind}'s signature is malformed.`, { cause });
   }
@@ -321,7 +333,5 @@ function checkWindow(kind: Kind, message: Record<string, unknown>, options: Veri
 
 /** The EIP-712 digest of a signed object: a stable id for replay stores and result binding. */
 export function digestOf(signed: SignedObject): Hex {
-  return hashTypedData(
-    typedDataOf(signed.kind, signed.domain, signed.message as Record<string, unknown>) as never,
-  );
+  return toHex(typedDigest(signed.kind, signed.domain, signed.message as Record<string, unknown>));
 }

@@ -20,6 +20,7 @@ import {
 import type { Logger } from "pino";
 import type { Address, PrivateKeyAccount } from "viem";
 import type { InstanceRegistry, RoutingInstance } from "../routing/instance-registry.js";
+import { recoverSignerNative } from "./native-recover.js";
 
 export interface NodeLinksOptions {
   registry: InstanceRegistry;
@@ -76,6 +77,7 @@ export class NodeLinks {
   async register(body: unknown): Promise<RegistrationResponse> {
     const { registry, account, chainId, skewSeconds, logger } = this.#options;
     const signed = await verifyObject(body, {
+      recoverSigner: recoverSignerNative,
       kind: "NodeRegistration",
       chainId,
       audience: account.address,
@@ -149,6 +151,7 @@ export class NodeLinks {
   async heartbeat(body: unknown): Promise<RoutingInstance> {
     const { registry, account, chainId, skewSeconds } = this.#options;
     const signed = await verifyObject(body, {
+      recoverSigner: recoverSignerNative,
       kind: "Heartbeat",
       chainId,
       audience: account.address,
@@ -200,6 +203,7 @@ export class NodeLinks {
     if (record === null || record === undefined) return null;
     try {
       const signed = await verifyObject(record, {
+        recoverSigner: recoverSignerNative,
         kind: "BenchmarkRecord",
         chainId: this.#options.chainId,
         allowedSigners: [node],

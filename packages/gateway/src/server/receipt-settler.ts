@@ -22,6 +22,7 @@ import { costMicro, type ModelPrice, providerCreditMicro } from "../ledger/prici
 import type { CreditHold } from "../ledger/reservations.js";
 import type { InstanceRegistry, RoutingInstance } from "../routing/instance-registry.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
+import { recoverSignerNative } from "./native-recover.js";
 
 /** A request the proxy finished with, handed over for settlement. */
 export interface CompletedRequest {
@@ -240,6 +241,7 @@ export class ReceiptSettler {
       throw new GbtError("INVALID_OBJECT", "The receipt is not valid JSON.");
     }
     const receipt = await verifyObject(value, {
+      recoverSigner: recoverSignerNative,
       kind: "UsageReceipt",
       chainId: this.#options.config.chainId,
       audience: this.#options.account.address,

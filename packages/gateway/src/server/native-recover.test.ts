@@ -1,0 +1,47 @@
+import { gbtDomain, signObject, typedDigest, verifyObject } from "@gbt/protocol";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { describe, expect, it } from "vitest";
+import { recoverSignerNative } from "./native-recover.js";
+
+describe("recoverSignerNative", () => {
+  it("recovers the same signer as viem, and another one from a tampered signature", async () => {
+    for (let i = 0; i < 5; i++) {
+      const account = privateKeyToAccount(generatePrivateKey());
+      const gateway = privateKeyToAccount(generatePrivateKey()).address;
+      const now = Math.floor(Date.now() / 1000);
+      const signed = await signObject(account, {
+        kind: "UsageReceipt",
+        chainId: 31_337,
+        message: {
+          requestId: `gw-${i}`,
+          node: account.address,
+          gateway,
+          model: "m",
+          promptTokens: 3,
+          completionTokens: 7,
+          ttftMs: 1,
+          durationMs: 2,
+          issuedAt: now,
+          expiresAt: now + 60,
+        },
+        payload: { stream: true, finishReason: "stop", backend: null },
+      });
+      const digest = typedDigest("UsageReceipt", gbtDomain(31_337), signed.message);
+      expect(recoverSignerNative(digest, signed.signature)).toBe(account.address);
+      const options = { kind: "UsageReceipt" as const, chainId: 31_337, allowedSigners: [account.address] };
+      await expect(
+        verifyObject(signed, { ...options, recoverSigner: recoverSignerNative }),
+      ).resolves.toBeTruthy();
+      const flipped =
+        `${signed.signature.slice(0, 10)}${signed.signature[10] === "0" ? "1" : "0"}${signed.signature.slice(11)}` as const;
+      await expect(
+        verifyObject({ ...signed, signature: flipped }, { ...options, recoverSigner: recoverSignerNative }),
+      ).rejects.toMatchObject({ code: "SIGNATURE_INVALID" });
+    }
+  });
+
+  it("refuses malformed signatures", () => {
+    expect(() => recoverSignerNative(new Uint8Array(32), "0x1234")).toThrow(/65 bytes/);
+    expect(() => recoverSignerNative(new Uint8Array(32), `0x${"11".repeat(64)}05`)).toThrow(/recovery id/);
+  });
+});
