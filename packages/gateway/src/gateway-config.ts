@@ -41,6 +41,10 @@ export const gatewayConfigSchema = z.strictObject({
       firstByteTimeoutMs: z.number().int().min(100).max(600_000).default(120_000),
       /** Other candidates tried when a node fails before the first byte. */
       maxRetries: z.number().int().min(0).max(5).default(2),
+      /** How long a request waits for a free slot when every node is at capacity (then 503). */
+      queueTimeoutMs: z.number().int().min(0).max(600_000).default(10_000),
+      /** Requests allowed to wait at once; more get 503 at once. */
+      maxQueued: z.number().int().min(0).max(100_000).default(1024),
     })
     .default({
       heartbeatIntervalMs: 10_000,
@@ -51,6 +55,8 @@ export const gatewayConfigSchema = z.strictObject({
       stallTimeoutMs: 30_000,
       firstByteTimeoutMs: 120_000,
       maxRetries: 2,
+      queueTimeoutMs: 10_000,
+      maxQueued: 1024,
     }),
   /** Accepted clock skew of signed link objects, seconds. */
   skewSeconds: z.number().int().min(0).max(600).default(30),

@@ -183,6 +183,7 @@ class AttemptFailed extends Error {
 export function createChatProxy(deps: ChatProxyDependencies) {
   const { config, accounts, reservations, router, links, settler, metrics, logger } = deps;
   const routing = config.routing;
+  const capacity = new CapacityQueue(routing.maxQueued);
 
   async function handle(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
     const key = bearerToken(req);
@@ -230,6 +231,7 @@ export function createChatProxy(deps: ChatProxyDependencies) {
     }
     const requestId = newRequestId();
     const tried: string[] = [];
+    const queueDeadline = performance.now() + routing.queueTimeoutMs;
     let handedOver = false;
     try {
       for (let attempt = 0; ; attempt++) {
@@ -241,6 +243,12 @@ export function createChatProxy(deps: ChatProxyDependencies) {
             throw new HttpError(404, "invalid_request_error", "model_not_found", error.message, "model");
           }
           if (isGbtError(error) && error.code === "BUSY") {
+            // Every candidate is at capacity: wait in line for a slot rather than fail at once.
+            const full = (error.details as { full?: number } | undefined)?.full ?? 0;
+            if (full > 0 && !res.destroyed && (await capacity.wait(queueDeadline))) {
+              attempt -= 1;
+              continue;
+            }
             throw new HttpError(
               tried.length > 0 ? 502 : 503,
               "server_error",
@@ -291,6 +299,7 @@ export function createChatProxy(deps: ChatProxyDependencies) {
       }
     } finally {
       if (!handedOver) hold.release();
+      capacity.freed();
     }
   }
 
@@ -534,4 +543,40 @@ function completedOf(
     keyId: "",
     price: { inputPerMillion: 0, outputPerMillion: 0 },
   };
+}
+
+/**
+ * Requests waiting for a slot when every candidate is at capacity. A finished request wakes the
+ * longest waiting one; every waiter also looks again every 250 ms (a parked node's probe time or a
+ * cooldown can free capacity without a request finishing), until its deadline.
+ */
+class CapacityQueue {
+  readonly #waiters: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  /** Resolves true when it is worth trying again, false once the deadline passed or the line is full. */
+  wait(deadline: number): Promise<boolean> {
+    const left = deadline - performance.now();
+    if (left <= 0 || this.#waiters.length >= this.limit) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(
+        () => {
+          const at = this.#waiters.indexOf(wake);
+          if (at >= 0) this.#waiters.splice(at, 1);
+          resolve(performance.now() < deadline);
+        },
+        Math.min(left, 250),
+      );
+      this.#waiters.push(wake);
+    });
+  }
+
+  freed(): void {
+    this.#waiters.shift()?.();
+  }
 }

@@ -224,6 +224,33 @@ describe("failures", () => {
   });
 });
 
+describe("a full pool", () => {
+  it("queues a request until a slot frees up, and answers 503 no_capacity past the queue timeout", async () => {
+    await startGateway();
+    await addNodes(1, { tokens: 4, tokenDelayMs: 15, capacity: 1 });
+    const statuses = await Promise.all(
+      Array.from({ length: 4 }, () => post("/v1/chat/completions", chatBody()).then((r) => r.status)),
+    );
+    expect(statuses).toEqual([200, 200, 200, 200]);
+    await gateway.close(1000);
+    for (const node of nodes) await node.close();
+    nodes = [];
+    rmSync(dir, { recursive: true, force: true });
+    dir = mkdtempSync(join(tmpdir(), "gbt-gateway-"));
+    await startGateway({ routing: { queueTimeoutMs: 0 } });
+    await addNodes(1, { tokens: 4, tokenDelayMs: 15, capacity: 1 });
+    const refused = await Promise.all(
+      Array.from({ length: 3 }, () => post("/v1/chat/completions", chatBody())),
+    );
+    const codes = await Promise.all(
+      refused.map(async (r) => (r.status === 200 ? "ok" : (await errorOf(r)).code)),
+    );
+    expect(codes.filter((c) => c === "ok")).toHaveLength(1);
+    expect(codes.filter((c) => c === "no_capacity")).toHaveLength(2);
+    expect(refused.find((r) => r.status === 503)?.headers.get("retry-after")).toBe("1");
+  });
+});
+
 describe("hostile input", () => {
   it("answers bad keys, bad JSON, unknown models and empty wallets with OpenAI error bodies", async () => {
     await startGateway();

@@ -152,13 +152,13 @@ describe("a gateway over three real nodes (real processes on loopback)", () => {
     await victim.stop("SIGKILL");
     // The gateway has not missed a heartbeat yet, so it still routes to the dead node first.
     expect((await nodesView()).find((node) => node.url === victim.url)?.status).toBe("active");
-    // Eight at once: what the two live nodes can take (capacity 4 each), so every one must succeed.
+    // Twelve at once: more than the two live nodes take (capacity 4 each); the rest wait for a slot.
     const answers = await Promise.all(
-      Array.from({ length: 8 }, (_, i) =>
+      Array.from({ length: 12 }, (_, i) =>
         client.chat.completions.create({ model: MODEL, messages: ask, max_tokens: 8, stream: i % 2 === 0 }),
       ),
     );
-    expect(answers).toHaveLength(8);
+    expect(answers).toHaveLength(12);
     const dead = (await nodesView()).find((node) => node.url === victim.url);
     expect(dead?.health.failures).toBeGreaterThanOrEqual(1);
     const check = await fetch(`${gatewayUrl}/v1/gateway/ledger/check`, {
