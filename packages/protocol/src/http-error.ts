@@ -1,9 +1,10 @@
 /**
- * OpenAI-style HTTP errors, `{"error": {message, type, param, code}}`, shared by the node server
- * and the gateway so that every gbt endpoint fails the same way. Each server maps GbtError codes
+ * OpenAI-style HTTP errors, `{"error": {message, type, param, code}}`, and the two body helpers
+ * (bounded read, JSON answer), shared by the node server and the gateway so that every gbt
+ * endpoint reads and fails the same way. Each server maps GbtError codes
  * to statuses with its own table; anything unknown becomes a 500 that leaks no internals.
  */
-import type { ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { type ErrorCode, isGbtError } from "./errors.js";
 
 export interface OpenAIErrorBody {
@@ -57,4 +58,55 @@ export function sendError(res: ServerResponse, error: HttpError): void {
     ...error.headers,
   });
   res.end(body);
+}
+
+/** Answers with a JSON body. */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    ...headers,
+  });
+  res.end(body);
+}
+
+/** Reads a request body of at most `limit` bytes; 413 `request_too_large` beyond it. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > limit) {
+      req.resume();
+      reject(tooLarge(limit));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        req.resume();
+        reject(tooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+function tooLarge(limit: number): HttpError {
+  return new HttpError(
+    413,
+    "invalid_request_error",
+    "request_too_large",
+    `Request body over ${limit} bytes.`,
+  );
 }

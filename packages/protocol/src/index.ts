@@ -38,7 +38,9 @@ export {
   HttpError,
   type HttpStatusTable,
   type OpenAIErrorBody,
+  readBody,
   sendError,
+  sendJson,
   toHttpError,
 } from "./http-error.js";
 export {

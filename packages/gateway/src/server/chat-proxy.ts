@@ -14,7 +14,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
-import { HttpError, isGbtError, RECEIPT_HEADER, REQUEST_ID_HEADER } from "@gbt/protocol";
+import { HttpError, isGbtError, RECEIPT_HEADER, REQUEST_ID_HEADER, readBody } from "@gbt/protocol";
 import type { Logger } from "pino";
 import type { GatewayConfig } from "../gateway-config.js";
 import type { AccountStore } from "../ledger/accounts.js";
@@ -95,40 +95,6 @@ export function bearerToken(req: IncomingMessage): string | undefined {
   if (header === undefined || header.length < 8) return undefined;
   if (header.charCodeAt(6) !== 0x20 || header.slice(0, 6).toLowerCase() !== "bearer") return undefined;
   return header.slice(7).trim();
-}
-
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"] ?? 0);
-    if (declared > limit) {
-      req.resume();
-      reject(tooLarge(limit));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners("data");
-        req.resume();
-        reject(tooLarge(limit));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
-}
-
-function tooLarge(limit: number): HttpError {
-  return new HttpError(
-    413,
-    "invalid_request_error",
-    "request_too_large",
-    `Request body over ${limit} bytes.`,
-  );
 }
 
 const invalid = (message: string, param: string | null) =>

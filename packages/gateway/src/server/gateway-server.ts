@@ -17,7 +17,9 @@ import {
   HttpError,
   type HttpError as HttpErrorType,
   type HttpStatusTable,
+  readBody,
   sendError,
+  sendJson,
   toHttpError,
 } from "@gbt/protocol";
 import type { Logger } from "pino";
@@ -29,7 +31,7 @@ import { Ledger, SettlementQueue } from "../ledger/ledger.js";
 import { CreditReservations } from "../ledger/reservations.js";
 import { InstanceRegistry } from "../routing/instance-registry.js";
 import { Router } from "../routing/router.js";
-import { bearerToken, createChatProxy, readBody } from "./chat-proxy.js";
+import { bearerToken, createChatProxy } from "./chat-proxy.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
 import { NodeLinks } from "./node-links.js";
 import { ReceiptSettler } from "./receipt-settler.js";
@@ -80,21 +82,6 @@ const gatewayStatuses: HttpStatusTable = {
   INSUFFICIENT_FUNDS: [402, "insufficient_quota", "insufficient_credits"],
   BUSY: [503, "server_error", "no_capacity"],
 };
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  value: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(body),
-    ...headers,
-  });
-  res.end(body);
-}
 
 async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   const raw = await readBody(req, limit);

@@ -24,7 +24,7 @@ import type { GatewayLink } from "../gateway-link.js";
 import type { ApiKeyStore } from "./api-keys.js";
 import { parseChatCompletionRequest } from "./chat-request.js";
 import { createNodeMetrics, type NodeMetrics } from "./node-metrics.js";
-import { HttpError, sendError, toHttpError } from "./openai-error.js";
+import { HttpError, readBody, sendError, sendJson, toHttpError } from "./openai-error.js";
 
 export interface NodeServerOptions {
   backend: Backend;
@@ -48,53 +48,6 @@ export interface NodeServer {
   inFlight(): number;
   /** Stops accepting, lets in-flight work finish up to `deadlineMs`, then aborts the rest. */
   close(deadlineMs?: number): Promise<void>;
-}
-
-const JSON_HEADERS = { "content-type": "application/json" } as const;
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  value: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, { ...JSON_HEADERS, "content-length": Buffer.byteLength(body), ...headers });
-  res.end(body);
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"] ?? 0);
-    if (declared > limit) {
-      reject(
-        new HttpError(413, "invalid_request_error", "request_too_large", `Request body over ${limit} bytes.`),
-      );
-      req.resume();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(
-          new HttpError(
-            413,
-            "invalid_request_error",
-            "request_too_large",
-            `Request body over ${limit} bytes.`,
-          ),
-        );
-        req.removeAllListeners("data");
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
 }
 
 function bearer(req: IncomingMessage): string | undefined {

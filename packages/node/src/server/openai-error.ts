@@ -1,7 +1,7 @@
 /** The node server's mapping from gbt errors to OpenAI-style HTTP errors (see @gbt/protocol's http-error). */
 import { GbtError, type HttpError, type HttpStatusTable, toHttpError as mapError } from "@gbt/protocol";
 
-export { errorBody, HttpError, type OpenAIErrorBody, sendError } from "@gbt/protocol";
+export { errorBody, HttpError, type OpenAIErrorBody, readBody, sendError, sendJson } from "@gbt/protocol";
 
 const nodeStatuses: HttpStatusTable = {
   MODEL_NOT_FOUND: [404, "invalid_request_error", "model_not_found"],
