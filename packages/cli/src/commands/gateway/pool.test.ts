@@ -127,6 +127,23 @@ describe("a gateway over three real nodes (real processes on loopback)", () => {
     }
   });
 
+  it("shows the pool with gbt gateway nodes, and refuses a wrong admin token", async () => {
+    const json = await runCli(["gateway", "nodes", "--url", gatewayUrl, "--json"], { GBT_HOME: gatewayHome });
+    expect(json.exitCode).toBe(0);
+    const pool = onlyJson<{ url: string; status: string; eligible: boolean }[]>(json.stdout);
+    expect(pool.map((node) => node.url).sort()).toEqual(nodes.map((node) => node.url).sort());
+    expect(pool.every((node) => node.status === "active" && node.eligible)).toBe(true);
+    const table = await runCli(["gateway", "nodes", "--url", gatewayUrl], { GBT_HOME: gatewayHome });
+    expect(table.stdout).toMatch(/^NODE\s+URL\s+MODELS\s+STATUS\s+BREAKER/);
+    expect(table.stdout.trim().split("\n")).toHaveLength(4);
+    const refused = await runCli(["gateway", "nodes", "--url", gatewayUrl, "--json"], {
+      GBT_HOME: gatewayHome,
+      GBT_GATEWAY_ADMIN_TOKEN: "not-the-admin-token-at-all",
+    });
+    expect(refused.exitCode).toBe(4);
+    expect(onlyJson<{ error: { code: string } }>(refused.stdout).error.code).toBe("UNAUTHORIZED");
+  });
+
   it("spreads a concurrent burst over the three nodes", async () => {
     const before = await nodesView();
     await Promise.all(

@@ -1,0 +1,111 @@
+import { readFile } from "node:fs/promises";
+import { adminTokenPath } from "@gbt/gateway";
+import { GbtError } from "@gbt/protocol";
+import { Flags } from "@oclif/core";
+import { renderTable } from "../../format.js";
+import { gatewayPathFlags, gatewayPaths } from "../../gateway-paths.js";
+import { GbtCommand } from "../../gbt-command.js";
+
+interface NodeView {
+  id: string;
+  url: string;
+  models: string[];
+  status: string;
+  breaker: string;
+  eligible: boolean;
+  rampFactor: number;
+  declaredCapacity: number;
+  inFlight: number;
+  healthScore: number;
+  tokPerSec: { benchmark: number | null; observed: number | null };
+  belowFloor: boolean;
+  cooldownUntil: number | null;
+}
+
+export default class GatewayNodes extends GbtCommand {
+  static override summary = "Show the gateway's pool: each node's state, load, breaker, health and ramp-up.";
+  static override description =
+    "Reads GET /v1/gateway/nodes from a running gateway with its admin token (from GBT_GATEWAY_ADMIN_TOKEN, else <data dir>/admin-token). A node is eligible when it is active (heartbeats arriving), its breaker admits requests, it is above the 5 tok/s floor and it has a free slot.";
+  static override examples = [
+    { description: "The local gateway's pool as a table", command: "<%= config.bin %> <%= command.id %>" },
+    {
+      description: "Nodes whose breaker is not closed, from a remote gateway",
+      command:
+        "GBT_GATEWAY_ADMIN_TOKEN=… <%= config.bin %> <%= command.id %> --url https://gw.example --json | jq '.[] | select(.breaker != \"closed\")'",
+    },
+  ];
+  static override flags = {
+    url: Flags.string({ description: "Gateway base URL.", default: "http://127.0.0.1:8080" }),
+    ...gatewayPathFlags,
+  };
+
+  async run(): Promise<NodeView[]> {
+    const { flags } = await this.parse(GatewayNodes);
+    const token =
+      process.env.GBT_GATEWAY_ADMIN_TOKEN ||
+      (await readAdminToken(adminTokenPath(gatewayPaths(flags).dataDir)));
+    let response: Response;
+    try {
+      response = await fetch(new URL("/v1/gateway/nodes", flags.url), {
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (cause) {
+      throw new GbtError("GATEWAY_UNREACHABLE", `No gateway answers at ${flags.url}.`, {
+        hint: "Start one with `gbt gateway serve` (or `gbt up`), or pass --url.",
+        cause,
+      });
+    }
+    if (response.status === 401) {
+      throw new GbtError("UNAUTHORIZED", "The gateway refused the admin token.", {
+        hint: "Use the token of that gateway: GBT_GATEWAY_ADMIN_TOKEN, or --data-dir of its state.",
+      });
+    }
+    if (!response.ok) {
+      throw new GbtError("GATEWAY_UNREACHABLE", `The gateway answered HTTP ${response.status}.`);
+    }
+    const nodes = ((await response.json()) as { data: NodeView[] }).data;
+    const rate = (v: number | null) => (v === null ? "—" : v.toFixed(1));
+    this.out(
+      nodes.length === 0
+        ? "No node has registered. Nodes join with `gbt serve --gateway URL`."
+        : renderTable(
+            [
+              "NODE",
+              "URL",
+              "MODELS",
+              "STATUS",
+              "BREAKER",
+              "LOAD",
+              "RAMP",
+              "HEALTH",
+              "TOK/S (bench/seen)",
+              "ELIGIBLE",
+            ],
+            nodes.map((n) => [
+              `${n.id.slice(0, 10)}…`,
+              n.url,
+              n.models.join(","),
+              n.status,
+              n.cooldownUntil !== null ? `${n.breaker} (cooling down)` : n.breaker,
+              `${n.inFlight}/${Math.max(1, Math.ceil(n.declaredCapacity * n.rampFactor - 1e-9))}`,
+              `${Math.round(n.rampFactor * 100)}%`,
+              n.healthScore.toFixed(2),
+              `${rate(n.tokPerSec.benchmark)}/${rate(n.tokPerSec.observed)}${n.belowFloor ? " (below floor)" : ""}`,
+              n.eligible ? "yes" : "no",
+            ]),
+          ),
+    );
+    return nodes;
+  }
+}
+
+async function readAdminToken(path: string): Promise<string> {
+  try {
+    return (await readFile(path, "utf8")).trim();
+  } catch {
+    throw new GbtError("MISSING_INPUT", `No admin token at ${path}.`, {
+      hint: "Set GBT_GATEWAY_ADMIN_TOKEN, or pass --data-dir of the gateway's state.",
+    });
+  }
+}
