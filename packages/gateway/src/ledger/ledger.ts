@@ -6,19 +6,28 @@
  * platform keeps the rest.
  *
  * Settlements leave the request path through `SettlementQueue`, which buffers them in memory
- * and writes each batch in one SQLite transaction on the next turn of the event loop.
+ * and hands each batch, as one SQLite transaction, to a worker thread with its own connection
+ * to the same WAL file (see settlement-worker.ts); reads stay on the main connection.
  */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from "node:worker_threads";
 import { GbtError } from "@gbt/protocol";
 import { z } from "zod";
-import {
-  consumerAccount,
-  type GatewayDatabase,
-  PLATFORM_ACCOUNT,
-  providerAccount,
-  SUSPENSE_ACCOUNT,
-  TREASURY_ACCOUNT,
-} from "./gateway-database.js";
+import { consumerAccount, type GatewayDatabase, TREASURY_ACCOUNT } from "./gateway-database.js";
 import type { CreditHold, CreditReservations } from "./reservations.js";
+import {
+  alreadySettled,
+  type FromWorker,
+  fromWireError,
+  type SettledUsage,
+  type SettlementWorkerData,
+  SettlementWriter,
+  type ToWorker,
+  unknownAccount,
+} from "./settlement-writer.js";
+
+export type { SettledUsage } from "./settlement-writer.js";
 
 export type TransactionKind = "grant" | "usage" | "adjust";
 
@@ -73,18 +82,6 @@ export const usageSettlementSchema = z
     path: ["providerCreditMicro"],
   });
 export type UsageSettlement = z.input<typeof usageSettlementSchema>;
-
-/** What a settlement wrote. */
-export interface SettledUsage {
-  requestId: string;
-  accountId: string;
-  transactionId: number;
-  debitMicro: number;
-  providerCreditMicro: number;
-  platformCreditMicro: number;
-  /** `provider:<address>` when the receipt was valid, else `suspense`. */
-  creditedAccount: string;
-}
 
 /** A usage record as stored. */
 export interface UsageRecord {
@@ -186,11 +183,12 @@ export class Ledger {
   private readonly statements;
   private readonly postInTransaction;
   private readonly settleInTransaction;
-  private readonly settleBatchInTransaction;
+  private readonly writer: SettlementWriter;
 
   constructor(
     readonly db: GatewayDatabase,
-    private readonly now: () => number = Date.now,
+    /** The clock behind `createdAt` when a posting or settlement has none. */
+    readonly now: () => number = Date.now,
   ) {
     this.statements = {
       balance: db.prepare("SELECT COALESCE(SUM(amount), 0) AS balance FROM ledger_entries WHERE account = ?"),
@@ -204,33 +202,15 @@ export class Ledger {
         "INSERT INTO ledger_entries (transaction_id, account, amount) VALUES (?, ?, ?)",
       ),
       transactionSeen: db.prepare("SELECT 1 FROM ledger_transactions WHERE request_id = ?"),
-      requestSeen: db.prepare(
-        "SELECT 1 FROM ledger_transactions WHERE request_id = ? UNION ALL SELECT 1 FROM usage_records WHERE request_id = ?",
-      ),
       accountExists: db.prepare("SELECT 1 FROM accounts WHERE id = ?"),
-      insertUsage: db.prepare(
-        `INSERT INTO usage_records (request_id, account_id, key_id, node, model, prompt_tokens, completion_tokens,
-           debit, provider_credit, platform_credit, receipt_status, receipt_json, gateway_signature,
-           multipliers_json, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
       usage: db.prepare(
         "SELECT * FROM usage_records WHERE account_id = ? ORDER BY created_at DESC, request_id DESC LIMIT ?",
       ),
     };
     this.postInTransaction = db.transaction((posting: LedgerPosting) => this.insertPosting(posting));
-    this.settleInTransaction = db.transaction((s: z.output<typeof usageSettlementSchema>) => this.write(s));
-    this.settleBatchInTransaction = db.transaction((settlements: readonly UsageSettlement[]) =>
-      settlements.map((settlement): BatchOutcome => {
-        try {
-          // A nested transaction is a savepoint: a refused settlement rolls back alone.
-          return { ok: true, settlement, settled: this.settleUsage(settlement) };
-        } catch (error) {
-          // An error that ended the whole transaction (disk full, I/O) must not let the rest autocommit.
-          if (!db.inTransaction) throw error;
-          return { ok: false, settlement, error };
-        }
-      }),
+    this.writer = new SettlementWriter(db, now);
+    this.settleInTransaction = db.transaction((s: z.output<typeof usageSettlementSchema>) =>
+      this.writer.write(s),
     );
   }
 
@@ -286,8 +266,24 @@ export class Ledger {
    * whole could not be written, and then nothing was.
    */
   settleBatch(settlements: readonly UsageSettlement[]): BatchOutcome[] {
-    if (settlements.length === 0) return [];
-    return this.settleBatchInTransaction.immediate(settlements);
+    // Entries not yet parsed are refused one by one, as the writer would refuse a duplicate.
+    const parsed = settlements.map((settlement) => {
+      try {
+        return { settlement, parsed: parseUsageSettlement(settlement) };
+      } catch (error) {
+        return { settlement, error };
+      }
+    });
+    const valid = parsed.flatMap((entry) => (entry.parsed === undefined ? [] : [entry.parsed]));
+    const written = this.writer.writeBatch(valid);
+    let next = 0;
+    return parsed.map((entry): BatchOutcome => {
+      if (entry.parsed === undefined) return { ok: false, settlement: entry.settlement, error: entry.error };
+      const outcome = written[next++] as (typeof written)[number];
+      return outcome.ok
+        ? { ok: true, settlement: entry.settlement, settled: outcome.settled }
+        : { ok: false, settlement: entry.settlement, error: outcome.error };
+    });
   }
 
   /**
@@ -418,66 +414,8 @@ export class Ledger {
   }
 
   private requireAccount(accountId: string): void {
-    if (this.statements.accountExists.get(accountId) === undefined) {
-      throw new GbtError("NOT_FOUND", `No gateway account ${JSON.stringify(accountId)}.`, {
-        details: { accountId },
-        hint: "List accounts with `gbt gateway accounts list`.",
-      });
-    }
+    if (this.statements.accountExists.get(accountId) === undefined) throw unknownAccount(accountId);
   }
-
-  private write(s: z.output<typeof usageSettlementSchema>): SettledUsage {
-    if (this.statements.requestSeen.get(s.requestId, s.requestId) !== undefined)
-      throw alreadySettled(s.requestId);
-    this.requireAccount(s.accountId);
-    const platformCreditMicro = s.debitMicro - s.providerCreditMicro;
-    const creditedAccount = s.receiptStatus === "valid" ? providerAccount(s.node) : SUSPENSE_ACCOUNT;
-    const createdAt = s.createdAt ?? this.now();
-    this.statements.insertUsage.run(
-      s.requestId,
-      s.accountId,
-      s.keyId ?? null,
-      s.node.toLowerCase(),
-      s.model,
-      s.promptTokens,
-      s.completionTokens,
-      s.debitMicro,
-      s.providerCreditMicro,
-      platformCreditMicro,
-      s.receiptStatus,
-      s.receiptJson ?? null,
-      s.gatewaySignature ?? null,
-      JSON.stringify(s.multipliers),
-      createdAt,
-    );
-    const transactionId = this.post({
-      kind: "usage",
-      requestId: s.requestId,
-      createdAt,
-      memo: s.model,
-      entries: [
-        { account: consumerAccount(s.accountId), amountMicro: -s.debitMicro },
-        { account: creditedAccount, amountMicro: s.providerCreditMicro },
-        { account: PLATFORM_ACCOUNT, amountMicro: platformCreditMicro },
-      ],
-    });
-    return {
-      requestId: s.requestId,
-      accountId: s.accountId,
-      transactionId,
-      debitMicro: s.debitMicro,
-      providerCreditMicro: s.providerCreditMicro,
-      platformCreditMicro,
-      creditedAccount,
-    };
-  }
-}
-
-function alreadySettled(requestId: string): GbtError {
-  return new GbtError("ALREADY_EXISTS", `Request ${requestId} was already settled.`, {
-    details: { requestId },
-    hint: "A request is billed once; this settlement was refused and nothing was written.",
-  });
 }
 
 export interface SettlementQueueOptions {
@@ -487,32 +425,83 @@ export interface SettlementQueueOptions {
   onSettled?: (settled: SettledUsage) => void;
   /** The reservations whose cached balances follow the ledger: debits are applied as they land. */
   reservations?: CreditReservations;
+  /**
+   * Write on a worker thread with its own connection to the same WAL file (default: true for a
+   * file database whose worker script is found, else the writes stay on this thread).
+   */
+  worker?: boolean;
 }
 
 interface Queued {
-  settlement: UsageSettlement;
+  settlement: z.output<typeof usageSettlementSchema>;
   holds: CreditHold[];
 }
 
+/** The compiled worker beside this module; under vitest (sources), the package's dist build. */
+function settlementWorkerUrl(): URL | undefined {
+  const beside = new URL("./settlement-worker.js", import.meta.url);
+  if (existsSync(fileURLToPath(beside))) return beside;
+  const built = new URL("../../dist/ledger/settlement-worker.js", import.meta.url);
+  return existsSync(fileURLToPath(built)) ? built : undefined;
+}
+
+/** How long `flushSync` waits for the worker before it declares the worker lost. */
+const WORKER_STALL_MS = 60_000;
+
 /**
- * Takes settlements off the request path: `enqueue` only validates and buffers; the buffer is
- * written on the next `setImmediate` (or by `flush`) as one SQLite transaction. A hold passed
- * with a settlement keeps the consumer's credit reserved until its debit is durable, so there is
- * no moment when the money is neither held nor debited.
+ * Takes settlements off the request path: `enqueue` only validates and buffers; the buffer goes,
+ * as one SQLite transaction, to the settlement worker (one batch in flight at a time; what
+ * arrives meanwhile makes the next batch) or, without a worker, is written on the next
+ * `setImmediate`. A hold passed with a settlement keeps the consumer's credit reserved until its
+ * debit is durable, so there is no moment when the money is neither held nor debited.
  */
 export class SettlementQueue {
   #buffer: Queued[] = [];
   #scheduled: NodeJS.Immediate | undefined;
   #closed = false;
+  readonly #worker: Worker | undefined;
+  readonly #port: MessagePort | undefined;
+  readonly #answered: Int32Array | undefined;
+  /** Batches sent to the worker and not yet reported, by id. */
+  readonly #inFlight = new Map<number, Queued[]>();
+  #sent = 0;
+  #lost: Error | undefined;
+  #waiters: { upTo: number; resolve: () => void }[] = [];
 
   constructor(
     readonly ledger: Ledger,
     private readonly options: SettlementQueueOptions,
-  ) {}
+  ) {
+    const url = options.worker === false || ledger.db.memory ? undefined : settlementWorkerUrl();
+    if (url === undefined) return;
+    const signal = new SharedArrayBuffer(4);
+    const { port1, port2 } = new MessageChannel();
+    const workerData: SettlementWorkerData & { port: MessagePort } = {
+      path: ledger.db.name,
+      signal,
+      port: port2,
+    };
+    this.#worker = new Worker(url, { workerData, transferList: [port2] });
+    this.#port = port1;
+    this.#answered = new Int32Array(signal);
+    port1.on("message", (message: FromWorker) => this.#report(message));
+    this.#worker.on("error", (error) => this.#fail(error));
+    this.#worker.on("exit", (code) => {
+      if (!this.#closed) this.#fail(new Error(`The settlement worker exited (code ${code}).`));
+    });
+    this.#idle();
+  }
 
-  /** Settlements waiting to be written. */
+  /** Settlements waiting to be written (buffered or with the worker). */
   get pending(): number {
-    return this.#buffer.length;
+    let count = this.#buffer.length;
+    for (const batch of this.#inFlight.values()) count += batch.length;
+    return count;
+  }
+
+  /** Whether the writes run on a worker thread. */
+  get usesWorker(): boolean {
+    return this.#worker !== undefined && this.#lost === undefined;
   }
 
   /**
@@ -536,16 +525,145 @@ export class SettlementQueue {
     this.#buffer.push({ settlement: parsed, holds });
     this.#scheduled ??= setImmediate(() => {
       this.#scheduled = undefined;
-      this.flushSync();
+      if (this.usesWorker) {
+        if (this.#inFlight.size === 0) this.#send();
+      } else this.#writeHere();
     });
   }
 
-  /** Writes everything buffered now, in one SQLite transaction. */
+  /** Writes everything buffered now and returns once it is durable (or reported to `onError`). */
   flushSync(): void {
+    this.#unschedule();
+    if (!this.usesWorker) {
+      this.#writeHere();
+      return;
+    }
+    this.#send();
+    const answered = this.#answered as Int32Array;
+    const port = this.#port as MessagePort;
+    let waited = 0;
+    while (this.#inFlight.size > 0 && this.#lost === undefined) {
+      const message = receiveMessageOnPort(port);
+      if (message !== undefined) {
+        this.#report(message.message as FromWorker);
+        continue;
+      }
+      const seen = Atomics.load(answered, 0);
+      // Everything answered is in the port already: a further wait would be for nothing.
+      if (seen >= this.#sent) continue;
+      const started = Date.now();
+      Atomics.wait(answered, 0, seen, 1_000);
+      waited += Date.now() - started;
+      if (waited > WORKER_STALL_MS) this.#fail(new Error("The settlement worker stopped answering."));
+    }
+  }
+
+  /** Writes everything buffered; resolves when it is durable (or reported to `onError`). */
+  async flush(): Promise<void> {
+    this.#unschedule();
+    if (!this.usesWorker) {
+      this.#writeHere();
+      return;
+    }
+    this.#send();
+    if (this.#inFlight.size === 0) return;
+    const upTo = this.#sent;
+    await new Promise<void>((resolve) => this.#waiters.push({ upTo, resolve }));
+  }
+
+  /** Flushes, refuses further settlements and lets the worker go. */
+  close(): void {
+    this.flushSync();
+    this.#closed = true;
+    if (this.#worker !== undefined) {
+      if (this.#lost === undefined) this.#port?.postMessage({ type: "close" } satisfies ToWorker);
+      this.#port?.close();
+      this.#worker.unref();
+    }
+  }
+
+  #unschedule(): void {
     if (this.#scheduled !== undefined) {
       clearImmediate(this.#scheduled);
       this.#scheduled = undefined;
     }
+  }
+
+  /** Hands the buffer to the worker as one batch. */
+  #send(): void {
+    if (this.#buffer.length === 0) return;
+    const batch = this.#buffer;
+    this.#buffer = [];
+    const id = ++this.#sent;
+    this.#inFlight.set(id, batch);
+    this.#worker?.ref();
+    this.#port?.ref();
+    const now = this.ledger.now;
+    const settlements = batch.map(({ settlement }) =>
+      settlement.createdAt === undefined ? { ...settlement, createdAt: now() } : settlement,
+    );
+    this.#port?.postMessage({ type: "batch", id, settlements } satisfies ToWorker);
+  }
+
+  /** The worker's answer for one batch. */
+  #report(message: FromWorker): void {
+    const batch = this.#inFlight.get(message.id);
+    if (batch === undefined) return;
+    this.#inFlight.delete(message.id);
+    this.#settle(
+      batch.map((queued, index): BatchOutcome => {
+        const outcome = message.outcomes[index];
+        if (outcome?.ok) return { ok: true, settlement: queued.settlement, settled: outcome.settled };
+        const error = outcome
+          ? fromWireError(outcome.error)
+          : new Error("The settlement worker lost this one.");
+        return { ok: false, settlement: queued.settlement, error };
+      }),
+      batch,
+    );
+    this.#afterReport();
+  }
+
+  #afterReport(): void {
+    const done = this.#inFlight.size === 0 ? this.#sent : Math.min(...this.#inFlight.keys()) - 1;
+    const ready = this.#waiters.filter((waiter) => waiter.upTo <= done);
+    if (ready.length > 0) this.#waiters = this.#waiters.filter((waiter) => waiter.upTo > done);
+    for (const waiter of ready) waiter.resolve();
+    if (this.#inFlight.size === 0) {
+      // What arrived while the last batch was with the worker goes now, as the next batch.
+      if (this.#buffer.length > 0 && this.usesWorker) {
+        this.#unschedule();
+        this.#send();
+      } else this.#idle();
+    }
+  }
+
+  /** The worker is gone: what it held fails, and the queue writes on this thread from now on. */
+  #fail(error: Error): void {
+    if (this.#lost !== undefined) return;
+    this.#lost = error;
+    const batches = [...this.#inFlight.values()];
+    this.#inFlight.clear();
+    for (const batch of batches) {
+      this.#settle(
+        batch.map(({ settlement }) => ({ ok: false, settlement, error })),
+        batch,
+      );
+    }
+    this.#port?.close();
+    this.#worker?.unref();
+    this.#afterReport();
+    if (this.#buffer.length > 0) this.#scheduled ??= setImmediate(() => this.flushSync());
+  }
+
+  /** Nothing in flight: the worker must not keep the process alive. */
+  #idle(): void {
+    this.#worker?.unref();
+    this.#port?.unref();
+  }
+
+  /** Writes the buffer on this thread's connection, in one SQLite transaction. */
+  #writeHere(): void {
     if (this.#buffer.length === 0) return;
     const batch = this.#buffer;
     this.#buffer = [];
@@ -555,6 +673,10 @@ export class SettlementQueue {
     } catch (error) {
       outcomes = batch.map(({ settlement }) => ({ ok: false, settlement, error }));
     }
+    this.#settle(outcomes, batch);
+  }
+
+  #settle(outcomes: readonly BatchOutcome[], batch: readonly Queued[]): void {
     outcomes.forEach((outcome, index) => {
       if (outcome.ok)
         this.options.reservations?.applySettled(outcome.settled.accountId, -outcome.settled.debitMicro);
@@ -562,17 +684,6 @@ export class SettlementQueue {
       if (outcome.ok) this.notify(() => this.options.onSettled?.(outcome.settled));
       else this.notify(() => this.options.onError(outcome.error, outcome.settlement));
     });
-  }
-
-  /** Writes everything buffered; resolves when it is durable (or reported to `onError`). */
-  async flush(): Promise<void> {
-    this.flushSync();
-  }
-
-  /** Flushes and refuses further settlements. */
-  close(): void {
-    this.flushSync();
-    this.#closed = true;
   }
 
   // A throwing callback must not strand the rest of the batch's reports: it surfaces on its own.

@@ -177,10 +177,11 @@ describe("serve sweep through the node server over a scripted backend", () => {
   });
 
   it("stops at the knee when throughput stops growing", async () => {
-    const server = await serve(sharedComputeBackend(4), 16);
-    const results = await sweep(server.url, { maxConcurrency: 16, genTokens: 8 });
+    const server = await serve(sharedComputeBackend(4), 32);
+    const results = await sweep(server.url, { maxConcurrency: 32, genTokens: 8 });
     expect(results.stop.reason).toBe("knee");
-    expect(results.levels.length).toBeLessThan(5);
+    // Flat beyond 4: the knee shows at 8 (or at 16 when a loaded machine blurs one level), well before 32.
+    expect(results.levels.length).toBeLessThanOrEqual(5);
     expect(results.levels.at(-1)?.gainPct).toBeLessThan(5);
   });
 
