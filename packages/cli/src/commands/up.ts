@@ -86,6 +86,9 @@ gbt up then creates an API key (5.00 credits on the gbt-up account), sends one s
         `Base URL  ${network.baseUrl}\nAPI key   ${network.apiKey}\nModel     ${TEST_MODEL_ID}\nBalance   ${balance.toFixed(6)} credits\n\n` +
           `Try:\n  curl -N ${network.baseUrl}/chat/completions -H "authorization: Bearer ${network.apiKey}" \\\n` +
           `    -H 'content-type: application/json' -d '{"model":"${TEST_MODEL_ID}","stream":true,"messages":[{"role":"user","content":"Hi"}]}'\n\n` +
+          "See the pool: gbt gateway nodes" +
+          (flags.port !== 8080 ? ` --url ${network.gateway.url}` : "") +
+          "\n" +
           "Ctrl-C stops the network.\n",
       );
     }

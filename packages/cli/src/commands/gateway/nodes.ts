@@ -1,5 +1,7 @@
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { adminTokenPath } from "@gbt/gateway";
+import { resolvePaths } from "@gbt/node";
 import { GbtError } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import { renderTable } from "../../format.js";
@@ -25,7 +27,7 @@ interface NodeView {
 export default class GatewayNodes extends GbtCommand {
   static override summary = "Show the gateway's pool: each node's state, load, breaker, health and ramp-up.";
   static override description =
-    "Reads GET /v1/gateway/nodes from a running gateway with its admin token (from GBT_GATEWAY_ADMIN_TOKEN, else <data dir>/admin-token). A node is eligible when it is active (heartbeats arriving), its breaker admits requests, it is above the 5 tok/s floor and it has a free slot.";
+    "Reads GET /v1/gateway/nodes from a running gateway with its admin token (from GBT_GATEWAY_ADMIN_TOKEN, else <data dir>/admin-token of `gbt gateway serve` or of `gbt up`). A node is eligible when it is active (heartbeats arriving), its breaker admits requests, it is above the 5 tok/s floor and it has a free slot.";
   static override examples = [
     { description: "The local gateway's pool as a table", command: "<%= config.bin %> <%= command.id %>" },
     {
@@ -41,9 +43,11 @@ export default class GatewayNodes extends GbtCommand {
 
   async run(): Promise<NodeView[]> {
     const { flags } = await this.parse(GatewayNodes);
-    const token =
-      process.env.GBT_GATEWAY_ADMIN_TOKEN ||
-      (await readAdminToken(adminTokenPath(gatewayPaths(flags).dataDir)));
+    // The gateway's own data dir, else the one `gbt up` runs (unless --data-dir names one).
+    const dirs = flags["data-dir"]
+      ? [gatewayPaths(flags).dataDir]
+      : [gatewayPaths(flags).dataDir, join(resolvePaths().dataDir, "up", "gateway")];
+    const token = process.env.GBT_GATEWAY_ADMIN_TOKEN || (await readAdminToken(dirs.map(adminTokenPath)));
     let response: Response;
     try {
       response = await fetch(new URL("/v1/gateway/nodes", flags.url), {
@@ -100,12 +104,15 @@ export default class GatewayNodes extends GbtCommand {
   }
 }
 
-async function readAdminToken(path: string): Promise<string> {
-  try {
-    return (await readFile(path, "utf8")).trim();
-  } catch {
-    throw new GbtError("MISSING_INPUT", `No admin token at ${path}.`, {
-      hint: "Set GBT_GATEWAY_ADMIN_TOKEN, or pass --data-dir of the gateway's state.",
-    });
+async function readAdminToken(paths: string[]): Promise<string> {
+  for (const path of paths) {
+    try {
+      return (await readFile(path, "utf8")).trim();
+    } catch {
+      // try the next place
+    }
   }
+  throw new GbtError("MISSING_INPUT", `No admin token at ${paths.join(" or ")}.`, {
+    hint: "Set GBT_GATEWAY_ADMIN_TOKEN, or pass --data-dir of the gateway's state.",
+  });
 }

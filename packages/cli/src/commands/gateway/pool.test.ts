@@ -200,6 +200,14 @@ describe("gbt up", () => {
       });
       const answer = await client.chat.completions.create({ model: MODEL, messages: ask, max_tokens: 5 });
       expect(answer.usage?.completion_tokens).toBe(5);
+      // `gbt gateway nodes` finds gbt up's admin token by itself.
+      const pool = await runCli(
+        ["gateway", "nodes", "--url", String(up.first.baseUrl).replace(/\/v1$/, ""), "--json"],
+        {
+          GBT_HOME: home,
+        },
+      );
+      expect(onlyJson<unknown[]>(pool.stdout)).toHaveLength(2);
       expect(await up.stop("SIGINT")).toBe(0);
       expect(up.lines()).toEqual([{ event: "stopped" }]);
     } finally {
