@@ -4,6 +4,7 @@
  * ramp-up and health), the receipt settler, and the ledger (accounts, keys, credits, double entry).
  */
 
+export { recoverSignerNative } from "@gbt/protocol";
 export {
   type GatewayConfig,
   type GatewayConfigInput,
@@ -77,7 +78,6 @@ export {
   type GatewayServerOptions,
   startGatewayServer,
 } from "./server/gateway-server.js";
-export { recoverSignerNative } from "./server/native-recover.js";
 export { type InstanceLink, NodeLinks } from "./server/node-links.js";
 export { type CompletedRequest, completionTolerance, ReceiptSettler } from "./server/receipt-settler.js";
 export { SseRelay } from "./server/sse-relay.js";

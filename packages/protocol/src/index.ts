@@ -52,6 +52,7 @@ export {
   unlockKeystore,
   writeKeystore,
 } from "./keystore.js";
+export { recoverSignerNative } from "./native-recover.js";
 export {
   type BenchmarkRecord,
   type Heartbeat,

@@ -14,13 +14,13 @@ import {
   heartbeatDetailsSchema,
   type RegistrationDetails,
   type RegistrationResponse,
+  recoverSignerNative,
   registrationDetailsSchema,
   verifyObject,
 } from "@gbt/protocol";
 import type { Logger } from "pino";
 import type { Address, PrivateKeyAccount } from "viem";
 import type { InstanceRegistry, RoutingInstance } from "../routing/instance-registry.js";
-import { recoverSignerNative } from "./native-recover.js";
 
 export interface NodeLinksOptions {
   registry: InstanceRegistry;

@@ -13,7 +13,14 @@
  * completion tokens delivered. Completion tokens never exceed the request's max_tokens, and prompt
  * tokens never exceed the body's size, so a debit never exceeds the credit hold.
  */
-import { digestOf, GbtError, isGbtError, type SignedObject, verifyObject } from "@gbt/protocol";
+import {
+  digestOf,
+  GbtError,
+  isGbtError,
+  recoverSignerNative,
+  type SignedObject,
+  verifyObject,
+} from "@gbt/protocol";
 import type { Logger } from "pino";
 import type { PrivateKeyAccount } from "viem";
 import type { GatewayConfig } from "../gateway-config.js";
@@ -22,7 +29,6 @@ import { costMicro, type ModelPrice, providerCreditMicro } from "../ledger/prici
 import type { CreditHold } from "../ledger/reservations.js";
 import type { InstanceRegistry, RoutingInstance } from "../routing/instance-registry.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
-import { recoverSignerNative } from "./native-recover.js";
 
 /** A request the proxy finished with, handed over for settlement. */
 export interface CompletedRequest {

@@ -1,7 +1,8 @@
-import { gbtDomain, signObject, typedDigest, verifyObject } from "@gbt/protocol";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { recoverSignerNative } from "./native-recover.js";
+import { gbtDomain, signObject, verifyObject } from "./signed-object.js";
+import { typedDigest } from "./typed-digest.js";
 
 describe("recoverSignerNative", () => {
   it("recovers the same signer as viem, and another one from a tampered signature", async () => {

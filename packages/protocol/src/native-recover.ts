@@ -4,9 +4,9 @@
  * lets one gateway core verify thousands of usage receipts per second, and keeps each signed
  * heartbeat from blocking the event loop for milliseconds.
  */
-import type { RecoverSigner } from "@gbt/protocol";
 import secp256k1 from "secp256k1";
 import { type Address, getAddress, type Hex, hexToBytes, keccak256, toHex } from "viem";
+import type { RecoverSigner } from "./signed-object.js";
 
 /** Recovers the signer of a 65-byte r‖s‖v signature over a 32-byte digest; throws on a malformed one. */
 export const recoverSignerNative: RecoverSigner = (digest: Uint8Array, signature: Hex): Address => {
