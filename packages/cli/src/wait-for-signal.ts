@@ -1,3 +1,25 @@
+import { Flags } from "@oclif/core";
+import pino, { type Logger } from "pino";
+
+/** The flags every server command shares: how long to drain on a signal, and the log level. */
+export const serverLifecycleFlags = {
+  "shutdown-timeout": Flags.integer({
+    description: "Seconds to let in-flight requests finish on SIGINT/SIGTERM.",
+    default: 10,
+    min: 0,
+  }),
+  "log-level": Flags.string({
+    description: "Log level on stderr.",
+    options: ["fatal", "error", "warn", "info", "debug", "silent"],
+    default: "info",
+  }),
+};
+
+/** pino JSON logs on stderr (stdout is for results). */
+export function stderrLogger(level: string, service: string): Logger {
+  return pino({ level, base: { service } }, pino.destination(2));
+}
+
 /**
  * Keeps a long-running command alive until SIGINT/SIGTERM, then runs its graceful stop; a second
  * signal exits at once with 130. Uses process.on (not once) and keeps the listeners until the stop

@@ -1,9 +1,8 @@
 import { DEFAULT_PORT, resolvePaths, startServe } from "@gbt/node";
 import { Flags } from "@oclif/core";
-import pino from "pino";
 import { GbtCommand } from "../gbt-command.js";
 import { passphraseFromFlags } from "../terminal-input.js";
-import { runUntilSignal } from "../wait-for-signal.js";
+import { runUntilSignal, serverLifecycleFlags, stderrLogger } from "../wait-for-signal.js";
 
 export default class Serve extends GbtCommand {
   static override summary = "Serve inference on this node through an OpenAI-compatible HTTP API.";
@@ -75,21 +74,12 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       description:
         "File holding the node key's passphrase (else GBT_PASSPHRASE); needed with --gateway when the key is encrypted.",
     }),
-    "shutdown-timeout": Flags.integer({
-      description: "Seconds to let in-flight requests finish on SIGINT/SIGTERM.",
-      default: 10,
-      min: 0,
-    }),
-    "log-level": Flags.string({
-      description: "Log level on stderr.",
-      options: ["fatal", "error", "warn", "info", "debug", "silent"],
-      default: "info",
-    }),
+    ...serverLifecycleFlags,
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Serve);
-    const logger = pino({ level: flags["log-level"], base: { service: "gbt-node" } }, pino.destination(2));
+    const logger = stderrLogger(flags["log-level"], "gbt-node");
     const passphrase = await passphraseFromFlags({ passphraseFile: flags["passphrase-file"] });
     const node = await startServe({
       paths: resolvePaths(),

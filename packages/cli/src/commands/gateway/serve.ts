@@ -1,9 +1,8 @@
 import { adminTokenPath, startGateway } from "@gbt/gateway";
 import { Flags } from "@oclif/core";
-import pino from "pino";
 import { gatewayPathFlags, gatewayPaths } from "../../gateway-paths.js";
 import { GbtCommand } from "../../gbt-command.js";
-import { runUntilSignal } from "../../wait-for-signal.js";
+import { runUntilSignal, serverLifecycleFlags, stderrLogger } from "../../wait-for-signal.js";
 
 export default class GatewayServe extends GbtCommand {
   static override summary = "Run the gateway: one OpenAI-compatible endpoint over every registered node.";
@@ -35,21 +34,12 @@ Settings (prices per model, provider share, routing timeouts) come from gateway.
       max: 65_535,
     }),
     ...gatewayPathFlags,
-    "shutdown-timeout": Flags.integer({
-      description: "Seconds to let in-flight requests finish on SIGINT/SIGTERM.",
-      default: 10,
-      min: 0,
-    }),
-    "log-level": Flags.string({
-      description: "Log level on stderr.",
-      options: ["fatal", "error", "warn", "info", "debug", "silent"],
-      default: "info",
-    }),
+    ...serverLifecycleFlags,
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(GatewayServe);
-    const logger = pino({ level: flags["log-level"], base: { service: "gbt-gateway" } }, pino.destination(2));
+    const logger = stderrLogger(flags["log-level"], "gbt-gateway");
     const paths = gatewayPaths(flags);
     const gateway = await startGateway({
       ...paths,
