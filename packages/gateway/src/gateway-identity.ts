@@ -12,13 +12,15 @@ import {
   GbtError,
   newPrivateKey,
   readKeystore,
-  unlockKeystore,
+  unlockKeystoreKey,
   writeKeystore,
 } from "@gbt/protocol";
-import type { PrivateKeyAccount } from "viem";
+import type { Hex, PrivateKeyAccount } from "viem";
 
 export interface GatewaySecrets {
   account: PrivateKeyAccount;
+  /** For the native countersignature path; kept in memory only, never logged. */
+  privateKey: Hex;
   adminToken: string;
 }
 
@@ -37,23 +39,24 @@ export async function ensureGatewaySecrets(
 ): Promise<GatewaySecrets> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const keyPath = gatewayKeyPath(dataDir);
-  let account: PrivateKeyAccount;
+  let unlocked: { account: PrivateKeyAccount; privateKey: Hex };
   try {
-    account = await unlockKeystore(await readKeystore(keyPath), options.passphrase);
+    unlocked = await unlockKeystoreKey(await readKeystore(keyPath), options.passphrase);
   } catch (error) {
     if (!(error instanceof GbtError && error.code === "KEYSTORE_MISSING")) throw error;
     await writeKeystore(keyPath, await createKeystore(newPrivateKey(), options.passphrase));
-    account = await unlockKeystore(await readKeystore(keyPath), options.passphrase);
+    unlocked = await unlockKeystoreKey(await readKeystore(keyPath), options.passphrase);
   }
+  const { account, privateKey } = unlocked;
   if (options.adminToken !== undefined) {
     if (options.adminToken.length < 16) {
       throw new GbtError("CONFIG_INVALID", "The admin token must be at least 16 characters.", {
         hint: "Use a long random value, e.g. `openssl rand -hex 32`.",
       });
     }
-    return { account, adminToken: options.adminToken };
+    return { account, privateKey, adminToken: options.adminToken };
   }
-  return { account, adminToken: await ensureAdminToken(adminTokenPath(dataDir)) };
+  return { account, privateKey, adminToken: await ensureAdminToken(adminTokenPath(dataDir)) };
 }
 
 async function ensureAdminToken(path: string): Promise<string> {

@@ -4,6 +4,7 @@
  * gateway picks up within a second.
  */
 import { join } from "node:path";
+import { digestSignerNative } from "@gbt/protocol";
 import type { Logger } from "pino";
 import { type GatewayConfig, loadGatewayConfig } from "./gateway-config.js";
 import { ensureGatewaySecrets } from "./gateway-identity.js";
@@ -51,6 +52,7 @@ export async function startGateway(parameters: StartGatewayParameters): Promise<
     config,
     dataDir: parameters.dataDir,
     account: secrets.account,
+    signDigest: digestSignerNative(secrets.privateKey),
     adminToken: secrets.adminToken,
     logger: parameters.logger,
     ...(parameters.host !== undefined ? { host: parameters.host } : {}),

@@ -50,9 +50,10 @@ export {
   parsePrivateKey,
   readKeystore,
   unlockKeystore,
+  unlockKeystoreKey,
   writeKeystore,
 } from "./keystore.js";
-export { recoverSignerNative } from "./native-recover.js";
+export { digestSignerNative, recoverSignerNative } from "./native-recover.js";
 export {
   type BenchmarkRecord,
   type Heartbeat,

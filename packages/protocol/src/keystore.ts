@@ -119,6 +119,17 @@ export async function createKeystore(privateKey: Hex, passphrase?: string): Prom
 
 /** Decrypts a keystore document into an account. A wrong passphrase throws WRONG_PASSPHRASE. */
 export async function unlockKeystore(file: KeystoreFile, passphrase?: string): Promise<PrivateKeyAccount> {
+  return (await unlockKeystoreKey(file, passphrase)).account;
+}
+
+/**
+ * Decrypts a keystore document into its private key and account, for callers that sign on a
+ * native path (the gateway's countersignatures). Keep the key in memory only.
+ */
+export async function unlockKeystoreKey(
+  file: KeystoreFile,
+  passphrase?: string,
+): Promise<{ account: PrivateKeyAccount; privateKey: Hex }> {
   let privateKey: Hex;
   if (!file.encrypted) {
     privateKey = file.privateKey as Hex;
@@ -148,7 +159,7 @@ export async function unlockKeystore(file: KeystoreFile, passphrase?: string): P
       details: { address: file.address },
     });
   }
-  return account;
+  return { account, privateKey };
 }
 
 /** Reads and validates a keystore file (without unlocking it). */

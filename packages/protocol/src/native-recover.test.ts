@@ -1,6 +1,7 @@
+import { toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
-import { recoverSignerNative } from "./native-recover.js";
+import { digestSignerNative, recoverSignerNative } from "./native-recover.js";
 import { gbtDomain, signObject, verifyObject } from "./signed-object.js";
 import { typedDigest } from "./typed-digest.js";
 
@@ -44,5 +45,31 @@ describe("recoverSignerNative", () => {
   it("refuses malformed signatures", () => {
     expect(() => recoverSignerNative(new Uint8Array(32), "0x1234")).toThrow(/65 bytes/);
     expect(() => recoverSignerNative(new Uint8Array(32), `0x${"11".repeat(64)}05`)).toThrow(/recovery id/);
+  });
+});
+
+describe("digestSignerNative", () => {
+  it("signs byte-identically to viem (RFC 6979, low-s, v = 27/28)", async () => {
+    for (let i = 0; i < 10; i++) {
+      const key = generatePrivateKey();
+      const account = privateKeyToAccount(key);
+      const digest = typedDigest("UsageReceipt", gbtDomain(i + 1), {
+        schemaVersion: 1,
+        requestId: `r${i}`,
+        node: account.address,
+        gateway: account.address,
+        model: "m",
+        promptTokens: i,
+        completionTokens: i,
+        ttftMs: 0,
+        durationMs: 0,
+        timingsHash: `0x${"00".repeat(32)}`,
+        issuedAt: 1,
+        expiresAt: 2,
+      });
+      const native = digestSignerNative(key)(digest);
+      expect(native).toBe(await account.sign({ hash: toHex(digest) }));
+      expect(recoverSignerNative(digest, native)).toBe(account.address);
+    }
   });
 });

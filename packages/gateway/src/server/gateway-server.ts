@@ -41,6 +41,8 @@ export interface GatewayServerOptions {
   /** Holds gateway.db; the CLI passes the gateway's data dir. */
   dataDir: string;
   account: PrivateKeyAccount;
+  /** Signs a digest with the gateway key (default: the account's, in JS; the service passes a native one). */
+  signDigest?: (digest: Uint8Array) => `0x${string}` | Promise<`0x${string}`>;
   adminToken: string;
   logger: Logger;
   /** Overrides config.host / config.port. */
@@ -130,7 +132,16 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     logger,
     now,
   });
-  const settler = new ReceiptSettler({ config, account, registry, queue, metrics, logger, now });
+  const settler = new ReceiptSettler({
+    config,
+    account,
+    ...(options.signDigest ? { signDigest: options.signDigest } : {}),
+    registry,
+    queue,
+    metrics,
+    logger,
+    now,
+  });
   const chat = createChatProxy({
     config,
     accounts,

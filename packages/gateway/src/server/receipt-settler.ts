@@ -22,7 +22,7 @@ import {
   verifyObject,
 } from "@gbt/protocol";
 import type { Logger } from "pino";
-import type { PrivateKeyAccount } from "viem";
+import { hexToBytes, type PrivateKeyAccount } from "viem";
 import type { GatewayConfig } from "../gateway-config.js";
 import type { ReceiptStatus, SettlementQueue, UsageSettlement } from "../ledger/ledger.js";
 import { costMicro, type ModelPrice, providerCreditMicro } from "../ledger/pricing.js";
@@ -57,6 +57,8 @@ export interface CompletedRequest {
 export interface ReceiptSettlerOptions {
   config: GatewayConfig;
   account: PrivateKeyAccount;
+  /** Countersigns a receipt digest (default: the account, in JS). */
+  signDigest?: (digest: Uint8Array) => `0x${string}` | Promise<`0x${string}`>;
   registry: InstanceRegistry;
   queue: SettlementQueue;
   metrics: GatewayMetrics;
@@ -179,7 +181,10 @@ export class ReceiptSettler {
           status = "valid";
           promptTokens = claimed.promptTokens;
           completionTokens = claimed.completionTokens;
-          gatewaySignature = await this.#options.account.sign({ hash: digestOf(receipt) });
+          const digest = digestOf(receipt);
+          gatewaySignature = this.#options.signDigest
+            ? await this.#options.signDigest(hexToBytes(digest))
+            : await this.#options.account.sign({ hash: digest });
         } else {
           status = "mismatch";
           this.#options.logger.warn(

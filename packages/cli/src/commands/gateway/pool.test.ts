@@ -1,8 +1,10 @@
 import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { digestOf, type SignedObject } from "@gbt/protocol";
 import Database from "better-sqlite3";
 import OpenAI from "openai";
+import { type Hex, recoverAddress } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { onlyJson, runCli, tempHome } from "../../testing/run-cli.js";
 import {
@@ -114,14 +116,30 @@ describe("a gateway over three real nodes (real processes on loopback)", () => {
     try {
       const rows = db
         .prepare(
-          "SELECT completion_tokens, receipt_status, provider_credit FROM usage_records WHERE account_id = ? ORDER BY created_at",
+          "SELECT completion_tokens, receipt_status, provider_credit, receipt_json, gateway_signature FROM usage_records WHERE account_id = ? ORDER BY created_at",
         )
-        .all(accountId) as { completion_tokens: number; receipt_status: string; provider_credit: number }[];
+        .all(accountId) as {
+        completion_tokens: number;
+        receipt_status: string;
+        provider_credit: number;
+        receipt_json: string;
+        gateway_signature: Hex;
+      }[];
       expect(rows.map((row) => [row.completion_tokens, row.receipt_status])).toEqual([
         [12, "valid"],
         [20, "valid"],
       ]);
-      for (const row of rows) expect(row.provider_credit).toBeGreaterThan(0);
+      const gatewayAddress = (
+        (await (await fetch(`${gatewayUrl}/v1/gateway/info`)).json()) as { address: string }
+      ).address;
+      for (const row of rows) {
+        expect(row.provider_credit).toBeGreaterThan(0);
+        // The gateway's countersignature is over the node's receipt.
+        const receipt = JSON.parse(row.receipt_json) as SignedObject;
+        expect(await recoverAddress({ hash: digestOf(receipt), signature: row.gateway_signature })).toBe(
+          gatewayAddress,
+        );
+      }
     } finally {
       db.close();
     }
