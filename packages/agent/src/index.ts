@@ -1,4 +1,10 @@
 /**
- * @gbt/agent: placeholder until its issue lands (see README.md in this package).
+ * @gbt/agent: the Node Agent, the one component allowed to change a node. It executes only jobs
+ * that are signed by an owner, meant for this node, fresh, unseen, of an allowlisted type, with
+ * parameters that pass that type's schema and policy; every outcome goes to a hash-chained audit log.
  */
-export const packageName = "@gbt/agent" as const;
+
+export * from "./agent-database.js";
+export * from "./allowlist/index.js";
+export * from "./audit/index.js";
+export * from "./envelope/index.js";
