@@ -8,3 +8,4 @@ export * from "./agent-database.js";
 export * from "./allowlist/index.js";
 export * from "./audit/index.js";
 export * from "./envelope/index.js";
+export * from "./executor/index.js";

@@ -1,0 +1,274 @@
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { digestOf, type SignedObject, signObject } from "@gbt/protocol";
+import { type Address, bytesToHex, hexToBytes } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type AgentDatabase, openAgentDatabase } from "../agent-database.js";
+import { ALLOWLIST_VERSION } from "../allowlist/job-types.js";
+import { type AuditLog, openAuditLog } from "../audit/audit-log.js";
+import { verifyJobResult } from "../audit/job-result.js";
+import { type Agent, createAgent } from "./agent.js";
+import type { JobHandlers } from "./handlers.js";
+import { createExecutableAllowlist } from "./job-executors.js";
+
+const CHAIN_ID = 84532;
+const NOW_MS = 1_800_000_000_000;
+const NOW = NOW_MS / 1000;
+const owner = privateKeyToAccount(`0x${"11".repeat(32)}`);
+const secondOwner = privateKeyToAccount(`0x${"22".repeat(32)}`);
+const newcomer = privateKeyToAccount(`0x${"33".repeat(32)}`);
+const node = privateKeyToAccount(`0x${"44".repeat(32)}`);
+
+let nextNonce = 1;
+function signJob(type: string, payload: unknown, signer = owner): Promise<SignedObject<"Job">> {
+  return signObject(signer, {
+    kind: "Job",
+    chainId: CHAIN_ID,
+    message: {
+      jobId: randomUUID(),
+      node: node.address,
+      issuer: signer.address,
+      type,
+      nonce: nextNonce++,
+      notBefore: NOW - 5,
+      expiresAt: NOW + 300,
+      allowlistVersion: ALLOWLIST_VERSION,
+    },
+    payload,
+  });
+}
+
+/** The wire form, as a sender would transmit it. */
+function wire(signed: unknown): unknown {
+  return JSON.parse(JSON.stringify(signed));
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A node in memory: counts calls, can be slow, and can alter what it writes (a clamp). */
+function memoryNode(initial: Record<string, unknown> = {}) {
+  const state = {
+    config: structuredClone(initial),
+    draining: false,
+    delayMs: 0,
+    statusCalls: 0,
+    drainCalls: 0,
+    active: 0,
+    maxActive: 0,
+    clamp: (config: Record<string, unknown>) => config,
+  };
+  async function slow<T>(work: () => T): Promise<T> {
+    state.active++;
+    state.maxActive = Math.max(state.maxActive, state.active);
+    try {
+      await sleep(state.delayMs);
+      return work();
+    } finally {
+      state.active--;
+    }
+  }
+  const handlers: JobHandlers = {
+    async status() {
+      state.statusCalls++;
+      return { backend: "ollama", draining: state.draining };
+    },
+    drain: () =>
+      slow(() => {
+        state.drainCalls++;
+        state.draining = true;
+      }),
+    resume: () =>
+      slow(() => {
+        state.draining = false;
+      }),
+    isDraining: () => state.draining,
+    readConfig: () => slow(() => structuredClone(state.config)),
+    writeConfig: (next) =>
+      slow(() => {
+        state.config = state.clamp(structuredClone(next));
+      }),
+  };
+  return { state, handlers };
+}
+
+describe("createAgent", () => {
+  let dir: string;
+  let db: AgentDatabase;
+  let auditLog: AuditLog;
+  let memory: ReturnType<typeof memoryNode>;
+  let agent: Agent;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "gbt-agent-executor-"));
+    db = openAgentDatabase(join(dir, "agent.db"));
+    auditLog = openAuditLog(join(dir, "audit.db"), { now: () => NOW_MS });
+    memory = memoryNode({ backend: { threads: 8 } });
+    agent = createAgent({
+      db,
+      auditLog,
+      account: node,
+      chainId: CHAIN_ID,
+      owners: (): readonly Address[] => [owner.address, secondOwner.address],
+      allowlist: createExecutableAllowlist(),
+      handlers: memory.handlers,
+      now: () => NOW_MS,
+    });
+  });
+  afterEach(() => {
+    expect(auditLog.verify()).toMatchObject({ ok: true });
+    auditLog.close();
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("runs a signed status.read and answers with a verifiable signed JobResult", async () => {
+    const signed = await signJob("status.read", {});
+    const outcome = await agent.submit(Buffer.from(JSON.stringify(signed)));
+    expect(outcome).toMatchObject({
+      state: "succeeded",
+      states: ["received", "verified", "preflight", "running", "succeeded"],
+      output: { backend: "ollama", draining: false },
+    });
+    const result = await verifyJobResult(wire(outcome.result), {
+      chainId: CHAIN_ID,
+      node: node.address,
+      issuer: owner.address,
+      jobHash: digestOf(signed),
+      now: () => NOW_MS,
+    });
+    const entries = auditLog.list();
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ jobId: signed.message.jobId, state: "succeeded", code: null });
+    expect(result.message.auditHash).toBe(entries[0]?.hash);
+    expect(result.payload).toEqual({ output: { backend: "ollama", draining: false } });
+    expect(agent.status(signed.message.jobId)).toEqual(wire(outcome));
+  });
+
+  it("answers a duplicate delivery with the stored result without running again", async () => {
+    const signed = await signJob("status.read", {});
+    const first = await agent.submit(wire(signed));
+    const again = await agent.submit(wire(signed));
+    expect(again).toEqual(wire(first));
+    expect(memory.state.statusCalls).toBe(1);
+    expect(auditLog.count()).toBe(1);
+  });
+
+  it("audits a job with a bad signature as rejected, signs the answer, and never runs it", async () => {
+    const signed = await signJob("status.read", {});
+    const bytes = hexToBytes(signed.signature);
+    bytes[10] = (bytes[10] ?? 0) ^ 0xff;
+    const outcome = await agent.submit(wire({ ...signed, signature: bytesToHex(bytes) }));
+    expect(outcome).toMatchObject({ state: "rejected", code: "SIGNATURE_INVALID" });
+    expect(memory.state.statusCalls).toBe(0);
+    const result = await verifyJobResult(wire(outcome.result), {
+      chainId: CHAIN_ID,
+      node: node.address,
+      issuer: owner.address,
+      now: () => NOW_MS,
+    });
+    expect(result.message.state).toBe("rejected");
+    expect(auditLog.list()).toMatchObject([
+      { jobId: signed.message.jobId, state: "rejected", code: "SIGNATURE_INVALID" },
+    ]);
+    expect(agent.status(signed.message.jobId)).toBeNull();
+  });
+
+  it("audits a body that is not JSON as rejected, without a signed answer", async () => {
+    const outcome = await agent.submit(Buffer.from("{not json"));
+    expect(outcome).toEqual({
+      state: "rejected",
+      code: "INVALID_OBJECT",
+      message: "The job body is not JSON.",
+    });
+    expect(auditLog.list()).toMatchObject([{ jobId: "unknown", state: "rejected", code: "INVALID_OBJECT" }]);
+  });
+
+  it("runs jobs on the same resource one after another and on different resources in parallel", async () => {
+    memory.state.delayMs = 20;
+    const threads = await signJob("config.set", { key: "backend.threads", value: 16 }, owner);
+    const capacity = await signJob("config.set", { key: "backend.capacity", value: 4 }, secondOwner);
+    const outcomes = await Promise.all([agent.submit(wire(threads)), agent.submit(wire(capacity))]);
+    expect(outcomes.map((outcome) => outcome.state)).toEqual(["succeeded", "succeeded"]);
+    expect(memory.state.maxActive).toBe(1);
+    // A lost update would show if the two read-modify-write sequences had interleaved.
+    expect(memory.state.config).toEqual({ backend: { threads: 16, capacity: 4 } });
+
+    memory.state.maxActive = 0;
+    const port = await signJob("config.set", { key: "server.port", value: 8080 }, owner);
+    const drain = await signJob("node.drain", { reason: "maintenance" }, secondOwner);
+    const parallel = await Promise.all([agent.submit(wire(port)), agent.submit(wire(drain))]);
+    expect(parallel.map((outcome) => outcome.state)).toEqual(["succeeded", "succeeded"]);
+    expect(memory.state.maxActive).toBe(2);
+  });
+
+  it("rolls back a config.set whose verify fails and audits it as rolled_back", async () => {
+    memory.state.clamp = (config) => {
+      const backend = config.backend as { threads?: number } | undefined;
+      if (backend?.threads !== undefined) backend.threads = Math.min(backend.threads, 64);
+      return config;
+    };
+    const signed = await signJob("config.set", { key: "backend.threads", value: 128 });
+    const outcome = await agent.submit(wire(signed));
+    expect(outcome).toMatchObject({
+      state: "rolled_back",
+      code: "CONFLICT",
+      states: ["received", "verified", "preflight", "running", "rolled_back"],
+    });
+    expect(memory.state.config).toEqual({ backend: { threads: 8 } });
+    expect(auditLog.list()).toMatchObject([
+      {
+        state: "rolled_back",
+        code: "CONFLICT",
+        detail: { params: { key: "backend.threads", value: 128 } },
+      },
+    ]);
+  });
+
+  it("reports both errors and fails when the rollback itself fails", async () => {
+    memory.state.clamp = (config) => {
+      const backend = config.backend as { threads?: number } | undefined;
+      if (backend?.threads === 8) throw new Error("disk full");
+      if (backend?.threads !== undefined) backend.threads = Math.min(backend.threads, 64);
+      return config;
+    };
+    const outcome = await agent.submit(
+      wire(await signJob("config.set", { key: "backend.threads", value: 128 })),
+    );
+    expect(outcome).toMatchObject({ state: "failed", code: "CONFLICT" });
+    expect(outcome.message).toMatch(/rollback failed too: disk full/);
+    expect(auditLog.list()).toMatchObject([
+      { state: "failed", code: "CONFLICT", detail: { rollbackError: { message: "disk full" } } },
+    ]);
+  });
+
+  it("fails a drain of a drained node in preflight and changes nothing", async () => {
+    memory.state.draining = true;
+    const outcome = await agent.submit(wire(await signJob("node.drain", {})));
+    expect(outcome).toMatchObject({
+      state: "failed",
+      code: "PREFLIGHT_FAILED",
+      states: ["received", "verified", "preflight", "failed"],
+    });
+    expect(memory.state.drainCalls).toBe(0);
+    expect(memory.state.draining).toBe(true);
+    expect(auditLog.list()).toMatchObject([{ state: "failed", code: "PREFLIGHT_FAILED" }]);
+  });
+
+  it("fails an allowlisted type without an executor as not executable yet", async () => {
+    const outcome = await agent.submit(wire(await signJob("model.pull", { model: "llama3.1:8b" })));
+    expect(outcome).toMatchObject({ state: "failed", code: "PREFLIGHT_FAILED" });
+    expect(outcome.message).toMatch(/not executable on this node yet/);
+  });
+
+  it("adds and removes owners in the configuration", async () => {
+    const added = await agent.submit(wire(await signJob("owner.add", { address: newcomer.address })));
+    expect(added.state).toBe("succeeded");
+    expect(memory.state.config.owners).toEqual([owner.address, secondOwner.address, newcomer.address]);
+    const removed = await agent.submit(wire(await signJob("owner.remove", { address: secondOwner.address })));
+    expect(removed.state).toBe("succeeded");
+    expect(memory.state.config.owners).toEqual([owner.address, newcomer.address]);
+  });
+});

@@ -1,0 +1,21 @@
+/** Execution of verified jobs: the agent's run loop, the node-side handlers, and the executors. */
+export {
+  type Agent,
+  type AgentLogger,
+  type AgentOutcome,
+  type CreateAgentDependencies,
+  createAgent,
+  type ExecutionState,
+} from "./agent.js";
+export type { JobHandlers } from "./handlers.js";
+export {
+  createExecutableAllowlist,
+  type ExecutableEntryDefinition,
+  type ExecutionContext,
+  type ExecutorStep,
+  executableJobTypes,
+  type JobExecutor,
+  jobExecutors,
+  OWNERS_CONFIG_KEY,
+} from "./job-executors.js";
+export { createResourceLocks, type WithResourceLock } from "./resource-locks.js";

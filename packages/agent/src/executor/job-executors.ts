@@ -1,0 +1,225 @@
+/**
+ * The executors of the job types this node can carry out today, attached to their allowlist
+ * entries: each declares the resource it locks and its preflight, execute, verify and rollback
+ * steps. Change types capture what they replace in preflight, so rollback puts it back exactly.
+ * Types without executors stay allowlisted (they verify) but fail as not executable yet.
+ */
+import { GbtError, schemas } from "@gbt/protocol";
+import { type Address, isAddressEqual } from "viem";
+import { z } from "zod";
+import {
+  type AllowlistEntryDefinition,
+  type AllowlistRegistry,
+  type CreateAllowlistOptions,
+  createAllowlist,
+} from "../allowlist/allowlist-registry.js";
+import { jobTypes } from "../allowlist/job-types.js";
+import type { JobHandlers } from "./handlers.js";
+
+/** What every step of one job sees. */
+export interface ExecutionContext {
+  handlers: JobHandlers;
+  /** The node's owners when the job was accepted. */
+  owners: readonly Address[];
+  /** Scratch space shared by one job's steps: what preflight saw, for verify and rollback. */
+  memo: Record<string, unknown>;
+}
+
+/** A step as executors write it; execute's return value is the job's output. */
+export type ExecutorStep<P = never> = (params: P, ctx: ExecutionContext) => Promise<unknown>;
+
+/** The steps of one job type, and the resource it locks. */
+export interface JobExecutor<P> {
+  /** The lock this job holds while it runs. */
+  resource: (params: P) => string;
+  preflight?: ExecutorStep<P>;
+  execute: ExecutorStep<P>;
+  verify?: ExecutorStep<P>;
+  rollback?: ExecutorStep<P>;
+}
+
+/** An allowlist entry with its executor attached. */
+export type ExecutableEntryDefinition = AllowlistEntryDefinition & {
+  resource?: (params: never) => string;
+};
+
+/** The configuration key holding the owner list that owner.add / owner.remove change. */
+export const OWNERS_CONFIG_KEY = "owners";
+
+const ownersSchema = z.array(schemas.address);
+
+function preflightFailed(message: string, details?: Record<string, unknown>, hint?: string): GbtError {
+  return new GbtError("PREFLIGHT_FAILED", message, {
+    ...(details ? { details } : {}),
+    ...(hint ? { hint } : {}),
+  });
+}
+
+function getPath(config: Record<string, unknown>, key: string): unknown {
+  let current: unknown = config;
+  for (const segment of key.split(".")) {
+    if (current === null || typeof current !== "object" || Array.isArray(current)) return undefined;
+    current = (current as Record<string, unknown>)[segment];
+  }
+  return current;
+}
+
+/** A copy of `config` with `key` (dotted path) set to `value`, or removed when `value` is undefined. */
+function withPath(config: Record<string, unknown>, key: string, value: unknown): Record<string, unknown> {
+  const [head, ...rest] = key.split(".");
+  if (head === undefined) return config;
+  const copy = { ...config };
+  if (rest.length === 0) {
+    if (value === undefined) delete copy[head];
+    else copy[head] = value;
+    return copy;
+  }
+  const child = copy[head];
+  const base =
+    child !== null && typeof child === "object" && !Array.isArray(child)
+      ? (child as Record<string, unknown>)
+      : {};
+  copy[head] = withPath(base, rest.join("."), value);
+  return copy;
+}
+
+async function writeSetting(handlers: JobHandlers, key: string, value: unknown): Promise<void> {
+  await handlers.writeConfig(withPath(await handlers.readConfig(), key, value));
+}
+
+async function readOwners(ctx: ExecutionContext): Promise<{ stored: unknown; owners: readonly Address[] }> {
+  const stored = getPath(await ctx.handlers.readConfig(), OWNERS_CONFIG_KEY);
+  if (stored === undefined) return { stored, owners: ctx.owners };
+  const parsed = ownersSchema.safeParse(stored);
+  if (!parsed.success) {
+    throw preflightFailed(
+      `The configuration's "${OWNERS_CONFIG_KEY}" is not a list of addresses.`,
+      {},
+      "Fix the node's configuration file, then send the job again.",
+    );
+  }
+  return { stored, owners: parsed.data };
+}
+
+const statusRead: JobExecutor<Record<string, never>> = {
+  resource: () => "status",
+  execute: (_params, ctx) => ctx.handlers.status(),
+};
+
+const nodeDrain: JobExecutor<{ reason?: string | undefined }> = {
+  resource: () => "node",
+  async preflight(_params, ctx) {
+    if (await ctx.handlers.isDraining()) {
+      throw preflightFailed("The node is already drained.", {}, "Send node.resume to take requests again.");
+    }
+  },
+  async execute(params, ctx) {
+    await ctx.handlers.drain(params.reason);
+    return { draining: true };
+  },
+  async verify(_params, ctx) {
+    if (!(await ctx.handlers.isDraining()))
+      throw new GbtError("INTERNAL", "The node still takes requests after drain.");
+  },
+  rollback: (_params, ctx) => ctx.handlers.resume(),
+};
+
+const nodeResume: JobExecutor<Record<string, never>> = {
+  resource: () => "node",
+  async preflight(_params, ctx) {
+    if (!(await ctx.handlers.isDraining())) {
+      throw preflightFailed("The node is not drained; it already takes requests.");
+    }
+  },
+  async execute(_params, ctx) {
+    await ctx.handlers.resume();
+    return { draining: false };
+  },
+  async verify(_params, ctx) {
+    if (await ctx.handlers.isDraining())
+      throw new GbtError("INTERNAL", "The node is still drained after resume.");
+  },
+  rollback: (_params, ctx) => ctx.handlers.drain("rollback of node.resume"),
+};
+
+const configSet: JobExecutor<{ key: string; value: number | string }> = {
+  // The whole document is rewritten, so every configuration change holds the same lock.
+  resource: () => "config",
+  async preflight(params, ctx) {
+    ctx.memo.previous = getPath(await ctx.handlers.readConfig(), params.key);
+  },
+  async execute(params, ctx) {
+    await writeSetting(ctx.handlers, params.key, params.value);
+    return { key: params.key, previous: ctx.memo.previous ?? null, value: params.value };
+  },
+  async verify(params, ctx) {
+    const actual = getPath(await ctx.handlers.readConfig(), params.key);
+    if (actual !== params.value) {
+      throw new GbtError("CONFLICT", `${params.key} reads ${JSON.stringify(actual)} after being set.`, {
+        details: { key: params.key, expected: params.value, actual: actual ?? null },
+        hint: "Check that nothing else rewrites the node's configuration.",
+      });
+    }
+  },
+  rollback: (params, ctx) => writeSetting(ctx.handlers, params.key, ctx.memo.previous),
+};
+
+function ownerChange(kind: "add" | "remove"): JobExecutor<{ address: Address }> {
+  return {
+    resource: () => "config",
+    async preflight(params, ctx) {
+      const { stored, owners } = await readOwners(ctx);
+      const present = owners.some((owner) => isAddressEqual(owner, params.address));
+      if (kind === "add" && present) throw preflightFailed(`${params.address} is already an owner.`);
+      if (kind === "remove" && !present) throw preflightFailed(`${params.address} is not an owner.`);
+      if (kind === "remove" && owners.length <= 1)
+        throw preflightFailed("Refusing to remove the last owner.");
+      ctx.memo.previous = stored;
+      ctx.memo.owners = owners;
+    },
+    async execute(params, ctx) {
+      const owners = ctx.memo.owners as readonly Address[];
+      const next =
+        kind === "add"
+          ? [...owners, params.address]
+          : owners.filter((owner) => !isAddressEqual(owner, params.address));
+      await writeSetting(ctx.handlers, OWNERS_CONFIG_KEY, next);
+      ctx.memo.next = next;
+      return { owners: next };
+    },
+    async verify(params, ctx) {
+      const { owners } = await readOwners(ctx);
+      const present = owners.some((owner) => isAddressEqual(owner, params.address));
+      if (present !== (kind === "add")) {
+        throw new GbtError("CONFLICT", `The owner list does not reflect owner.${kind} of ${params.address}.`);
+      }
+    },
+    rollback: (_params, ctx) => writeSetting(ctx.handlers, OWNERS_CONFIG_KEY, ctx.memo.previous),
+  };
+}
+
+/** The executors of this node, by job type. */
+export const jobExecutors: Record<string, JobExecutor<never>> = {
+  "status.read": statusRead,
+  "node.drain": nodeDrain,
+  "node.resume": nodeResume,
+  "config.set": configSet,
+  "owner.add": ownerChange("add"),
+  "owner.remove": ownerChange("remove"),
+};
+
+/** The allowlist's job types with this node's executors attached where it has one. */
+export function executableJobTypes(
+  definitions: readonly AllowlistEntryDefinition[] = jobTypes,
+  executors: Record<string, JobExecutor<never>> = jobExecutors,
+): ExecutableEntryDefinition[] {
+  return definitions.map((definition) => {
+    const executor = executors[definition.type];
+    return executor ? { ...definition, ...executor } : { ...definition };
+  });
+}
+
+/** The allowlist registry with executors attached: what `createAgent` runs jobs from. */
+export function createExecutableAllowlist(options: CreateAllowlistOptions = {}): AllowlistRegistry {
+  return createAllowlist({ ...options, entries: executableJobTypes(options.entries) });
+}

@@ -1,0 +1,51 @@
+import { ALLOWLIST_VERSION, createAllowlist } from "@gbt/agent";
+import { renderTable } from "../../format.js";
+import { GbtCommand } from "../../gbt-command.js";
+import { summarizeParams } from "../../job-params.js";
+
+export interface AllowlistResult {
+  version: number;
+  types: {
+    type: string;
+    risk: "read" | "change";
+    description: string;
+    paramsSchema: Record<string, unknown>;
+  }[];
+}
+
+export default class AgentAllowlist extends GbtCommand {
+  static override summary = "List the job types a node accepts, with their parameters.";
+
+  static override description =
+    `A node runs only the job types of its allowlist (version ${ALLOWLIST_VERSION}), each with a strict parameter schema. "read" types never change the node; "change" types do and are rolled back when they fail.
+
+The table shows each type's parameters by name (\`?\` marks an optional one); --json gives the full JSON Schema (draft 2020-12) of each type's parameters, for tools that build jobs (see \`gbt job create\`).`;
+
+  static override examples = [
+    { description: "The job types", command: "<%= config.bin %> <%= command.id %>" },
+    {
+      description: "The parameter schema of one type",
+      command:
+        "<%= config.bin %> <%= command.id %> --json | jq '.types[] | select(.type == \"model.pull\") | .paramsSchema'",
+    },
+  ];
+
+  async run(): Promise<AllowlistResult> {
+    await this.parse(AgentAllowlist);
+    const allowlist = createAllowlist();
+    const types = allowlist.entries().map((entry) => ({
+      type: entry.type,
+      risk: entry.risk,
+      description: entry.description,
+      paramsSchema: entry.jsonSchema(),
+    }));
+    this.out(
+      renderTable(
+        ["TYPE", "RISK", "PARAMS", "DESCRIPTION"],
+        types.map((t) => [t.type, t.risk, summarizeParams(t.paramsSchema), t.description]),
+      ),
+    );
+    this.out(`(allowlist version ${allowlist.version})`);
+    return { version: allowlist.version, types };
+  }
+}
