@@ -147,7 +147,13 @@ export { getMeta, type NodeDatabase, nodeMigrations, openDatabase, setMeta } fro
 export { type GbtPaths, resolvePaths } from "./paths.js";
 export { DEFAULT_PORT, isLoopback, type RunningNode, type ServeParameters, startServe } from "./serve.js";
 export { type ApiKeyInfo, ApiKeyStore, type CreatedApiKey, withNodeApiKeys } from "./server/api-keys.js";
-export { type NodeServer, type NodeServerOptions, startNodeServer } from "./server/node-server.js";
+export {
+  agentOutcomeStatus,
+  type NodeAgentEndpoint,
+  type NodeServer,
+  type NodeServerOptions,
+  startNodeServer,
+} from "./server/node-server.js";
 export {
   DEFAULT_CHAIN_ID,
   type NodeProfile,

@@ -16,7 +16,7 @@ import { loadNodeAccount } from "./identity.js";
 import { openDatabase } from "./node-database.js";
 import type { GbtPaths } from "./paths.js";
 import { ApiKeyStore } from "./server/api-keys.js";
-import { type NodeServer, startNodeServer } from "./server/node-server.js";
+import { type NodeAgentEndpoint, type NodeServer, startNodeServer } from "./server/node-server.js";
 
 export const DEFAULT_PORT = 8787;
 
@@ -37,6 +37,8 @@ export interface ServeParameters {
   publicUrl?: string;
   /** Unlocks an encrypted node key (needed only when linking to a gateway). */
   passphrase?: string;
+  /** The node agent answering `/agent/jobs` (composed by the caller: @gbt/agent depends on this package). */
+  agent?: NodeAgentEndpoint;
 }
 
 export interface RunningNode {
@@ -122,6 +124,7 @@ export async function startServe(parameters: ServeParameters): Promise<RunningNo
       requireApiKey,
       host,
       port,
+      ...(parameters.agent ? { agent: parameters.agent } : {}),
       ...(account
         ? {
             gatewayLink: {

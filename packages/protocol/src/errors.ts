@@ -48,6 +48,7 @@ export const errorCodes = {
   UNAUTHORIZED: "auth",
   BACKEND_UNREACHABLE: "unreachable",
   GATEWAY_UNREACHABLE: "unreachable",
+  NODE_UNREACHABLE: "unreachable",
   BUSY: "unreachable",
   INVALID_INPUT: "validation",
   INVALID_ADDRESS: "validation",

@@ -1,6 +1,8 @@
 import { DEFAULT_PORT, resolvePaths, startServe } from "@gbt/node";
+import { isGbtError } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import { GbtCommand } from "../gbt-command.js";
+import { openNodeAgent } from "../node-agent.js";
 import { passphraseFromFlags } from "../terminal-input.js";
 import { runUntilSignal, serverLifecycleFlags, stderrLogger } from "../wait-for-signal.js";
 
@@ -11,6 +13,8 @@ export default class Serve extends GbtCommand {
     `Starts the node server on ${"127.0.0.1"}:${DEFAULT_PORT} by default: GET /v1/models, POST /v1/chat/completions (streamed as SSE or whole, with usage), GET /healthz, GET /metrics (Prometheus).
 
 The backend is the one chosen by \`gbt setup\`. On the embedded backend with no model configured, gbt serves gbt-test-tiny, a generated pipeline-test model (real llama.cpp compute; its text is noise); give --model path/to/model.gguf for real answers.
+
+Owners' signed jobs (\`gbt job create\`, \`gbt job submit\`) reach the node agent at POST /agent/jobs and GET /agent/jobs/:id, on a loopback host only; the job's signature is their authentication, and every outcome goes to the audit log (\`gbt agent audit\`).
 
 On a non-loopback --host every request needs an API key (\`gbt keys create\`). Over capacity the node answers 429 with Retry-After. SIGINT/SIGTERM stop accepting, finish in-flight requests up to --shutdown-timeout, and exit 0. Logs (pino JSON) go to stderr; with --json, stdout carries JSON lines: a "listening" event, then a "stopped" event.`;
 
@@ -81,8 +85,20 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
     const { flags } = await this.parse(Serve);
     const logger = stderrLogger(flags["log-level"], "gbt-node");
     const passphrase = await passphraseFromFlags({ passphraseFile: flags["passphrase-file"] });
+    const paths = resolvePaths();
+    // An encrypted node key without a passphrase still serves inference (as before); only the
+    // agent, which signs every JobResult, needs the key unlocked.
+    const agent = await openNodeAgent({
+      paths,
+      logger,
+      ...(passphrase !== undefined ? { passphrase } : {}),
+    }).catch((error: unknown) => {
+      if (isGbtError(error, "PASSPHRASE_REQUIRED")) return undefined;
+      throw error;
+    });
     const node = await startServe({
-      paths: resolvePaths(),
+      paths,
+      ...(agent ? { agent: agent.endpoint } : {}),
       logger,
       ...(flags.gateway !== undefined ? { gatewayUrl: flags.gateway } : {}),
       ...(flags["public-url"] !== undefined ? { publicUrl: flags["public-url"] } : {}),
@@ -93,7 +109,11 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
       ...(flags.capacity !== undefined ? { capacity: flags.capacity } : {}),
       requireApiKey: flags["require-api-key"],
+    }).catch((error: unknown) => {
+      agent?.close();
+      throw error;
     });
+    agent?.attach(node);
     const models = node.models.map((m) => m.id);
     if (this.jsonEnabled()) {
       process.stdout.write(
@@ -108,6 +128,9 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
           (node.link
             ? "  Joining the gateway in the background (signed registration, then heartbeats every 10 s).\n"
             : "") +
+          (agent
+            ? `  agent: POST /agent/jobs (signed jobs from owners${isLoopbackUrl(node.server.url) ? "" : "; not served on this non-loopback host"})\n`
+            : "  agent: off (the node key is encrypted; give --passphrase-file or GBT_PASSPHRASE to take signed jobs)\n") +
           `  Try: curl ${node.server.url}/v1/models\n  Ctrl-C stops.\n`,
       );
     }
@@ -116,8 +139,14 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       await node
         .close(flags["shutdown-timeout"] * 1000)
         .catch((error) => logger.error({ err: error }, "error during shutdown"));
+      agent?.close();
     });
     if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify({ event: "stopped" })}\n`);
     logger.flush();
   }
+}
+
+/** Whether the server listens on loopback, where the agent's routes are served. */
+function isLoopbackUrl(url: string): boolean {
+  return /^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost):/.test(url);
 }

@@ -17,7 +17,13 @@ export interface CliResult {
   exitCode: number;
 }
 
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<CliResult> {
+/** Runs gbt with `args`; `input` is written to its stdin (else stdin is empty). */
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 60_000,
+  input?: string,
+): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = execFile(
       process.execPath,
@@ -32,7 +38,7 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 
         resolve({ stdout, stderr, exitCode: code });
       },
     );
-    child.stdin?.end();
+    child.stdin?.end(input);
   });
 }
 

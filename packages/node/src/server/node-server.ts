@@ -7,6 +7,11 @@
  *
  * Requests bearing the gateway's link token are pooled traffic: each one the node completes gets a
  * signed UsageReceipt (a header on whole responses, one SSE comment line before `[DONE]` on streams).
+ *
+ * With an agent attached, `POST /agent/jobs` and `GET /agent/jobs/:id` take signed owner jobs: the
+ * job's signature is their authentication, so they skip the local API keys, and they are served only
+ * on a loopback listener unless `agentOnAnyHost` is set. The agent itself lives in @gbt/agent (which
+ * depends on this package), so the server knows it only by the small structural type below.
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -40,12 +45,51 @@ export interface NodeServerOptions {
   maxBodyBytes?: number;
   /** The gateway link: recognises pooled traffic by its token and signs its receipts. */
   gatewayLink?: Pick<GatewayLink, "isLinkToken" | "signReceipt">;
+  /** The node agent behind `/agent/jobs`; absent, those routes answer 404. */
+  agent?: NodeAgentEndpoint;
+  /** Serve `/agent/*` on a non-loopback listener too (default: loopback only). */
+  agentOnAnyHost?: boolean;
+}
+
+/** What the server needs of the node agent (structurally @gbt/agent's Agent). */
+export interface NodeAgentEndpoint {
+  submit(body: Buffer): Promise<{ state: string; code?: string } & Record<string, unknown>>;
+  status(jobId: string): unknown | null;
+}
+
+/** Largest accepted signed job body. */
+const MAX_JOB_BODY_BYTES = 64 * 1024;
+
+/** Rejection codes about who signed the job or when: answered 401, the rest of rejections 400. */
+const AUTH_REJECTIONS = new Set([
+  "SIGNATURE_INVALID",
+  "UNKNOWN_SIGNER",
+  "WRONG_AUDIENCE",
+  "WRONG_CHAIN",
+  "EXPIRED",
+  "NOT_YET_VALID",
+  "REPLAYED",
+  "STALE_NONCE",
+  "PAYLOAD_HASH_MISMATCH",
+]);
+
+/** The HTTP status of an agent outcome: executed jobs are 200 whatever their end, rejections 4xx. */
+export function agentOutcomeStatus(outcome: { state: string; code?: string }): number {
+  if (outcome.state !== "rejected") return 200;
+  return outcome.code !== undefined && AUTH_REJECTIONS.has(outcome.code) ? 401 : 400;
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export interface NodeServer {
   readonly url: string;
   readonly metrics: NodeMetrics;
   inFlight(): number;
+  /** Drain switch: while on, new chat completions get 503 `draining` (in-flight ones finish). */
+  setDraining(on: boolean): void;
+  isDraining(): boolean;
   /** Stops accepting, lets in-flight work finish up to `deadlineMs`, then aborts the rest. */
   close(deadlineMs?: number): Promise<void>;
 }
@@ -114,7 +158,13 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   const maxBody = options.maxBodyBytes ?? 4 * 1024 * 1024;
   const metrics = createNodeMetrics();
   const active = new Set<AbortController>();
+  /** Set by close(): the server is going away. */
   let draining = false;
+  /** Set by setDraining(): the node takes no new work until resumed. */
+  let drained = false;
+  const agentServed =
+    options.agent !== undefined &&
+    (options.agentOnAnyHost === true || isLoopbackHost(options.host ?? "127.0.0.1"));
 
   const link = options.gatewayLink;
 
@@ -166,6 +216,18 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       throw new HttpError(503, "server_error", "shutting_down", "The node is shutting down.", null, {
         "retry-after": "5",
       });
+    }
+    if (drained) {
+      throw new HttpError(
+        503,
+        "server_error",
+        "draining",
+        "The node is draining: it takes no new requests.",
+        null,
+        {
+          "retry-after": "30",
+        },
+      );
     }
     const requestId = pooled ? pooledRequestId(req) : undefined;
     const raw = await readBody(req, maxBody);
@@ -366,18 +428,25 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<string> {
     const started = performance.now();
-    const path = (req.url ?? "/").split("?")[0];
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
     const method = req.method ?? "GET";
     if (path === "/healthz" && method === "GET") {
       const health = await backend.health();
-      const ok = health.ok && !draining;
+      const ok = health.ok && !draining && !drained;
       sendJson(res, ok ? 200 : 503, {
-        status: ok ? "ok" : draining ? "draining" : "backend_unhealthy",
+        status: ok ? "ok" : draining || drained ? "draining" : "backend_unhealthy",
+        draining: draining || drained,
         backend: { kind: backend.kind, location: backend.location, ...health },
         inFlight: active.size,
         capacity,
       });
       return "healthz";
+    }
+    if (path === "/agent" || path.startsWith("/agent/")) {
+      if (!agentServed || !options.agent) {
+        throw new HttpError(404, "invalid_request_error", "not_found", `No route ${method} ${path}.`);
+      }
+      return routeAgent(options.agent, req, res, path, method);
     }
     const pooled = isPooled(req);
     if (!pooled && !authorized(req)) {
@@ -423,6 +492,36 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     throw new HttpError(404, "invalid_request_error", "not_found", `No route ${method} ${path}.`);
   }
 
+  async function routeAgent(
+    agent: NodeAgentEndpoint,
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    method: string,
+  ): Promise<string> {
+    if (path === "/agent/jobs") {
+      if (method !== "POST")
+        throw new HttpError(405, "invalid_request_error", "method_not_allowed", "Use POST.", null, {
+          allow: "POST",
+        });
+      const body = await readBody(req, MAX_JOB_BODY_BYTES);
+      const outcome = await agent.submit(body);
+      sendJson(res, agentOutcomeStatus(outcome), outcome);
+      return "agent_submit";
+    }
+    const match = /^\/agent\/jobs\/([^/]{1,200})$/.exec(path);
+    if (match?.[1] !== undefined && method === "GET") {
+      const jobId = decodeURIComponent(match[1]);
+      const outcome = agent.status(jobId);
+      if (outcome === null || outcome === undefined) {
+        throw new HttpError(404, "invalid_request_error", "not_found", `This node has no job ${jobId}.`);
+      }
+      sendJson(res, 200, outcome);
+      return "agent_status";
+    }
+    throw new HttpError(404, "invalid_request_error", "not_found", `No route ${method} ${path}.`);
+  }
+
   const server: Server = createServer((req, res) => {
     route(req, res)
       .then((name) => metrics.requests.inc({ route: name, status: String(res.statusCode) }))
@@ -451,6 +550,11 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     url,
     metrics,
     inFlight: () => active.size,
+    setDraining(on) {
+      drained = on;
+      logger.info({ draining: on }, on ? "draining: new requests get 503" : "resumed: taking requests");
+    },
+    isDraining: () => drained || draining,
     async close(deadlineMs = 10_000) {
       draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,0 +1,144 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { verifyObject } from "@gbt/protocol";
+import type { Address } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { onlyJson, runCli, tempHome } from "../../testing/run-cli.js";
+import { type ServeProcess, startServeProcess } from "../../testing/serve-process.js";
+
+interface Outcome {
+  jobId?: string;
+  state: string;
+  code?: string;
+  output?: unknown;
+  result?: unknown;
+}
+
+const MODEL = "gbt-test-tiny";
+
+describe("gbt job submit to a real gbt serve (real processes, loopback)", () => {
+  let home: string;
+  let node: ServeProcess;
+  let ownerKeyFile: string;
+  let strangerKeyFile: string;
+  let nodeAddress: Address;
+  let chainId: number;
+  const env = () => ({ GBT_HOME: home });
+
+  /** `gbt job create TYPE …` piped into `gbt job submit - --json`. */
+  async function createAndSubmit(
+    type: string,
+    keyFile: string,
+    extra: string[] = [],
+  ): Promise<{ job: string; exitCode: number; outcome: Outcome }> {
+    const created = await runCli(["job", "create", type, "--key-file", keyFile, ...extra], env());
+    expect(created.exitCode, created.stderr).toBe(0);
+    const submitted = await submit(created.stdout);
+    return { job: created.stdout, ...submitted };
+  }
+
+  async function submit(job: string): Promise<{ exitCode: number; outcome: Outcome }> {
+    const result = await runCli(["job", "submit", "-", "--node-url", node.url, "--json"], env(), 60_000, job);
+    return { exitCode: result.exitCode, outcome: onlyJson<Outcome>(result.stdout) };
+  }
+
+  function chat(): Promise<Response> {
+    return fetch(`${node.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: MODEL, max_tokens: 1, messages: [{ role: "user", content: "Hi" }] }),
+    });
+  }
+
+  beforeAll(async () => {
+    home = await tempHome("gbt-job-submit-");
+    const ownerKey = generatePrivateKey();
+    ownerKeyFile = join(home, "owner.key");
+    strangerKeyFile = join(home, "stranger.key");
+    await writeFile(ownerKeyFile, `${ownerKey}\n`, { mode: 0o600 });
+    await writeFile(strangerKeyFile, `${generatePrivateKey()}\n`, { mode: 0o600 });
+    const owner = privateKeyToAccount(ownerKey).address;
+    const setup = await runCli(["setup", "--yes", "--owner", owner], env());
+    expect(setup.exitCode, setup.stderr).toBe(0);
+    const config = JSON.parse(await readFile(join(home, "config", "config.json"), "utf8")) as {
+      node: { address: Address; chainId: number; owners: string[] };
+    };
+    expect(config.node.owners).toEqual([owner]);
+    nodeAddress = config.node.address;
+    chainId = config.node.chainId;
+    node = await startServeProcess(["--capacity", "1", "--threads", "1"], env());
+  }, 120_000);
+
+  afterAll(async () => {
+    await node?.stop("SIGKILL");
+  });
+
+  it("runs an owner's status.read, answers duplicates with the stored outcome, and rejects strangers", async () => {
+    const first = await createAndSubmit("status.read", ownerKeyFile);
+    expect(first.exitCode).toBe(0);
+    expect(first.outcome.state).toBe("succeeded");
+    const result = await verifyObject(first.outcome.result as never, {
+      kind: "JobResult",
+      chainId,
+      allowedSigners: [nodeAddress],
+    });
+    expect(result.message).toMatchObject({ node: nodeAddress, state: "succeeded" });
+    expect(JSON.stringify(first.outcome.output)).toContain(MODEL);
+
+    const again = await submit(first.job);
+    expect(again.exitCode).toBe(0);
+    expect(again.outcome).toEqual(first.outcome);
+
+    const stranger = await createAndSubmit("status.read", strangerKeyFile);
+    expect(stranger.exitCode).toBe(4);
+    expect(stranger.outcome).toMatchObject({ state: "rejected", code: "UNKNOWN_SIGNER" });
+
+    const status = await runCli(
+      ["job", "status", String(first.outcome.jobId), "--node-url", node.url, "--json"],
+      env(),
+    );
+    expect(status.exitCode, status.stderr).toBe(0);
+    expect(onlyJson<Outcome>(status.stdout)).toEqual(first.outcome);
+
+    const unknown = await runCli(
+      ["job", "status", "00000000-0000-4000-8000-000000000000", "--node-url", node.url, "--json"],
+      env(),
+    );
+    expect(unknown.exitCode).toBe(8);
+  }, 120_000);
+
+  it("node.drain makes chat completions 503 draining until node.resume", async () => {
+    expect((await chat()).status).toBe(200);
+    const drain = await createAndSubmit("node.drain", ownerKeyFile);
+    expect(drain.outcome.state, JSON.stringify(drain.outcome)).toBe("succeeded");
+    const refused = await chat();
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).not.toBeNull();
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("draining");
+    const health = (await (await fetch(`${node.url}/healthz`)).json()) as { status: string };
+    expect(health.status).toBe("draining");
+
+    const resume = await createAndSubmit("node.resume", ownerKeyFile);
+    expect(resume.outcome.state, JSON.stringify(resume.outcome)).toBe("succeeded");
+    expect((await chat()).status).toBe(200);
+  }, 120_000);
+
+  it("gbt agent audit --verify lists the rejected and succeeded jobs on an intact chain", async () => {
+    const audit = await runCli(["agent", "audit", "--verify", "--json"], env());
+    expect(audit.exitCode, audit.stderr).toBe(0);
+    const log = onlyJson<{
+      entries: { state: string; code: string | null; type: string }[];
+      verified: { ok: boolean; entries: number };
+    }>(audit.stdout);
+    expect(log.verified.ok).toBe(true);
+    expect(log.entries).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ state: "succeeded", type: "status.read" }),
+        expect.objectContaining({ state: "rejected", code: "UNKNOWN_SIGNER" }),
+        expect.objectContaining({ state: "succeeded", type: "node.drain" }),
+        expect.objectContaining({ state: "succeeded", type: "node.resume" }),
+      ]),
+    );
+  }, 60_000);
+});

@@ -1,0 +1,55 @@
+import { Args, Flags } from "@oclif/core";
+import { GbtCommand } from "../../gbt-command.js";
+import {
+  DEFAULT_NODE_URL,
+  type JobOutcome,
+  outcomeError,
+  readJobInput,
+  submitJob,
+} from "../../job-client.js";
+
+export default class JobSubmit extends GbtCommand {
+  static override summary = "Send a signed job to a node and print its outcome.";
+
+  static override description =
+    `Reads a signed Job (as printed by \`gbt job create\`) from a file, or from stdin with -, and POSTs it to the node's agent at --node-url/agent/jobs. The node verifies the owner's signature, audience, chain, freshness and replay, runs the allowlisted job, logs it to its audit log and answers with the outcome and a JobResult signed by the node key.
+
+The outcome is printed on stdout as JSON (with or without --json). The exit code is 0 when the job succeeded, else the class of its error code: 4 for a signature, signer, audience or freshness rejection (e.g. UNKNOWN_SIGNER, EXPIRED), 6 for invalid parameters or a failed preflight, 5 when the node cannot be reached. Submitting the same job again answers with the stored outcome without running it twice.`;
+
+  static override examples = [
+    {
+      description: "Create and submit in one pipe",
+      command:
+        "<%= config.bin %> job create status.read --key-file ./owner.key | <%= config.bin %> <%= command.id %> -",
+    },
+    {
+      description: "Submit a saved job to another local port",
+      command: "<%= config.bin %> <%= command.id %> ./drain.json --node-url http://127.0.0.1:9000",
+    },
+  ];
+
+  static override args = {
+    file: Args.string({ description: "The signed Job JSON file, or - for stdin.", required: true }),
+  };
+
+  static override flags = {
+    "node-url": Flags.string({
+      helpValue: "URL",
+      description: "Base URL of the node (its agent answers on loopback only).",
+      default: DEFAULT_NODE_URL,
+    }),
+  };
+
+  async run(): Promise<JobOutcome> {
+    const { args, flags } = await this.parse(JobSubmit);
+    const body = await readJobInput(args.file);
+    const outcome = await submitJob({ nodeUrl: flags["node-url"], body });
+    this.out(JSON.stringify(outcome, null, 2));
+    if (outcome.state !== "succeeded") {
+      const error = outcomeError(outcome);
+      this.note(`Error: ${error.message}`);
+      process.exitCode = error.exitCode;
+    }
+    return outcome;
+  }
+}

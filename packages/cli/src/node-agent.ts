@@ -1,0 +1,160 @@
+/**
+ * Composes the node agent for `gbt serve`: @gbt/agent depends on @gbt/node, so the node server
+ * only knows the agent structurally and the CLI wires the two together. The handlers give the
+ * allowlisted executors the real node: its status, the server's drain switch, and config.json.
+ */
+import { join } from "node:path";
+import {
+  type Agent,
+  type AgentDatabase,
+  type AuditLog,
+  createAgent,
+  createExecutableAllowlist,
+  defaultAuditLogPath,
+  type JobHandlers,
+  openAgentDatabase,
+  openAuditLog,
+} from "@gbt/agent";
+import {
+  detectBackends,
+  type GbtPaths,
+  loadConfig,
+  loadNodeAccount,
+  type NodeAgentEndpoint,
+  nodeConfigSchema,
+  nodeStatus,
+  probeHardware,
+  type RunningNode,
+  saveConfig,
+} from "@gbt/node";
+import { GbtError } from "@gbt/protocol";
+import type { Logger } from "pino";
+import type { Address } from "viem";
+
+export interface NodeAgentParameters {
+  paths: GbtPaths;
+  logger: Logger;
+  /** Unlocks an encrypted node key. */
+  passphrase?: string;
+}
+
+export interface NodeAgent {
+  /** What the node server is given for `/agent/jobs`. */
+  endpoint: NodeAgentEndpoint;
+  /** Connects the handlers to the node once it serves (jobs before that fail their preflight). */
+  attach(node: RunningNode): void;
+  close(): void;
+}
+
+/** The agent's database under the node's data directory. */
+export function defaultAgentDatabasePath(dataDir: string): string {
+  return join(dataDir, "agent", "agent.db");
+}
+
+/** Opens the agent's stores, unlocks the node key and creates the agent with the node's handlers. */
+export async function openNodeAgent(parameters: NodeAgentParameters): Promise<NodeAgent> {
+  const { paths, logger } = parameters;
+  const config = await loadConfig(paths.configFile);
+  const account = await loadNodeAccount(paths.nodeKeystore, parameters.passphrase);
+  if (account.address.toLowerCase() !== config.node.address.toLowerCase()) {
+    throw new GbtError(
+      "CONFIG_INVALID",
+      `The config names node ${config.node.address}, but the keystore holds ${account.address}.`,
+      { hint: "Run `gbt setup` again so that the config and the key agree." },
+    );
+  }
+  let owners = config.node.owners as Address[];
+  let node: RunningNode | undefined;
+  const running = (): RunningNode => {
+    if (!node) throw new GbtError("PREFLIGHT_FAILED", "The node server is not started yet.");
+    return node;
+  };
+
+  const handlers: JobHandlers = {
+    async status() {
+      const current = running();
+      const [profile, health, models] = await Promise.all([
+        nodeStatus({
+          paths,
+          probeHardware: () => probeHardware({ dataDir: paths.dataDir }),
+          detectBackends: () => detectBackends({}),
+        }),
+        current.backend.health(),
+        current.backend.listModels(),
+      ]);
+      return {
+        ...profile,
+        server: {
+          url: current.server.url,
+          inFlight: current.server.inFlight(),
+          draining: current.server.isDraining(),
+        },
+        backend: {
+          kind: current.backend.kind,
+          location: current.backend.location,
+          health,
+          models: models.map((m) => ({ id: m.id, ...(m.digest ? { digest: m.digest } : {}) })),
+        },
+      };
+    },
+    async drain() {
+      running().server.setDraining(true);
+    },
+    async resume() {
+      running().server.setDraining(false);
+    },
+    isDraining: () => running().server.isDraining(),
+    async readConfig() {
+      return { ...(await loadConfig(paths.configFile)) };
+    },
+    async writeConfig(next) {
+      const parsed = nodeConfigSchema.safeParse(next);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw new GbtError(
+          "CONFIG_INVALID",
+          `The new config is invalid at ${issue?.path.join(".") || "(root)"}: ${issue?.message ?? "malformed"}.`,
+        );
+      }
+      await saveConfig(paths.configFile, parsed.data);
+      owners = parsed.data.node.owners as Address[];
+    },
+  };
+
+  let db: AgentDatabase | undefined;
+  let auditLog: AuditLog | undefined;
+  let agent: Agent;
+  try {
+    db = openAgentDatabase(defaultAgentDatabasePath(paths.dataDir));
+    auditLog = openAuditLog(defaultAuditLogPath(paths.dataDir));
+    agent = createAgent({
+      db,
+      auditLog,
+      account,
+      chainId: config.node.chainId,
+      owners: () => owners,
+      allowlist: createExecutableAllowlist(),
+      handlers,
+      logger: logger.child({ component: "agent" }),
+    });
+  } catch (error) {
+    auditLog?.close();
+    db?.close();
+    throw error;
+  }
+  const openDb = db;
+  const openLog = auditLog;
+  return {
+    endpoint: {
+      submit: (body) => agent.submit(body) as ReturnType<NodeAgentEndpoint["submit"]>,
+      status: (jobId) => agent.status(jobId),
+    },
+    attach(started) {
+      node = started;
+    },
+    close() {
+      openLog.close();
+      openDb.close();
+    },
+  };
+}
