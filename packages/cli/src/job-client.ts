@@ -5,6 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { type ErrorCode, errorCodes, GbtError } from "@gbt/protocol";
+import { Flags } from "@oclif/core";
 
 export const DEFAULT_NODE_URL = "http://127.0.0.1:8787";
 
@@ -153,3 +154,10 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
   return Buffer.concat(chunks).toString("utf8");
 }
+
+/** `--node-url`, shared by the job commands. */
+export const nodeUrlFlag = Flags.string({
+  helpValue: "URL",
+  description: "Base URL of the node (its agent answers on loopback only).",
+  default: DEFAULT_NODE_URL,
+});

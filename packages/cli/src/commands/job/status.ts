@@ -1,6 +1,6 @@
-import { Args, Flags } from "@oclif/core";
+import { Args } from "@oclif/core";
 import { GbtCommand } from "../../gbt-command.js";
-import { DEFAULT_NODE_URL, type JobOutcome, jobStatus } from "../../job-client.js";
+import { type JobOutcome, jobStatus, nodeUrlFlag } from "../../job-client.js";
 
 export default class JobStatus extends GbtCommand {
   static override summary = "Show what a node did with a job.";
@@ -23,13 +23,7 @@ export default class JobStatus extends GbtCommand {
     id: Args.string({ description: "The job id (the Job's message.jobId).", required: true }),
   };
 
-  static override flags = {
-    "node-url": Flags.string({
-      helpValue: "URL",
-      description: "Base URL of the node (its agent answers on loopback only).",
-      default: DEFAULT_NODE_URL,
-    }),
-  };
+  static override flags = { "node-url": nodeUrlFlag };
 
   async run(): Promise<JobOutcome> {
     const { args, flags } = await this.parse(JobStatus);

@@ -1,12 +1,6 @@
-import { Args, Flags } from "@oclif/core";
+import { Args } from "@oclif/core";
 import { GbtCommand } from "../../gbt-command.js";
-import {
-  DEFAULT_NODE_URL,
-  type JobOutcome,
-  outcomeError,
-  readJobInput,
-  submitJob,
-} from "../../job-client.js";
+import { type JobOutcome, nodeUrlFlag, outcomeError, readJobInput, submitJob } from "../../job-client.js";
 
 export default class JobSubmit extends GbtCommand {
   static override summary = "Send a signed job to a node and print its outcome.";
@@ -32,13 +26,7 @@ The outcome is printed on stdout as JSON (with or without --json). The exit code
     file: Args.string({ description: "The signed Job JSON file, or - for stdin.", required: true }),
   };
 
-  static override flags = {
-    "node-url": Flags.string({
-      helpValue: "URL",
-      description: "Base URL of the node (its agent answers on loopback only).",
-      default: DEFAULT_NODE_URL,
-    }),
-  };
+  static override flags = { "node-url": nodeUrlFlag };
 
   async run(): Promise<JobOutcome> {
     const { args, flags } = await this.parse(JobSubmit);
