@@ -1,7 +1,8 @@
 /**
  * Composes the node agent for `gbt serve`: @gbt/agent depends on @gbt/node, so the node server
  * only knows the agent structurally and the CLI wires the two together. The handlers give the
- * allowlisted executors the real node: its status, the server's drain switch, and config.json.
+ * allowlisted executors the real node: its status, the server's drain switch, config.json, and its
+ * models and services (node-model-handlers.ts).
  */
 import { join } from "node:path";
 import {
@@ -30,6 +31,7 @@ import {
 import { GbtError } from "@gbt/protocol";
 import type { Logger } from "pino";
 import type { Address } from "viem";
+import { modelJobHandlers } from "./node-model-handlers.js";
 
 export interface NodeAgentParameters {
   paths: GbtPaths;
@@ -119,6 +121,7 @@ export async function openNodeAgent(parameters: NodeAgentParameters): Promise<No
       await saveConfig(paths.configFile, parsed.data);
       owners = parsed.data.node.owners as Address[];
     },
+    ...modelJobHandlers(paths, running),
   };
 
   let db: AgentDatabase | undefined;

@@ -258,7 +258,7 @@ describe("createAgent", () => {
   });
 
   it("fails an allowlisted type without an executor as not executable yet", async () => {
-    const outcome = await agent.submit(wire(await signJob("model.pull", { model: "llama3.1:8b" })));
+    const outcome = await agent.submit(wire(await signJob("model.switch", { model: "llama3.1:8b" })));
     expect(outcome).toMatchObject({ state: "failed", code: "PREFLIGHT_FAILED" });
     expect(outcome.message).toMatch(/not executable on this node yet/);
   });

@@ -16,4 +16,22 @@ export interface JobHandlers {
   readConfig(): Promise<Record<string, unknown>>;
   /** Replaces the node's configuration document. */
   writeConfig(next: Record<string, unknown>): Promise<void>;
+
+  /*
+   * Model and service jobs. Optional: a node without them answers those jobs PREFLIGHT_FAILED.
+   */
+  /** The ids of the models the node serves now. */
+  listModels?(): Promise<string[]>;
+  /** Throws (with the reason) when `model` cannot be pulled on this node: unknown source, unsupported backend. */
+  checkPullSource?(model: string): Promise<void>;
+  /** Makes `model` served and loaded; `createdFile` says whether a model file was written for it. */
+  pullModel?(model: string): Promise<{ createdFile: boolean }>;
+  /** Stops serving `model` (unloads it); its file stays. */
+  unloadModel?(model: string): Promise<void>;
+  /** Deletes the model's file when it lies under the node's models dir; false when there was none to delete. */
+  deleteModelFile?(model: string): Promise<boolean>;
+  /** Restarts a service of the node without stopping the agent endpoint answering the job. */
+  restartService?(service: "backend" | "server"): Promise<void>;
+  /** The backend's health. */
+  backendHealth?(): Promise<{ ok: boolean; detail?: string }>;
 }

@@ -198,6 +198,136 @@ function ownerChange(kind: "add" | "remove"): JobExecutor<{ address: Address }> 
   };
 }
 
+/** The handler a model or service job needs, or PREFLIGHT_FAILED when this node has none. */
+function required<K extends keyof JobHandlers>(
+  handlers: JobHandlers,
+  name: K,
+  jobType: string,
+): NonNullable<JobHandlers[K]> {
+  const handler = handlers[name];
+  if (!handler)
+    throw preflightFailed(`${jobType} is not supported on this node (no ${String(name)} handler).`);
+  return (handler as (...args: never[]) => unknown).bind(handlers) as NonNullable<JobHandlers[K]>;
+}
+
+/**
+ * model.pull: makes a model served and loaded. Rollback stops serving what this job added and
+ * deletes a file it wrote; a model served before the job is left as it was.
+ */
+const modelPull: JobExecutor<{ model: string }> = {
+  resource: () => "backend",
+  async preflight(params, ctx) {
+    const listModels = required(ctx.handlers, "listModels", "model.pull");
+    required(ctx.handlers, "pullModel", "model.pull");
+    await required(ctx.handlers, "checkPullSource", "model.pull")(params.model);
+    ctx.memo.wasServed = (await listModels()).includes(params.model);
+  },
+  async execute(params, ctx) {
+    const pulled = await required(ctx.handlers, "pullModel", "model.pull")(params.model);
+    ctx.memo.createdFile = pulled.createdFile;
+    return {
+      model: params.model,
+      createdFile: pulled.createdFile,
+      alreadyServed: ctx.memo.wasServed === true,
+    };
+  },
+  async verify(params, ctx) {
+    const models = await required(ctx.handlers, "listModels", "model.pull")();
+    if (!models.includes(params.model)) {
+      throw new GbtError("CONFLICT", `Model ${params.model} is not served after model.pull.`, {
+        details: { model: params.model, models },
+      });
+    }
+  },
+  async rollback(params, ctx) {
+    if (ctx.memo.wasServed === true) return;
+    await ctx.handlers.unloadModel?.(params.model);
+    if (ctx.memo.createdFile === true) await ctx.handlers.deleteModelFile?.(params.model);
+  },
+};
+
+/**
+ * model.remove: stops serving a model, then deletes its file under the models dir. The delete comes
+ * last, after the unload is confirmed, because it cannot be undone: rollback can serve the model
+ * again only while its file exists.
+ */
+const modelRemove: JobExecutor<{ model: string }> = {
+  resource: () => "backend",
+  async preflight(params, ctx) {
+    const models = await required(ctx.handlers, "listModels", "model.remove")();
+    required(ctx.handlers, "unloadModel", "model.remove");
+    required(ctx.handlers, "deleteModelFile", "model.remove");
+    if (!models.includes(params.model)) {
+      throw preflightFailed(`Model ${params.model} is not served on this node.`, { models });
+    }
+    if (models.length <= 1) {
+      throw preflightFailed(
+        `Refusing to remove ${params.model}, the only model this node serves.`,
+        { models },
+        "Pull another model first (model.pull).",
+      );
+    }
+  },
+  async execute(params, ctx) {
+    await required(ctx.handlers, "unloadModel", "model.remove")(params.model);
+    const models = await required(ctx.handlers, "listModels", "model.remove")();
+    if (models.includes(params.model)) {
+      throw new GbtError("CONFLICT", `Model ${params.model} is still served after unloading it.`);
+    }
+    const deleted = await required(ctx.handlers, "deleteModelFile", "model.remove")(params.model);
+    ctx.memo.deleted = deleted;
+    return { model: params.model, deletedFile: deleted };
+  },
+  async verify(params, ctx) {
+    const models = await required(ctx.handlers, "listModels", "model.remove")();
+    if (models.includes(params.model))
+      throw new GbtError("CONFLICT", `Model ${params.model} is still served after model.remove.`);
+  },
+  async rollback(params, ctx) {
+    if (ctx.memo.deleted === true) {
+      throw new GbtError("CONFLICT", `Model ${params.model}'s file is deleted; it cannot be served again.`);
+    }
+    await ctx.handlers.pullModel?.(params.model);
+  },
+};
+
+/**
+ * service.restart: restarts the backend (its models unloaded and loaded again) or cycles the
+ * server's intake; verify wants a healthy backend serving the same models as before. There is no
+ * rollback: a restart has nothing to put back.
+ */
+const serviceRestart: JobExecutor<{ service: "backend" | "server" }> = {
+  resource: () => "backend",
+  async preflight(_params, ctx) {
+    required(ctx.handlers, "restartService", "service.restart");
+    required(ctx.handlers, "backendHealth", "service.restart");
+    ctx.memo.models = await required(ctx.handlers, "listModels", "service.restart")();
+  },
+  async execute(params, ctx) {
+    await required(ctx.handlers, "restartService", "service.restart")(params.service);
+    return { service: params.service, models: ctx.memo.models };
+  },
+  async verify(params, ctx) {
+    const health = await required(ctx.handlers, "backendHealth", "service.restart")();
+    if (!health.ok) {
+      throw new GbtError(
+        "BACKEND_UNREACHABLE",
+        `The backend is not healthy after restarting the ${params.service}.`,
+        {
+          details: { detail: health.detail ?? null },
+        },
+      );
+    }
+    const before = [...((ctx.memo.models as string[] | undefined) ?? [])].sort();
+    const after = [...(await required(ctx.handlers, "listModels", "service.restart")())].sort();
+    if (JSON.stringify(before) !== JSON.stringify(after)) {
+      throw new GbtError("CONFLICT", `The node serves other models after restarting the ${params.service}.`, {
+        details: { before, after },
+      });
+    }
+  },
+};
+
 /** The executors of this node, by job type. */
 export const jobExecutors: Record<string, JobExecutor<never>> = {
   "status.read": statusRead,
@@ -206,6 +336,9 @@ export const jobExecutors: Record<string, JobExecutor<never>> = {
   "config.set": configSet,
   "owner.add": ownerChange("add"),
   "owner.remove": ownerChange("remove"),
+  "model.pull": modelPull,
+  "model.remove": modelRemove,
+  "service.restart": serviceRestart,
 };
 
 /** The allowlist's job types with this node's executors attached where it has one. */

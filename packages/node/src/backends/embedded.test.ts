@@ -258,6 +258,24 @@ describe("embedded backend capacity and abort", () => {
     expect(result).toMatchObject({ text: "", finishReason: "abort", usage: { completionTokens: 0 } });
   });
 
+  it("serves a model file added at run time, and stops serving it when forgotten", async () => {
+    const growing = createEmbeddedBackend({ models: [{ id: MODEL, path: modelPath }], threads: 1 });
+    try {
+      growing.addModelFile?.("added", modelPath);
+      await growing.loadModel?.("added");
+      expect((await growing.listModels()).map((m) => m.id)).toEqual([MODEL, "added"]);
+      const result = await growing.chat({ model: "added", messages, maxTokens: 1 });
+      expect(result.usage.completionTokens).toBe(1);
+      await growing.forgetModel?.("added");
+      expect((await growing.listModels()).map((m) => m.id)).toEqual([MODEL]);
+      await expect(growing.chat({ model: "added", messages })).rejects.toSatisfy((error) =>
+        isGbtError(error, "MODEL_NOT_FOUND"),
+      );
+    } finally {
+      await growing.close();
+    }
+  });
+
   it("refuses work after close", async () => {
     const closing = createEmbeddedBackend({ models: [{ id: MODEL, path: modelPath }], threads: 1 });
     await closing.loadModel?.(MODEL);

@@ -724,6 +724,15 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
       await loadEntry(id);
     },
     unloadModel,
+    addModelFile(id, path) {
+      ensureOpen();
+      explicitModels.set(id, resolve(path));
+    },
+    async forgetModel(id) {
+      ensureOpen();
+      await unloadModel(id);
+      explicitModels.delete(id);
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -100,6 +100,10 @@ export interface Backend {
   removeModel?(model: string): Promise<void>;
   loadModel?(model: string): Promise<void>;
   unloadModel?(model: string): Promise<void>;
+  /** Serves a local model file under `id` from now on (backends that serve files: embedded). */
+  addModelFile?(id: string, path: string): void;
+  /** Stops serving `id`, unloading it first; the file stays where it is. */
+  forgetModel?(id: string): Promise<void>;
   /** Releases everything the backend holds (models, contexts, sockets). */
   close(): Promise<void>;
 }

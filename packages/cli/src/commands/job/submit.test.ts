@@ -43,11 +43,11 @@ describe("gbt job submit to a real gbt serve (real processes, loopback)", () => 
     return { exitCode: result.exitCode, outcome: onlyJson<Outcome>(result.stdout) };
   }
 
-  function chat(): Promise<Response> {
+  function chat(model = MODEL): Promise<Response> {
     return fetch(`${node.url}/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: MODEL, max_tokens: 1, messages: [{ role: "user", content: "Hi" }] }),
+      body: JSON.stringify({ model, max_tokens: 1, messages: [{ role: "user", content: "Hi" }] }),
     });
   }
 
@@ -122,6 +122,40 @@ describe("gbt job submit to a real gbt serve (real processes, loopback)", () => 
     const resume = await createAndSubmit("node.resume", ownerKeyFile);
     expect(resume.outcome.state, JSON.stringify(resume.outcome)).toBe("succeeded");
     expect((await chat()).status).toBe(200);
+  }, 120_000);
+
+  it("model.pull serves a generated test model, service.restart keeps serving, unsafe names are refused", async () => {
+    const pull = await createAndSubmit("model.pull", ownerKeyFile, ["--param", "model=gbt-test-small"]);
+    expect(pull.exitCode).toBe(0);
+    expect(pull.outcome, JSON.stringify(pull.outcome)).toMatchObject({
+      state: "succeeded",
+      output: { model: "gbt-test-small", createdFile: true },
+    });
+    const models = (await (await fetch(`${node.url}/v1/models`)).json()) as { data: { id: string }[] };
+    expect(models.data.map((m) => m.id)).toEqual(expect.arrayContaining([MODEL, "gbt-test-small"]));
+    const small = await chat("gbt-test-small");
+    expect(small.status, await small.clone().text()).toBe(200);
+
+    const restart = await createAndSubmit("service.restart", ownerKeyFile, ["--param", "service=backend"]);
+    expect(restart.outcome.state, JSON.stringify(restart.outcome)).toBe("succeeded");
+    expect((await chat()).status).toBe(200);
+    expect((await chat("gbt-test-small")).status).toBe(200);
+
+    const unsafe = await runCli(
+      [
+        "job",
+        "create",
+        "model.pull",
+        "--key-file",
+        ownerKeyFile,
+        "--param",
+        "model=../../etc/passwd",
+        "--json",
+      ],
+      env(),
+    );
+    expect(unsafe.exitCode).toBe(6);
+    expect(onlyJson<{ error: { code: string } }>(unsafe.stdout).error.code).toBe("INVALID_PARAMS");
   }, 120_000);
 
   it("gbt agent audit --verify lists the rejected and succeeded jobs on an intact chain", async () => {
