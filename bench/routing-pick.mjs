@@ -6,11 +6,13 @@
 // Prints a table, writes bench/results/routing-pick.json.
 //
 //   npx tsc -b packages/gateway && node bench/routing-pick.mjs [--instances 10000] [--picks 50000]
+
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { InstanceRegistry, Router } from "@gbt/gateway";
+import { seededRandom } from "@gbt/protocol";
 
 const { values } = parseArgs({
   options: {
@@ -24,27 +26,15 @@ const warmup = Math.min(5_000, picks);
 const MODEL = "llama-3.1-8b-instruct";
 const DAY = 86_400_000;
 
-/** Deterministic rng (mulberry32) so every run routes the same way. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 function build(kind) {
-  const random = rng(42);
+  const random = seededRandom(42);
   // The registry's clock, skewed back while registering the instances that are to be stale.
   let skew = 0;
-  const registry = new InstanceRegistry({ random: rng(7) }, () => Date.now() + skew);
+  const registry = new InstanceRegistry({ random: seededRandom(7) }, () => Date.now() + skew);
   const router = new Router(registry);
   const now = Date.now();
   const equal = kind === "idle-equal";

@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GbtError, type SignedObject, signObject } from "@gbt/protocol";
+import { GbtError, type SignedObject, seededRandom, signObject } from "@gbt/protocol";
 import { bytesToHex, hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,18 +23,6 @@ const NOW = NOW_MS / 1000;
 const owner = privateKeyToAccount(`0x${"11".repeat(32)}`);
 const node = privateKeyToAccount(`0x${"44".repeat(32)}`);
 const other = privateKeyToAccount(`0x${"66".repeat(32)}`);
-
-/** mulberry32: small, seeded, reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Wire = Record<string, unknown> & {
   domain: Record<string, unknown>;
@@ -205,7 +193,7 @@ describe("no mutant of a valid job verifies", () => {
   });
 
   it(`rejects ${MUTANTS} random mutants, then accepts the original`, async () => {
-    const random = prng(0x6b7);
+    const random = seededRandom(0x6b7);
     let executed = 0;
     const rejectedBy = new Map<string, number>();
     for (let i = 0; i < MUTANTS; i++) {

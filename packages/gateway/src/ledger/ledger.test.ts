@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GbtError, isGbtError } from "@gbt/protocol";
+import { GbtError, isGbtError, seededRandom } from "@gbt/protocol";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AccountStore } from "./accounts.js";
 import {
@@ -334,23 +334,11 @@ describe.each([
   });
 });
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 describe.each([{ worker: false }, { worker: true }])(
   "ledger under a randomized workload (worker: $worker)",
   ({ worker }) => {
     it("stays balanced, never overdraws a consumer, and pays out exactly what it debits", async () => {
-      const random = prng(20_240_601);
+      const random = seededRandom(20_240_601);
       const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
       const int = (max: number) => Math.floor(random() * (max + 1));
 

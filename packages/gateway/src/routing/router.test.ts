@@ -1,4 +1,4 @@
-import { isGbtError } from "@gbt/protocol";
+import { isGbtError, seededRandom } from "@gbt/protocol";
 import { describe, expect, it } from "vitest";
 import { type InstanceRegistration, InstanceRegistry, type RegistryOptions } from "./instance-registry.js";
 import { Router, type RoutingLease } from "./router.js";
@@ -6,22 +6,10 @@ import { Router, type RoutingLease } from "./router.js";
 const DAY = 86_400_000;
 const MODEL = "test-model";
 
-/** Deterministic uniform [0, 1) (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function setup(options: RegistryOptions = {}, seed = 1) {
   const clock = { t: 1_700_000_000_000 };
   const now = () => clock.t;
-  const registry = new InstanceRegistry({ random: seeded(seed), ...options }, now);
+  const registry = new InstanceRegistry({ random: seededRandom(seed), ...options }, now);
   const router = new Router(registry);
   const add = (id: string, extra: Partial<InstanceRegistration> = {}) =>
     registry.register({
@@ -335,7 +323,7 @@ describe("Router property: random acquire/release sequences", () => {
   ]) {
     it(`keeps in-flight exact and bounded, and picks the most spare (${variant.name})`, () => {
       for (let seed = 1; seed <= 12; seed++) {
-        const rnd = seeded(seed * 7919);
+        const rnd = seededRandom(seed * 7919);
         const { add, router, registry, advance, clock } = setup(
           { ...variant.options, breaker: { failureThreshold: 3 } },
           seed,

@@ -1,0 +1,14 @@
+/**
+ * mulberry32: a small seeded uniform [0, 1) generator, for tests and benchmarks whose randomized
+ * runs must replay exactly (a failing seed can be rerun). Not for anything secret.
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
