@@ -15,6 +15,7 @@ import {
   type CreatedApiKey,
 } from "./ledger/accounts.js";
 import { openGatewayDatabase } from "./ledger/gateway-database.js";
+import type { GatewayExtension } from "./server/gateway-extension.js";
 import { type GatewayServer, startGatewayServer } from "./server/gateway-server.js";
 
 export interface GatewayPaths {
@@ -34,6 +35,8 @@ export interface StartGatewayParameters extends GatewayPaths {
   passphrase?: string;
   /** Overrides the admin token file (e.g. GBT_GATEWAY_ADMIN_TOKEN). */
   adminToken?: string;
+  /** Features beside routing and billing (see gateway-extension.ts). */
+  extensions?: readonly GatewayExtension[];
 }
 
 export interface RunningGateway extends GatewayServer {
@@ -57,6 +60,7 @@ export async function startGateway(parameters: StartGatewayParameters): Promise<
     logger: parameters.logger,
     ...(parameters.host !== undefined ? { host: parameters.host } : {}),
     ...(parameters.port !== undefined ? { port: parameters.port } : {}),
+    ...(parameters.extensions ? { extensions: parameters.extensions } : {}),
   });
   return Object.assign(server, { adminToken: secrets.adminToken, config });
 }

@@ -73,6 +73,12 @@ export {
   type RoutingLease,
   type SelectOptions,
 } from "./routing/router.js";
+export type {
+  GatewayExtension,
+  GatewayExtensionContext,
+  GatewayExtensionInstance,
+  GatewayRequest,
+} from "./server/gateway-extension.js";
 export {
   type GatewayServer,
   type GatewayServerOptions,

@@ -23,7 +23,7 @@ import {
   toHttpError,
 } from "@gbt/protocol";
 import type { Logger } from "pino";
-import type { PrivateKeyAccount } from "viem";
+import { bytesToHex, type PrivateKeyAccount } from "viem";
 import type { GatewayConfig } from "../gateway-config.js";
 import { AccountStore } from "../ledger/accounts.js";
 import { consumerAccount, type GatewayDatabase, openGatewayDatabase } from "../ledger/gateway-database.js";
@@ -32,6 +32,7 @@ import { CreditReservations } from "../ledger/reservations.js";
 import { InstanceRegistry } from "../routing/instance-registry.js";
 import { Router } from "../routing/router.js";
 import { bearerToken, createChatProxy } from "./chat-proxy.js";
+import type { GatewayExtension, GatewayExtensionInstance, GatewayRequest } from "./gateway-extension.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
 import { NodeLinks } from "./node-links.js";
 import { ReceiptSettler } from "./receipt-settler.js";
@@ -51,6 +52,8 @@ export interface GatewayServerOptions {
   now?: () => number;
   random?: () => number;
   maxBodyBytes?: number;
+  /** Features plugged in beside routing and billing (registry, settlement, job relay…). */
+  extensions?: readonly GatewayExtension[];
 }
 
 export interface GatewayServer {
@@ -153,6 +156,35 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     logger,
     maxBodyBytes,
   });
+  const extensions: GatewayExtensionInstance[] = [];
+  const closeExtensions = async () => {
+    for (const extension of extensions.splice(0).reverse()) await extension.close?.();
+  };
+  try {
+    for (const extension of options.extensions ?? []) {
+      extensions.push(
+        await extension.start({
+          config,
+          account,
+          signDigest: options.signDigest ?? ((digest) => account.sign({ hash: bytesToHex(digest) })),
+          db,
+          ledger,
+          accounts,
+          registry,
+          router,
+          links,
+          logger: logger.child({ extension: extension.name }),
+          now,
+          settled: () => settler.idle(),
+        }),
+      );
+    }
+  } catch (error) {
+    await closeExtensions();
+    queue.close();
+    db.close();
+    throw error;
+  }
   const adminTokenBuffer = Buffer.from(options.adminToken);
   let inFlight = 0;
   let draining = false;
@@ -174,7 +206,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
 
   const requireConsumer = (req: IncomingMessage) => {
     const key = bearerToken(req);
-    if (key === undefined || accounts.authenticate(key) === null) {
+    const authenticated = key === undefined ? null : accounts.authenticate(key);
+    if (authenticated === null) {
       throw new HttpError(
         401,
         "invalid_request_error",
@@ -186,6 +219,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         },
       );
     }
+    return authenticated;
   };
 
   async function route(req: IncomingMessage, res: ServerResponse, started: number): Promise<string> {
@@ -253,6 +287,22 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       res.writeHead(200, { "content-type": metrics.registry.contentType });
       res.end(text);
       return "metrics";
+    }
+    if (extensions.length > 0) {
+      const request: GatewayRequest = {
+        req,
+        res,
+        path,
+        method,
+        query: new URLSearchParams(query < 0 ? "" : url.slice(query + 1)),
+        readJson: (limit) => readJson(req, limit),
+        requireAdmin: () => requireAdmin(req),
+        requireConsumer: () => ({ accountId: requireConsumer(req).accountId }),
+      };
+      for (const extension of extensions) {
+        const name = await extension.handle(request);
+        if (name !== undefined) return name;
+      }
     }
     if (path.startsWith("/v1/gateway/")) {
       requireAdmin(req);
@@ -340,6 +390,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       });
     });
   } catch (error) {
+    await closeExtensions();
+    queue.close();
     db.close();
     throw error;
   }
@@ -367,6 +419,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       server.closeAllConnections();
       await closed;
       await settler.idle();
+      await closeExtensions();
       queue.close();
       db.close();
     },
