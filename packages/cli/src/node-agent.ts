@@ -12,6 +12,7 @@ import {
   createAgent,
   createExecutableAllowlist,
   defaultAuditLogPath,
+  describeAllowlist,
   type JobHandlers,
   openAgentDatabase,
   openAuditLog,
@@ -124,6 +125,7 @@ export async function openNodeAgent(parameters: NodeAgentParameters): Promise<No
     ...modelJobHandlers(paths, running),
   };
 
+  const allowlist = createExecutableAllowlist();
   let db: AgentDatabase | undefined;
   let auditLog: AuditLog | undefined;
   let agent: Agent;
@@ -136,7 +138,7 @@ export async function openNodeAgent(parameters: NodeAgentParameters): Promise<No
       account,
       chainId: config.node.chainId,
       owners: () => owners,
-      allowlist: createExecutableAllowlist(),
+      allowlist,
       handlers,
       logger: logger.child({ component: "agent" }),
     });
@@ -145,12 +147,14 @@ export async function openNodeAgent(parameters: NodeAgentParameters): Promise<No
     db?.close();
     throw error;
   }
+  const described = describeAllowlist(allowlist);
   const openDb = db;
   const openLog = auditLog;
   return {
     endpoint: {
       submit: (body) => agent.submit(body) as ReturnType<NodeAgentEndpoint["submit"]>,
       status: (jobId) => agent.status(jobId),
+      allowlist: () => described,
     },
     attach(started) {
       node = started;

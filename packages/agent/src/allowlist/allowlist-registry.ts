@@ -126,3 +126,28 @@ function jsonPath(segments: readonly PropertyKey[]): string {
   }
   return path;
 }
+
+/** The allowlist as published to tools (`gbt agent allowlist --json`, `GET /agent/allowlist`). */
+export interface AllowlistDescription {
+  version: number;
+  types: {
+    type: string;
+    risk: "read" | "change";
+    description: string;
+    /** JSON Schema (draft 2020-12) of the type's parameters. */
+    paramsSchema: Record<string, unknown>;
+  }[];
+}
+
+/** Describes a registry's types with their parameter schemas as JSON Schema. */
+export function describeAllowlist(registry: AllowlistRegistry): AllowlistDescription {
+  return {
+    version: registry.version,
+    types: registry.entries().map((entry) => ({
+      type: entry.type,
+      risk: entry.risk,
+      description: entry.description,
+      paramsSchema: entry.jsonSchema(),
+    })),
+  };
+}

@@ -1,10 +1,12 @@
 /** The job-type allowlist of the agent: registry, job types and safe parameter strings. */
 export {
+  type AllowlistDescription,
   type AllowlistEntry,
   type AllowlistEntryDefinition,
   type AllowlistRegistry,
   type CreateAllowlistOptions,
   createAllowlist,
+  describeAllowlist,
   type JobStep,
   type PolicyContext,
   unknownJobType,

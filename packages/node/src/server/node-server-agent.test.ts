@@ -21,6 +21,7 @@ function echoAgent(): NodeAgentEndpoint & { bodies: number[] } {
       return JSON.parse(body.toString("utf8")) as { state: string; code?: string };
     },
     status: (jobId) => (jobId === "known" ? { jobId, state: "succeeded" } : null),
+    allowlist: () => ({ version: 7, types: [{ type: "status.read" }] }),
   };
 }
 
@@ -49,6 +50,8 @@ describe("node server: agent routes and the drain switch", () => {
     expect((await post(url, JSON.stringify({ state: "rejected", code: "INVALID_PARAMS" }))).status).toBe(400);
     expect((await fetch(`${url}/agent/jobs/known`)).status).toBe(200);
     expect((await fetch(`${url}/agent/jobs/other`)).status).toBe(404);
+    const allowlist = await fetch(`${url}/agent/allowlist`);
+    expect(await allowlist.json()).toEqual({ version: 7, types: [{ type: "status.read" }] });
     // Chat still needs its key.
     expect((await fetch(`${url}/v1/models`)).status).toBe(401);
   });

@@ -55,6 +55,8 @@ export interface NodeServerOptions {
 export interface NodeAgentEndpoint {
   submit(body: Buffer): Promise<{ state: string; code?: string } & Record<string, unknown>>;
   status(jobId: string): unknown | null;
+  /** The job types this agent accepts with their parameter schemas (`GET /agent/allowlist`). */
+  allowlist(): unknown;
 }
 
 /** Largest accepted signed job body. */
@@ -508,6 +510,10 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       const outcome = await agent.submit(body);
       sendJson(res, agentOutcomeStatus(outcome), outcome);
       return "agent_submit";
+    }
+    if (path === "/agent/allowlist" && method === "GET") {
+      sendJson(res, 200, agent.allowlist());
+      return "agent_allowlist";
     }
     const match = /^\/agent\/jobs\/([^/]{1,200})$/.exec(path);
     if (match?.[1] !== undefined && method === "GET") {

@@ -1,17 +1,9 @@
-import { ALLOWLIST_VERSION, createAllowlist } from "@gbt/agent";
+import { ALLOWLIST_VERSION, type AllowlistDescription, createAllowlist, describeAllowlist } from "@gbt/agent";
 import { renderTable } from "../../format.js";
 import { GbtCommand } from "../../gbt-command.js";
 import { summarizeParams } from "../../job-params.js";
 
-export interface AllowlistResult {
-  version: number;
-  types: {
-    type: string;
-    risk: "read" | "change";
-    description: string;
-    paramsSchema: Record<string, unknown>;
-  }[];
-}
+export type AllowlistResult = AllowlistDescription;
 
 export default class AgentAllowlist extends GbtCommand {
   static override summary = "List the job types a node accepts, with their parameters.";
@@ -32,20 +24,15 @@ The table shows each type's parameters by name (\`?\` marks an optional one); --
 
   async run(): Promise<AllowlistResult> {
     await this.parse(AgentAllowlist);
-    const allowlist = createAllowlist();
-    const types = allowlist.entries().map((entry) => ({
-      type: entry.type,
-      risk: entry.risk,
-      description: entry.description,
-      paramsSchema: entry.jsonSchema(),
-    }));
+    const described = describeAllowlist(createAllowlist());
+    const types = described.types;
     this.out(
       renderTable(
         ["TYPE", "RISK", "PARAMS", "DESCRIPTION"],
         types.map((t) => [t.type, t.risk, summarizeParams(t.paramsSchema), t.description]),
       ),
     );
-    this.out(`(allowlist version ${allowlist.version})`);
-    return { version: allowlist.version, types };
+    this.out(`(allowlist version ${described.version})`);
+    return described;
   }
 }
