@@ -18,16 +18,20 @@ import {
   openAuditLog,
 } from "@gbt/agent";
 import {
+  type Backend,
   detectBackends,
   type GbtPaths,
   loadConfig,
   loadNodeAccount,
   type NodeAgentEndpoint,
   nodeConfigSchema,
+  nodeLogFile,
   nodeStatus,
   probeHardware,
   type RunningNode,
+  runNodeBenchmark,
   saveConfig,
+  tailLogFile,
 } from "@gbt/node";
 import { GbtError } from "@gbt/protocol";
 import type { Logger } from "pino";
@@ -123,6 +127,37 @@ export async function openNodeAgent(parameters: NodeAgentParameters): Promise<No
       owners = parsed.data.node.owners as Address[];
     },
     ...modelJobHandlers(paths, running),
+    async runBenchmark(options) {
+      const current = running();
+      const [first] = await current.backend.listModels();
+      const result = await runNodeBenchmark({
+        paths,
+        mode: options.mode,
+        ...(options.genTokens !== undefined ? { genTokens: options.genTokens } : {}),
+        ...(options.promptTokens !== undefined ? { promptTokens: options.promptTokens } : {}),
+        ...(parameters.passphrase !== undefined ? { passphrase: parameters.passphrase } : {}),
+        // Measure the backend the node serves with, as it is: the benchmark must not close it.
+        buildBackend: async () => ({
+          backend: withoutClose(current.backend),
+          defaultModel: first?.id,
+        }),
+      });
+      const record = result.signed.payload;
+      const results = record.results as { ttftMs?: { p50?: number } };
+      return {
+        recordId: record.recordId,
+        mode: record.mode,
+        model: record.model.id,
+        decodeTokPerSec: record.verdicts.decodeTokPerSec,
+        ttftMsP50: results.ttftMs?.p50 ?? null,
+        meetsFloor: record.verdicts.meetsFloor,
+        eligibleCapacity: record.verdicts.eligibleCapacity,
+        warnings: record.warnings,
+      };
+    },
+    async tailLogs(lines) {
+      return tailLogFile(nodeLogFile(paths), lines);
+    },
   };
 
   const allowlist = createExecutableAllowlist();
@@ -164,4 +199,12 @@ export async function openNodeAgent(parameters: NodeAgentParameters): Promise<No
       openDb.close();
     },
   };
+}
+
+/** The backend with a no-op close, for code that owns and closes the backends it is given. */
+function withoutClose(backend: Backend): Backend {
+  return new Proxy(backend, {
+    get: (target, property, receiver) =>
+      property === "close" ? async () => undefined : Reflect.get(target, property, receiver),
+  });
 }

@@ -1,6 +1,6 @@
 /**
  * The model and service handlers of the node agent against a running node: model.pull,
- * model.remove and service.restart. On the embedded backend nothing comes from the network: a
+ * model.remove, model.switch and service.restart. On the embedded backend nothing comes from the network: a
  * pull serves a generated test model (written on demand) or a GGUF file already in the models dir,
  * never a path outside it. Other backends pull through the backend itself when it can.
  */
@@ -29,6 +29,7 @@ type ModelJobHandlers = Required<
     | "deleteModelFile"
     | "restartService"
     | "backendHealth"
+    | "hasModel"
   >
 >;
 
@@ -143,6 +144,12 @@ export function modelJobHandlers(paths: GbtPaths, running: () => RunningNode): M
         await backend.unloadModel?.(model.id);
         await backend.loadModel?.(model.id);
       }
+    },
+    async hasModel(model) {
+      const { backend } = running();
+      const served = (await backend.listModels()).some((entry) => entry.id === model);
+      if (served || !embedded(backend)) return served;
+      return exists(modelFile(model));
     },
     async backendHealth() {
       const health = await running().backend.health();

@@ -144,6 +144,15 @@ export {
 } from "./hardware.js";
 export { ensureIdentity, loadNodeAccount } from "./identity.js";
 export { getMeta, type NodeDatabase, nodeMigrations, openDatabase, setMeta } from "./node-database.js";
+export {
+  createNodeLogger,
+  NODE_LOG_ROTATE_BYTES,
+  NODE_LOG_TAIL_BYTES,
+  type NodeLoggerOptions,
+  nodeLogFile,
+  redactedLogPaths,
+  tailLogFile,
+} from "./node-log.js";
 export { type GbtPaths, resolvePaths } from "./paths.js";
 export { DEFAULT_PORT, isLoopback, type RunningNode, type ServeParameters, startServe } from "./serve.js";
 export { type ApiKeyInfo, ApiKeyStore, type CreatedApiKey, withNodeApiKeys } from "./server/api-keys.js";

@@ -71,6 +71,7 @@ export {
   type UsageReceipt,
 } from "./objects.js";
 export * as schemas from "./primitives.js";
+export { MODEL_SWITCH_PENALTY, type ModelSwitchCost, modelSwitchCost } from "./pool-rules.js";
 export { seededRandom } from "./seeded-random.js";
 export {
   DOMAIN_NAME,

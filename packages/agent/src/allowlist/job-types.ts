@@ -3,7 +3,7 @@
  * bounded parameter schema and, where a valid request can still be harmful, a policy. Executors
  * (preflight, execute, verify, rollback) are attached elsewhere; this file only says what may be asked.
  */
-import { GbtError, schemas } from "@gbt/protocol";
+import { GbtError, MODEL_SWITCH_PENALTY, modelSwitchCost, schemas } from "@gbt/protocol";
 import { isAddressEqual } from "viem";
 import { z } from "zod";
 import type { AllowlistEntryDefinition } from "./allowlist-registry.js";
@@ -65,7 +65,7 @@ export const jobTypes = [
     type: "model.switch",
     risk: "change",
     params: z.strictObject({ model: modelName }),
-    description: "Serve another (already pulled) model.",
+    description: `Serve another (already pulled) model instead of the current one. In a pool this costs: payout ×${MODEL_SWITCH_PENALTY.startMultiplier}, recovering over ${MODEL_SWITCH_PENALTY.recoveryHours} h (≈${modelSwitchCost().lostEarningsHours} h of earnings).`,
   },
   {
     type: "service.restart",
@@ -105,7 +105,7 @@ export const jobTypes = [
     type: "logs.tail",
     risk: "read",
     params: z.strictObject({ lines: z.number().int().min(1).max(500).optional() }),
-    description: "Return the last lines of the node's log.",
+    description: "Return the last lines of the node's log (at most 500; secrets redacted).",
   },
   {
     type: "owner.add",

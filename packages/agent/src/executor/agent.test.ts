@@ -7,12 +7,13 @@ import { type Address, bytesToHex, hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type AgentDatabase, openAgentDatabase } from "../agent-database.js";
-import { ALLOWLIST_VERSION } from "../allowlist/job-types.js";
+import { createAllowlist } from "../allowlist/allowlist-registry.js";
+import { ALLOWLIST_VERSION, jobTypes } from "../allowlist/job-types.js";
 import { type AuditLog, openAuditLog } from "../audit/audit-log.js";
 import { verifyJobResult } from "../audit/job-result.js";
 import { type Agent, createAgent } from "./agent.js";
 import type { JobHandlers } from "./handlers.js";
-import { createExecutableAllowlist } from "./job-executors.js";
+import { createExecutableAllowlist, executableJobTypes, jobExecutors } from "./job-executors.js";
 
 const CHAIN_ID = 84532;
 const NOW_MS = 1_800_000_000_000;
@@ -258,7 +259,19 @@ describe("createAgent", () => {
   });
 
   it("fails an allowlisted type without an executor as not executable yet", async () => {
-    const outcome = await agent.submit(wire(await signJob("model.switch", { model: "llama3.1:8b" })));
+    // A node that knows a newer allowlist than it can execute: model.switch has no executor here.
+    const { "model.switch": _switch, ...executors } = jobExecutors;
+    const partial = createAgent({
+      db,
+      auditLog,
+      account: node,
+      chainId: CHAIN_ID,
+      owners: (): readonly Address[] => [owner.address],
+      allowlist: createAllowlist({ entries: executableJobTypes(jobTypes, executors) }),
+      handlers: memory.handlers,
+      now: () => NOW_MS,
+    });
+    const outcome = await partial.submit(wire(await signJob("model.switch", { model: "llama3.1:8b" })));
     expect(outcome).toMatchObject({ state: "failed", code: "PREFLIGHT_FAILED" });
     expect(outcome.message).toMatch(/not executable on this node yet/);
   });

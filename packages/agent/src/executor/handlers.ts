@@ -34,4 +34,30 @@ export interface JobHandlers {
   restartService?(service: "backend" | "server"): Promise<void>;
   /** The backend's health. */
   backendHealth?(): Promise<{ ok: boolean; detail?: string }>;
+  /** Whether `model` is on this node already (served, or its file is in the models dir): what model.switch needs. */
+  hasModel?(model: string): Promise<boolean>;
+
+  /** Runs a benchmark on the node's backend, signs and stores its record; resolves with its summary. */
+  runBenchmark?(options: BenchmarkJobOptions): Promise<BenchmarkJobSummary>;
+  /** The last `lines` lines of the node's log, oldest first (the agent redacts and clips them). */
+  tailLogs?(lines: number): Promise<string[]>;
+}
+
+/** benchmark.run's parameters, as the handler receives them. */
+export interface BenchmarkJobOptions {
+  mode: "micro" | "serve";
+  genTokens?: number;
+  promptTokens?: number;
+}
+
+/** What benchmark.run answers: the stored record's id and headline numbers. */
+export interface BenchmarkJobSummary {
+  recordId: string;
+  mode: "micro" | "serve";
+  model: string;
+  decodeTokPerSec: number;
+  ttftMsP50: number | null;
+  meetsFloor: boolean;
+  eligibleCapacity: number;
+  warnings: string[];
 }

@@ -7,9 +7,10 @@ export {
   createAgent,
   type ExecutionState,
 } from "./agent.js";
-export type { JobHandlers } from "./handlers.js";
+export type { BenchmarkJobOptions, BenchmarkJobSummary, JobHandlers } from "./handlers.js";
 export {
   createExecutableAllowlist,
+  DEFAULT_LOG_LINES,
   type ExecutableEntryDefinition,
   type ExecutionContext,
   type ExecutorStep,
@@ -18,4 +19,5 @@ export {
   jobExecutors,
   OWNERS_CONFIG_KEY,
 } from "./job-executors.js";
+export { MAX_LOG_LINE_CHARS, type RedactedLine, redactLogLine } from "./redact-log-line.js";
 export { createResourceLocks, type WithResourceLock } from "./resource-locks.js";

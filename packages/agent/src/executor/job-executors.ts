@@ -4,7 +4,7 @@
  * steps. Change types capture what they replace in preflight, so rollback puts it back exactly.
  * Types without executors stay allowlisted (they verify) but fail as not executable yet.
  */
-import { GbtError, schemas } from "@gbt/protocol";
+import { GbtError, modelSwitchCost, schemas } from "@gbt/protocol";
 import { type Address, isAddressEqual } from "viem";
 import { z } from "zod";
 import {
@@ -15,6 +15,7 @@ import {
 } from "../allowlist/allowlist-registry.js";
 import { jobTypes } from "../allowlist/job-types.js";
 import type { JobHandlers } from "./handlers.js";
+import { redactLogLine } from "./redact-log-line.js";
 
 /** What every step of one job sees. */
 export interface ExecutionContext {
@@ -328,6 +329,145 @@ const serviceRestart: JobExecutor<{ service: "backend" | "server" }> = {
   },
 };
 
+/**
+ * model.switch: serves `model` (already on the node) instead of what it serves now, and makes it
+ * the configured default so a restart keeps it. Its output states the anti-flapping cost: in a
+ * pool the gateway sees the new model list at the next heartbeat and lowers this node's payout
+ * multiplier (MODEL_SWITCH_PENALTY). Rollback serves the previous models again and restores the
+ * config; model files are never deleted.
+ */
+const modelSwitch: JobExecutor<{ model: string }> = {
+  resource: () => "backend",
+  async preflight(params, ctx) {
+    const served = await required(ctx.handlers, "listModels", "model.switch")();
+    required(ctx.handlers, "pullModel", "model.switch");
+    required(ctx.handlers, "unloadModel", "model.switch");
+    const hasModel = required(ctx.handlers, "hasModel", "model.switch");
+    if (served.length === 1 && served[0] === params.model) {
+      throw preflightFailed(`This node already serves only ${params.model}; nothing to switch.`, {
+        models: served,
+      });
+    }
+    if (!served.includes(params.model) && !(await hasModel(params.model))) {
+      throw preflightFailed(
+        `Model ${params.model} is not on this node.`,
+        { model: params.model, models: served },
+        "Pull it first (model.pull), then switch to it.",
+      );
+    }
+    ctx.memo.previous = served;
+    const config = await ctx.handlers.readConfig();
+    ctx.memo.config = config;
+    ctx.memo.mode = getPath(config, "node.mode") ?? "local";
+  },
+  async execute(params, ctx) {
+    const previous = ctx.memo.previous as string[];
+    await required(ctx.handlers, "pullModel", "model.switch")(params.model);
+    const unloaded: string[] = [];
+    ctx.memo.unloaded = unloaded;
+    for (const model of previous) {
+      if (model === params.model) continue;
+      await required(ctx.handlers, "unloadModel", "model.switch")(model);
+      unloaded.push(model);
+    }
+    await ctx.handlers.writeConfig(
+      withPath(ctx.memo.config as Record<string, unknown>, "backend.model", params.model),
+    );
+    ctx.memo.configWritten = true;
+    const pooled = ctx.memo.mode !== "local";
+    return {
+      model: params.model,
+      previous,
+      unloaded,
+      antiFlapping: {
+        applies: pooled,
+        ...modelSwitchCost(),
+        note: pooled
+          ? "The gateway sees the new model at the next heartbeat and pays this node at the lowered multiplier until it recovers."
+          : "This node is in local mode: no pooled payouts, so the switch costs nothing; the penalty would apply once it joins a pool.",
+      },
+    };
+  },
+  async verify(params, ctx) {
+    const models = await required(ctx.handlers, "listModels", "model.switch")();
+    if (models.length !== 1 || models[0] !== params.model) {
+      throw new GbtError(
+        "CONFLICT",
+        `The node serves ${models.join(", ") || "nothing"} after switching to ${params.model}.`,
+        {
+          details: { model: params.model, models },
+        },
+      );
+    }
+  },
+  async rollback(params, ctx) {
+    const previous = (ctx.memo.previous as string[] | undefined) ?? [];
+    for (const model of (ctx.memo.unloaded as string[] | undefined) ?? []) {
+      await ctx.handlers.pullModel?.(model);
+    }
+    if (!previous.includes(params.model)) await ctx.handlers.unloadModel?.(params.model);
+    if (ctx.memo.configWritten === true)
+      await ctx.handlers.writeConfig(ctx.memo.config as Record<string, unknown>);
+  },
+};
+
+/**
+ * benchmark.run: measures the node's backend the way `gbt node benchmark` does and stores the
+ * signed record. It holds the backend lock, so no model job changes what is being measured; it
+ * changes nothing else, so there is nothing to roll back (a failed run stores nothing).
+ */
+const benchmarkRun: JobExecutor<{
+  mode?: "micro" | "serve" | undefined;
+  genTokens?: number | undefined;
+  promptTokens?: number | undefined;
+}> = {
+  resource: () => "backend",
+  async preflight(_params, ctx) {
+    required(ctx.handlers, "runBenchmark", "benchmark.run");
+    const health = await required(ctx.handlers, "backendHealth", "benchmark.run")();
+    if (!health.ok) {
+      throw preflightFailed(`The backend is not healthy: ${health.detail ?? "no detail"}.`, {
+        detail: health.detail ?? null,
+      });
+    }
+  },
+  async execute(params, ctx) {
+    return required(
+      ctx.handlers,
+      "runBenchmark",
+      "benchmark.run",
+    )({
+      mode: params.mode ?? "micro",
+      ...(params.genTokens !== undefined ? { genTokens: params.genTokens } : {}),
+      ...(params.promptTokens !== undefined ? { promptTokens: params.promptTokens } : {}),
+    });
+  },
+};
+
+/** logs.tail's default number of lines. */
+export const DEFAULT_LOG_LINES = 50;
+
+/** logs.tail: the last lines of the node's log, each redacted and clipped (redact-log-line.ts). */
+const logsTail: JobExecutor<{ lines?: number | undefined }> = {
+  resource: () => "logs",
+  async preflight(_params, ctx) {
+    required(ctx.handlers, "tailLogs", "logs.tail");
+  },
+  async execute(params, ctx) {
+    const wanted = params.lines ?? DEFAULT_LOG_LINES;
+    const raw = await required(ctx.handlers, "tailLogs", "logs.tail")(wanted);
+    let redactions = 0;
+    let truncated = 0;
+    const lines = raw.slice(-wanted).map((line) => {
+      const redacted = redactLogLine(line);
+      redactions += redacted.redactions;
+      if (redacted.truncated) truncated += 1;
+      return redacted.text;
+    });
+    return { lines, count: lines.length, redactions, truncated };
+  },
+};
+
 /** The executors of this node, by job type. */
 export const jobExecutors: Record<string, JobExecutor<never>> = {
   "status.read": statusRead,
@@ -339,6 +479,9 @@ export const jobExecutors: Record<string, JobExecutor<never>> = {
   "model.pull": modelPull,
   "model.remove": modelRemove,
   "service.restart": serviceRestart,
+  "model.switch": modelSwitch,
+  "benchmark.run": benchmarkRun,
+  "logs.tail": logsTail,
 };
 
 /** The allowlist's job types with this node's executors attached where it has one. */

@@ -48,14 +48,42 @@ function modelNode() {
     /** A pull that reports success but serves nothing (for verify failures). */
     pullServesNothing: false,
     restarts: [] as string[],
+    config: { node: { mode: "managed" }, backend: { kind: "embedded", model: "gbt-test-tiny" } } as Record<
+      string,
+      unknown
+    >,
+    configWrites: 0,
+    /** Fails the config write (for rollback checks). */
+    failConfigWrite: false,
+    benchmarks: [] as unknown[],
+    log: [] as string[],
   };
   const handlers: JobHandlers = {
     status: async () => ({}),
     drain: async () => undefined,
     resume: async () => undefined,
     isDraining: () => false,
-    readConfig: async () => ({}),
-    writeConfig: async () => undefined,
+    readConfig: async () => structuredClone(state.config),
+    async writeConfig(next) {
+      if (state.failConfigWrite) throw new GbtError("CONFIG_INVALID", "disk full");
+      state.configWrites += 1;
+      state.config = structuredClone(next);
+    },
+    hasModel: async (model) => state.served.includes(model) || state.files.has(model),
+    async runBenchmark(options) {
+      state.benchmarks.push(options);
+      return {
+        recordId: "rec-1",
+        mode: options.mode,
+        model: state.served[0] ?? "none",
+        decodeTokPerSec: 1234.5,
+        ttftMsP50: 2.5,
+        meetsFloor: true,
+        eligibleCapacity: 1,
+        warnings: [],
+      };
+    },
+    tailLogs: async (lines) => state.log.slice(-lines),
     listModels: async () => [...state.served],
     async checkPullSource(model) {
       if (!state.files.has(model) && !state.generatable.has(model))
@@ -188,5 +216,97 @@ describe("model and service executors", () => {
     memory.state.healthy = false;
     const outcome = await run("service.restart", { service: "server" });
     expect(outcome).toMatchObject({ state: "rolled_back", code: "BACKEND_UNREACHABLE" });
+  });
+
+  it("model.switch serves the new model only, makes it the default, and states the anti-flapping cost", async () => {
+    const outcome = await run("model.switch", { model: "local-model" });
+    expect(outcome).toMatchObject({
+      state: "succeeded",
+      output: {
+        model: "local-model",
+        previous: ["gbt-test-tiny"],
+        unloaded: ["gbt-test-tiny"],
+        antiFlapping: {
+          applies: true,
+          payoutMultiplierAfterSwitch: 0.5,
+          recoveryHours: 72,
+          lostEarningsHours: 18,
+        },
+      },
+    });
+    expect(memory.state.served).toEqual(["local-model"]);
+    expect(memory.state.config).toMatchObject({ backend: { model: "local-model" } });
+    // Files are never deleted by a switch.
+    expect(memory.state.files.has("gbt-test-tiny")).toBe(true);
+  });
+
+  it("model.switch on a local-mode node says the penalty does not apply", async () => {
+    memory.state.config = { node: { mode: "local" }, backend: {} };
+    const outcome = await run("model.switch", { model: "local-model" });
+    expect(outcome).toMatchObject({ state: "succeeded", output: { antiFlapping: { applies: false } } });
+  });
+
+  it("model.switch refuses a model that is not on the node, and a switch to what it already serves", async () => {
+    const missing = await run("model.switch", { model: "gbt-test-small" });
+    expect(missing).toMatchObject({ state: "failed", code: "PREFLIGHT_FAILED" });
+    expect(missing.message).toContain("not on this node");
+    const same = await run("model.switch", { model: "gbt-test-tiny" });
+    expect(same).toMatchObject({ state: "failed", code: "PREFLIGHT_FAILED" });
+    expect(memory.state.served).toEqual(["gbt-test-tiny"]);
+    expect(memory.state.configWrites).toBe(0);
+  });
+
+  it("model.switch rolls back to the previous models and config when a step fails", async () => {
+    memory.state.failConfigWrite = true;
+    const before = structuredClone(memory.state.config);
+    const outcome = await run("model.switch", { model: "local-model" });
+    expect(outcome).toMatchObject({ state: "rolled_back", code: "CONFIG_INVALID" });
+    expect(memory.state.served).toEqual(["gbt-test-tiny"]);
+    expect(memory.state.config).toEqual(before);
+  });
+
+  it("benchmark.run runs on a healthy backend with the job's parameters and answers the record summary", async () => {
+    const outcome = await run("benchmark.run", { genTokens: 16 });
+    expect(outcome).toMatchObject({
+      state: "succeeded",
+      output: { recordId: "rec-1", mode: "micro", decodeTokPerSec: 1234.5 },
+    });
+    expect(memory.state.benchmarks).toEqual([{ mode: "micro", genTokens: 16 }]);
+    memory.state.healthy = false;
+    const unhealthy = await run("benchmark.run", { mode: "serve" });
+    expect(unhealthy).toMatchObject({ state: "failed", code: "PREFLIGHT_FAILED" });
+    expect(memory.state.benchmarks).toHaveLength(1);
+  });
+
+  it("benchmark.run rejects out-of-range parameters before running", async () => {
+    const outcome = await run("benchmark.run", { genTokens: 100_000 });
+    expect(outcome).toMatchObject({ state: "rejected", code: "INVALID_PARAMS" });
+    expect(memory.state.benchmarks).toHaveLength(0);
+  });
+
+  it("logs.tail answers the last lines, redacted, clipped and bounded", async () => {
+    memory.state.log = [
+      ...Array.from({ length: 80 }, (_, i) => `{"level":30,"msg":"line ${i}"}`),
+      '{"level":30,"linkToken":"abcdef0123456789","msg":"registered"}',
+      "authorization: Bearer gbt_gk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+      `{"msg":"${"x".repeat(5_000)}"}`,
+    ];
+    const outcome = await run("logs.tail", { lines: 4 });
+    expect(outcome.state).toBe("succeeded");
+    const output = outcome.output as {
+      lines: string[];
+      count: number;
+      redactions: number;
+      truncated: number;
+    };
+    expect(output.count).toBe(4);
+    expect(output.lines[0]).toContain("line 79");
+    expect(output.lines[1]).toBe('{"level":30,"linkToken":"[REDACTED]","msg":"registered"}');
+    expect(output.lines[2]).not.toContain("gbt_gk_");
+    expect(output.lines[3]?.length).toBeLessThan(2_100);
+    expect(output).toMatchObject({ redactions: 2, truncated: 1 });
+    const all = await run("logs.tail", {});
+    expect((all.output as { count: number }).count).toBe(50);
+    expect((await run("logs.tail", { lines: 501 })).code).toBe("INVALID_PARAMS");
   });
 });

@@ -1,10 +1,10 @@
-import { DEFAULT_PORT, resolvePaths, startServe } from "@gbt/node";
+import { createNodeLogger, DEFAULT_PORT, nodeLogFile, resolvePaths, startServe } from "@gbt/node";
 import { isGbtError } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import { GbtCommand } from "../gbt-command.js";
 import { openNodeAgent } from "../node-agent.js";
 import { passphraseFromFlags } from "../terminal-input.js";
-import { runUntilSignal, serverLifecycleFlags, stderrLogger } from "../wait-for-signal.js";
+import { runUntilSignal, serverLifecycleFlags } from "../wait-for-signal.js";
 
 export default class Serve extends GbtCommand {
   static override summary = "Serve inference on this node through an OpenAI-compatible HTTP API.";
@@ -16,7 +16,7 @@ The backend is the one chosen by \`gbt setup\`. On the embedded backend with no 
 
 Owners' signed jobs (\`gbt job create\`, \`gbt job submit\`) reach the node agent at POST /agent/jobs and GET /agent/jobs/:id, on a loopback host only; the job's signature is their authentication, and every outcome goes to the audit log (\`gbt agent audit\`).
 
-On a non-loopback --host every request needs an API key (\`gbt keys create\`). Over capacity the node answers 429 with Retry-After. SIGINT/SIGTERM stop accepting, finish in-flight requests up to --shutdown-timeout, and exit 0. Logs (pino JSON) go to stderr; with --json, stdout carries JSON lines: a "listening" event, then a "stopped" event.`;
+On a non-loopback --host every request needs an API key (\`gbt keys create\`). Over capacity the node answers 429 with Retry-After. SIGINT/SIGTERM stop accepting, finish in-flight requests up to --shutdown-timeout, and exit 0. Logs (pino JSON) go to stderr and to <data dir>/logs/node.log (0600, rotated at 16 MiB; secrets redacted; read by logs.tail jobs); with --json, stdout carries JSON lines: a "listening" event, then a "stopped" event.`;
 
   static override examples = [
     {
@@ -83,9 +83,14 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Serve);
-    const logger = stderrLogger(flags["log-level"], "gbt-node");
-    const passphrase = await passphraseFromFlags({ passphraseFile: flags["passphrase-file"] });
     const paths = resolvePaths();
+    // Logs go to stderr and to the node's log file, which logs.tail jobs read.
+    const logger = createNodeLogger({
+      level: flags["log-level"],
+      service: "gbt-node",
+      file: nodeLogFile(paths),
+    });
+    const passphrase = await passphraseFromFlags({ passphraseFile: flags["passphrase-file"] });
     // An encrypted node key without a passphrase still serves inference (as before); only the
     // agent, which signs every JobResult, needs the key unlocked.
     const agent = await openNodeAgent({

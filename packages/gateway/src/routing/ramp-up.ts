@@ -8,6 +8,7 @@
  *   recovers linearly to 1, so chasing bounties by hopping between models does not pay.
  *   multiplier(t) = start + (1 − start) · clamp((t − switchedAt) / recoveryMs, 0, 1).
  */
+import { MODEL_SWITCH_PENALTY } from "@gbt/protocol";
 import { isResolved, markResolved, requireNumber, stripUndefined } from "./options.js";
 
 const DAY_MS = 86_400_000;
@@ -52,8 +53,8 @@ export interface SwitchPenaltyOptions {
 export type ResolvedSwitchPenaltyOptions = Readonly<Required<SwitchPenaltyOptions>>;
 
 export const defaultSwitchPenaltyOptions: ResolvedSwitchPenaltyOptions = markResolved({
-  startMultiplier: 0.5,
-  recoveryMs: 72 * HOUR_MS,
+  startMultiplier: MODEL_SWITCH_PENALTY.startMultiplier,
+  recoveryMs: MODEL_SWITCH_PENALTY.recoveryHours * HOUR_MS,
 });
 
 export function resolveSwitchPenaltyOptions(

@@ -551,6 +551,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
+  logger.info({ url, backend: options.backend.kind, agent: agentServed }, "node server listening");
 
   return {
     url,

@@ -158,6 +158,48 @@ describe("gbt job submit to a real gbt serve (real processes, loopback)", () => 
     expect(onlyJson<{ error: { code: string } }>(unsafe.stdout).error.code).toBe("INVALID_PARAMS");
   }, 120_000);
 
+  it("benchmark.run stores a signed record, logs.tail reads the node's log, model.switch serves only the new model", async () => {
+    const bench = await createAndSubmit("benchmark.run", ownerKeyFile, ["--param", "genTokens=8"]);
+    expect(bench.outcome, JSON.stringify(bench.outcome)).toMatchObject({
+      state: "succeeded",
+      output: { mode: "micro", model: MODEL, meetsFloor: true },
+    });
+    const recordId = (bench.outcome.output as { recordId: string }).recordId;
+    const history = await runCli(["node", "benchmark", "history", "--json"], env());
+    expect(history.stdout).toContain(recordId);
+    // The benchmark measured the serving backend without closing it.
+    expect((await chat()).status).toBe(200);
+
+    const logs = await createAndSubmit("logs.tail", ownerKeyFile, ["--param", "lines=200"]);
+    expect(logs.outcome.state, JSON.stringify(logs.outcome)).toBe("succeeded");
+    const lines = (logs.outcome.output as { lines: string[] }).lines;
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.some((line) => line.includes("listening")), lines.join("\n")).toBe(true);
+    expect(await readFile(join(home, "data", "logs", "node.log"), "utf8")).toContain('"service":"gbt-node"');
+
+    const switched = await createAndSubmit("model.switch", ownerKeyFile, ["--param", "model=gbt-test-small"]);
+    expect(switched.outcome, JSON.stringify(switched.outcome)).toMatchObject({
+      state: "succeeded",
+      output: {
+        model: "gbt-test-small",
+        unloaded: [MODEL],
+        antiFlapping: { applies: false, payoutMultiplierAfterSwitch: 0.5, recoveryHours: 72 },
+      },
+    });
+    const models = (await (await fetch(`${node.url}/v1/models`)).json()) as { data: { id: string }[] };
+    expect(models.data.map((m) => m.id)).toEqual(["gbt-test-small"]);
+    expect((await chat("gbt-test-small")).status).toBe(200);
+    expect((await chat(MODEL)).status).toBe(404);
+    const config = JSON.parse(await readFile(join(home, "config", "config.json"), "utf8")) as {
+      backend: { model?: string };
+    };
+    expect(config.backend.model).toBe("gbt-test-small");
+    // Switching back: the test model's file is still there.
+    const back = await createAndSubmit("model.switch", ownerKeyFile, ["--param", `model=${MODEL}`]);
+    expect(back.outcome.state, JSON.stringify(back.outcome)).toBe("succeeded");
+    expect((await chat()).status).toBe(200);
+  }, 180_000);
+
   it("gbt agent audit --verify lists the rejected and succeeded jobs on an intact chain", async () => {
     const audit = await runCli(["agent", "audit", "--verify", "--json"], env());
     expect(audit.exitCode, audit.stderr).toBe(0);
