@@ -1,6 +1,7 @@
 /**
  * The client side of a node's job endpoint: sends a signed Job to `POST /agent/jobs` and reads
- * outcomes back from `GET /agent/jobs/:id`. The node answers every job with an outcome document;
+ * outcomes back from `GET /agent/jobs/:id`, directly or relayed by the node's gateway
+ * (`/v1/nodes/:address/jobs`) for a managed node out of reach. The node answers every job with an outcome document;
  * a rejected or failed one becomes the GbtError of its code, so scripts get its exit class.
  */
 import { readFile } from "node:fs/promises";
@@ -24,6 +25,31 @@ export interface SubmitJobOptions {
   nodeUrl: string;
   /** The signed Job as JSON text. */
   body: string;
+  /** Relay through this gateway instead of calling the node (the Job names the node). */
+  gatewayUrl?: string;
+}
+
+/** Where a job request goes: the node's agent, or the gateway's relay for `node`. */
+function jobTarget(options: { nodeUrl: string; gatewayUrl?: string }, node: string | undefined, suffix = "") {
+  if (options.gatewayUrl === undefined) {
+    return { base: options.nodeUrl, url: endpoint(options.nodeUrl, `/agent/jobs${suffix}`), label: "node" };
+  }
+  if (node === undefined || !/^0x[0-9a-fA-F]{40}$/.test(node)) {
+    throw new GbtError("USAGE", "Relaying through a gateway needs the node's address.", {
+      hint: "Give --node 0x… (gbt job status), or a Job whose message.node is the node's address.",
+    });
+  }
+  return {
+    base: options.gatewayUrl,
+    url: endpoint(options.gatewayUrl, `/v1/nodes/${node}/jobs${suffix}`),
+    label: "gateway",
+  };
+}
+
+/** The node a signed Job names (message.node), when it names one. */
+function jobNode(body: string): string | undefined {
+  const node = (JSON.parse(body) as { message?: { node?: unknown } } | null)?.message?.node;
+  return typeof node === "string" ? node : undefined;
 }
 
 /** Reads a signed Job from a file, or from stdin for `-`; it must at least be JSON. */
@@ -60,27 +86,32 @@ export async function submitJob(
   options: SubmitJobOptions,
   fetchFn: typeof fetch = fetch,
 ): Promise<JobOutcome> {
-  const url = endpoint(options.nodeUrl, "/agent/jobs");
-  const response = await send(options.nodeUrl, () =>
-    fetchFn(url, { method: "POST", headers: { "content-type": "application/json" }, body: options.body }),
+  const target = jobTarget(options, options.gatewayUrl === undefined ? undefined : jobNode(options.body));
+  const response = await send(target.base, () =>
+    fetchFn(target.url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: options.body,
+    }),
   );
-  return outcomeOf(options.nodeUrl, response);
+  return outcomeOf(target.base, response);
 }
 
 /** The node's outcome of a job; NOT_FOUND when the node never accepted it. */
 export async function jobStatus(
-  options: { nodeUrl: string; jobId: string },
+  options: { nodeUrl: string; jobId: string; gatewayUrl?: string; node?: string },
   fetchFn: typeof fetch = fetch,
 ): Promise<JobOutcome> {
-  const url = endpoint(options.nodeUrl, `/agent/jobs/${encodeURIComponent(options.jobId)}`);
-  const response = await send(options.nodeUrl, () => fetchFn(url));
+  const target = jobTarget(options, options.node, `/${encodeURIComponent(options.jobId)}`);
+  const response = await send(target.base, () => fetchFn(target.url));
+  if (response.status === 404 && options.gatewayUrl !== undefined) return outcomeOf(target.base, response);
   if (response.status === 404) {
     throw new GbtError("NOT_FOUND", `The node at ${options.nodeUrl} has no job ${options.jobId}.`, {
       details: { jobId: options.jobId },
       hint: "Check the job id (it is the Job's message.jobId), or the node with --node-url.",
     });
   }
-  return outcomeOf(options.nodeUrl, response);
+  return outcomeOf(target.base, response);
 }
 
 /** The GbtError of an outcome that did not succeed (INTERNAL for a code this CLI does not know). */
@@ -128,6 +159,9 @@ async function outcomeOf(nodeUrl: string, response: Response): Promise<JobOutcom
     json = undefined;
   }
   if (isOutcome(json)) return json;
+  const relayError = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  if (relayError && typeof relayError.message === "string")
+    throw relayedError(nodeUrl, response.status, relayError);
   if (response.status === 404) {
     throw new GbtError("NOT_FOUND", `The node at ${nodeUrl} serves no job endpoint (HTTP 404).`, {
       hint: "The agent answers only on a loopback listener; submit on the node itself.",
@@ -143,6 +177,24 @@ async function outcomeOf(nodeUrl: string, response: Response): Promise<JobOutcom
   );
 }
 
+/**
+ * A gateway's error body (OpenAI style, `code` in snake case) as the GbtError of the same code,
+ * so a job refused by the relay exits with the class it would have had at the node.
+ */
+function relayedError(base: string, status: number, error: { code?: unknown; message?: unknown }): GbtError {
+  const raw = typeof error.code === "string" ? error.code.toUpperCase() : "";
+  const code: ErrorCode = Object.hasOwn(errorCodes, raw)
+    ? (raw as ErrorCode)
+    : status === 404
+      ? "NOT_FOUND"
+      : status >= 500
+        ? "NODE_UNREACHABLE"
+        : "INVALID_INPUT";
+  return new GbtError(code, `${base} refused the job (HTTP ${status}): ${String(error.message)}`, {
+    details: { status, code: error.code ?? null },
+  });
+}
+
 function isOutcome(value: unknown): value is JobOutcome {
   return (
     value !== null && typeof value === "object" && typeof (value as { state?: unknown }).state === "string"
@@ -154,6 +206,13 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
   return Buffer.concat(chunks).toString("utf8");
 }
+
+/** `--gateway`: relay through the managed node's gateway. */
+export const gatewayRelayFlag = Flags.string({
+  helpValue: "URL",
+  description:
+    "Relay through this gateway (POST /v1/nodes/:node/jobs) to a managed node that is out of reach; the node verifies the job exactly as if sent directly.",
+});
 
 /** `--node-url`, shared by the job commands. */
 export const nodeUrlFlag = Flags.string({

@@ -15,6 +15,7 @@ import {
   type CreatedApiKey,
 } from "./ledger/accounts.js";
 import { openGatewayDatabase } from "./ledger/gateway-database.js";
+import { jobRelay } from "./relay/job-relay.js";
 import type { GatewayExtension } from "./server/gateway-extension.js";
 import { type GatewayServer, startGatewayServer } from "./server/gateway-server.js";
 
@@ -35,7 +36,7 @@ export interface StartGatewayParameters extends GatewayPaths {
   passphrase?: string;
   /** Overrides the admin token file (e.g. GBT_GATEWAY_ADMIN_TOKEN). */
   adminToken?: string;
-  /** Features beside routing and billing (see gateway-extension.ts). */
+  /** Features beside routing and billing (see gateway-extension.ts), after the job relay (always on). */
   extensions?: readonly GatewayExtension[];
 }
 
@@ -60,7 +61,7 @@ export async function startGateway(parameters: StartGatewayParameters): Promise<
     logger: parameters.logger,
     ...(parameters.host !== undefined ? { host: parameters.host } : {}),
     ...(parameters.port !== undefined ? { port: parameters.port } : {}),
-    ...(parameters.extensions ? { extensions: parameters.extensions } : {}),
+    extensions: [jobRelay(), ...(parameters.extensions ?? [])],
   });
   return Object.assign(server, { adminToken: secrets.adminToken, config });
 }

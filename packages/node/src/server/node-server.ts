@@ -10,7 +10,8 @@
  *
  * With an agent attached, `POST /agent/jobs` and `GET /agent/jobs/:id` take signed owner jobs: the
  * job's signature is their authentication, so they skip the local API keys, and they are served only
- * on a loopback listener unless `agentOnAnyHost` is set. The agent itself lives in @gbt/agent (which
+ * on a loopback listener unless `agentOnAnyHost` is set, or to the linked gateway (its link token),
+ * which relays owners' jobs to managed nodes but cannot forge or alter them. The agent itself lives in @gbt/agent (which
  * depends on this package), so the server knows it only by the small structural type below.
  */
 import { randomBytes } from "node:crypto";
@@ -445,7 +446,9 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       return "healthz";
     }
     if (path === "/agent" || path.startsWith("/agent/")) {
-      if (!agentServed || !options.agent) {
+      // Served to loopback callers, and on any listener to the gateway relaying an owner's job (its
+      // link token): the agent verifies the signed job the same way whoever carried it.
+      if (!options.agent || !(agentServed || isPooled(req))) {
         throw new HttpError(404, "invalid_request_error", "not_found", `No route ${method} ${path}.`);
       }
       return routeAgent(options.agent, req, res, path, method);

@@ -1,6 +1,6 @@
-import { Args } from "@oclif/core";
+import { Args, Flags } from "@oclif/core";
 import { GbtCommand } from "../../gbt-command.js";
-import { type JobOutcome, jobStatus, nodeUrlFlag } from "../../job-client.js";
+import { gatewayRelayFlag, type JobOutcome, jobStatus, nodeUrlFlag } from "../../job-client.js";
 
 export default class JobStatus extends GbtCommand {
   static override summary = "Show what a node did with a job.";
@@ -23,11 +23,24 @@ export default class JobStatus extends GbtCommand {
     id: Args.string({ description: "The job id (the Job's message.jobId).", required: true }),
   };
 
-  static override flags = { "node-url": nodeUrlFlag };
+  static override flags = {
+    "node-url": nodeUrlFlag,
+    gateway: gatewayRelayFlag,
+    node: Flags.string({
+      helpValue: "ADDRESS",
+      description: "The node's address, with --gateway.",
+      dependsOn: ["gateway"],
+    }),
+  };
 
   async run(): Promise<JobOutcome> {
     const { args, flags } = await this.parse(JobStatus);
-    const outcome = await jobStatus({ nodeUrl: flags["node-url"], jobId: args.id });
+    const outcome = await jobStatus({
+      nodeUrl: flags["node-url"],
+      jobId: args.id,
+      ...(flags.gateway !== undefined ? { gatewayUrl: flags.gateway } : {}),
+      ...(flags.node !== undefined ? { node: flags.node } : {}),
+    });
     this.out(JSON.stringify(outcome, null, 2));
     return outcome;
   }

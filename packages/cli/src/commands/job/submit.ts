@@ -1,6 +1,13 @@
 import { Args } from "@oclif/core";
 import { GbtCommand } from "../../gbt-command.js";
-import { type JobOutcome, nodeUrlFlag, outcomeError, readJobInput, submitJob } from "../../job-client.js";
+import {
+  gatewayRelayFlag,
+  type JobOutcome,
+  nodeUrlFlag,
+  outcomeError,
+  readJobInput,
+  submitJob,
+} from "../../job-client.js";
 
 export default class JobSubmit extends GbtCommand {
   static override summary = "Send a signed job to a node and print its outcome.";
@@ -17,6 +24,10 @@ The outcome is printed on stdout as JSON (with or without --json). The exit code
         "<%= config.bin %> job create status.read --key-file ./owner.key | <%= config.bin %> <%= command.id %> -",
     },
     {
+      description: "Through the gateway, to a managed node out of reach",
+      command: "<%= config.bin %> <%= command.id %> ./restart.json --gateway https://gateway.example",
+    },
+    {
       description: "Submit a saved job to another local port",
       command: "<%= config.bin %> <%= command.id %> ./drain.json --node-url http://127.0.0.1:9000",
     },
@@ -26,12 +37,16 @@ The outcome is printed on stdout as JSON (with or without --json). The exit code
     file: Args.string({ description: "The signed Job JSON file, or - for stdin.", required: true }),
   };
 
-  static override flags = { "node-url": nodeUrlFlag };
+  static override flags = { "node-url": nodeUrlFlag, gateway: gatewayRelayFlag };
 
   async run(): Promise<JobOutcome> {
     const { args, flags } = await this.parse(JobSubmit);
     const body = await readJobInput(args.file);
-    const outcome = await submitJob({ nodeUrl: flags["node-url"], body });
+    const outcome = await submitJob({
+      nodeUrl: flags["node-url"],
+      body,
+      ...(flags.gateway !== undefined ? { gatewayUrl: flags.gateway } : {}),
+    });
     this.out(JSON.stringify(outcome, null, 2));
     if (outcome.state !== "succeeded") {
       const error = outcomeError(outcome);

@@ -1,0 +1,221 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { verifyJobResult } from "@gbt/agent";
+import { type Address, isAddressEqual } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { onlyJson, runCli, tempHome } from "../../testing/run-cli.js";
+import {
+  type GbtProcess,
+  type ServeProcess,
+  startGbtProcess,
+  startServeProcess,
+} from "../../testing/serve-process.js";
+
+interface Outcome {
+  jobId?: string;
+  state: string;
+  code?: string;
+  result?: unknown;
+  output?: unknown;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe("jobs relayed through the gateway to a managed node (real processes)", () => {
+  let gatewayHome: string;
+  let nodeHome: string;
+  let gateway: GbtProcess;
+  let node: GbtProcess;
+  let gatewayUrl: string;
+  let directUrl: string;
+  let nodeAddress: Address;
+  let chainId: number;
+  let ownerKeyFile: string;
+  let strangerKeyFile: string;
+  let owner: Address;
+  const nodeEnv = () => ({ GBT_HOME: nodeHome });
+
+  const create = async (type: string, keyFile: string, extra: string[] = []) => {
+    const created = await runCli(["job", "create", type, "--key-file", keyFile, ...extra], nodeEnv());
+    expect(created.exitCode, created.stderr).toBe(0);
+    return created.stdout;
+  };
+  const relay = (body: string, address: string = nodeAddress) =>
+    fetch(`${gatewayUrl}/v1/nodes/${address}/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+  const errorCode = async (response: Response) =>
+    ((await response.json()) as { error: { code: string } }).error.code;
+
+  beforeAll(async () => {
+    gatewayHome = await tempHome("gbt-relay-gw-");
+    nodeHome = await tempHome("gbt-relay-node-");
+    gateway = await startGbtProcess(["gateway", "serve", "--port", "0", "--json", "--log-level", "warn"], {
+      GBT_HOME: gatewayHome,
+    });
+    gatewayUrl = String(gateway.first.url);
+    const ownerKey = generatePrivateKey();
+    owner = privateKeyToAccount(ownerKey).address;
+    ownerKeyFile = join(nodeHome, "owner.key");
+    strangerKeyFile = join(nodeHome, "stranger.key");
+    await writeFile(ownerKeyFile, `${ownerKey}\n`, { mode: 0o600 });
+    await writeFile(strangerKeyFile, `${generatePrivateKey()}\n`, { mode: 0o600 });
+    const setup = await runCli(["setup", "--yes", "--owner", owner], nodeEnv());
+    expect(setup.exitCode, setup.stderr).toBe(0);
+    const config = JSON.parse(await readFile(join(nodeHome, "config", "config.json"), "utf8")) as {
+      node: { address: Address; chainId: number };
+    };
+    nodeAddress = config.node.address;
+    chainId = config.node.chainId;
+    // A wide listener needs local API keys for chat; the agent routes never take them.
+    expect((await runCli(["keys", "create", "local"], nodeEnv())).exitCode).toBe(0);
+    // A node on a wide listener: its agent is closed to direct callers, open to its gateway's token.
+    const port = await freePort();
+    directUrl = `http://127.0.0.1:${port}`;
+    node = await startGbtProcess(
+      [
+        "serve",
+        "--json",
+        "--log-level",
+        "warn",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        String(port),
+        "--gateway",
+        gatewayUrl,
+        "--public-url",
+        directUrl,
+        "--threads",
+        "1",
+      ],
+      nodeEnv(),
+    );
+    const adminToken = (await readFile(join(gatewayHome, "data", "gateway", "admin-token"), "utf8")).trim();
+    const until = Date.now() + 30_000;
+    for (;;) {
+      const view = (await (
+        await fetch(`${gatewayUrl}/v1/gateway/nodes`, { headers: { authorization: `Bearer ${adminToken}` } })
+      ).json()) as { data: { nodeAddress: string; status: string }[] };
+      if (
+        view.data.some((n) => isAddressEqual(n.nodeAddress as Address, nodeAddress) && n.status === "active")
+      )
+        break;
+      if (Date.now() > until) throw new Error(`the node did not register:\n${node.stderr()}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }, 180_000);
+
+  afterAll(async () => {
+    await node?.stop("SIGKILL");
+    await gateway?.stop("SIGKILL");
+  });
+
+  it("the node's agent is closed to direct callers on its wide listener", async () => {
+    const job = await create("status.read", ownerKeyFile);
+    const direct = await fetch(`${directUrl}/agent/jobs`, { method: "POST", body: job });
+    expect(direct.status).toBe(404);
+  });
+
+  it("relays an owner's job verbatim; the outcome carries a JobResult signed by the node, not the gateway", async () => {
+    const job = await create("status.read", ownerKeyFile);
+    const response = await relay(job);
+    expect(response.status).toBe(200);
+    const gatewayAddress = response.headers.get("x-gbt-relayed-by");
+    expect(gatewayAddress).toMatch(/^0x[0-9a-fA-F]{40}$/);
+    const outcome = (await response.json()) as Outcome;
+    expect(outcome.state).toBe("succeeded");
+    const result = await verifyJobResult(outcome.result, { chainId, node: nodeAddress, issuer: owner });
+    expect(result.message.state).toBe("succeeded");
+
+    // The same job again: the node answers its stored outcome, through the relay too.
+    const jobId = (JSON.parse(job) as { message: { jobId: string } }).message.jobId;
+    const status = await runCli(
+      ["job", "status", jobId, "--gateway", gatewayUrl, "--node", nodeAddress, "--json"],
+      nodeEnv(),
+    );
+    expect(status.exitCode, status.stderr).toBe(0);
+    expect(onlyJson<Outcome>(status.stdout)).toMatchObject({ jobId, state: "succeeded" });
+  });
+
+  it("cannot forge: a job signed by anyone but an owner is refused by the node, as UNKNOWN_SIGNER", async () => {
+    const job = await create("node.drain", strangerKeyFile);
+    const submitted = await runCli(
+      ["job", "submit", "-", "--gateway", gatewayUrl, "--json"],
+      nodeEnv(),
+      60_000,
+      job,
+    );
+    expect(submitted.exitCode).toBe(4);
+    expect(onlyJson<Outcome>(submitted.stdout)).toMatchObject({ state: "rejected", code: "UNKNOWN_SIGNER" });
+    // Nothing ran: the node still takes chat requests.
+    const health = (await (await fetch(`${directUrl}/healthz`)).json()) as { draining: boolean };
+    expect(health.draining).toBe(false);
+  });
+
+  it("cannot alter: changed params, another node's address, garbage and unknown nodes stop at the gateway", async () => {
+    const job = JSON.parse(
+      await create("config.set", ownerKeyFile, ["--param", "key=backend.capacity", "--param", "value=2"]),
+    );
+    job.payload = { key: "backend.capacity", value: 200 };
+    const altered = await relay(JSON.stringify(job));
+    expect(altered.status).toBe(401);
+    expect(await errorCode(altered)).toBe("payload_hash_mismatch");
+
+    const other = privateKeyToAccount(generatePrivateKey()).address;
+    const misrouted = await relay(await create("status.read", ownerKeyFile), other);
+    expect(misrouted.status).toBe(400);
+    expect(await errorCode(misrouted)).toBe("wrong_node");
+
+    const forOther = await create("status.read", ownerKeyFile, ["--node", other]);
+    const unknown = await relay(forOther, other);
+    expect(unknown.status).toBe(404);
+    expect(await errorCode(unknown)).toBe("unknown_node");
+
+    expect(await errorCode(await relay("{not json"))).toBe("invalid_json");
+    expect((await relay("x".repeat(70_000))).status).toBe(413);
+    const submitted = await runCli(
+      ["job", "submit", "-", "--gateway", gatewayUrl, "--json"],
+      nodeEnv(),
+      60_000,
+      forOther,
+    );
+    expect(onlyJson<{ error: { code: string } }>(submitted.stdout).error.code).toBe("NOT_FOUND");
+  });
+
+  it("a relayed change job runs on the node: drain through the gateway, then resume", async () => {
+    const drain = await runCli(
+      ["job", "submit", "-", "--gateway", gatewayUrl, "--json"],
+      nodeEnv(),
+      60_000,
+      await create("node.drain", ownerKeyFile),
+    );
+    expect(drain.exitCode, drain.stdout).toBe(0);
+    expect(((await (await fetch(`${directUrl}/healthz`)).json()) as { draining: boolean }).draining).toBe(
+      true,
+    );
+    const resume = await runCli(
+      ["job", "submit", "-", "--gateway", gatewayUrl, "--json"],
+      nodeEnv(),
+      60_000,
+      await create("node.resume", ownerKeyFile),
+    );
+    expect(resume.exitCode, resume.stdout).toBe(0);
+    expect(((await (await fetch(`${directUrl}/healthz`)).json()) as { draining: boolean }).draining).toBe(
+      false,
+    );
+  });
+});

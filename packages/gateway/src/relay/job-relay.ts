@@ -1,0 +1,223 @@
+/**
+ * The job relay: a managed node's owner can reach its agent through the gateway, for a node that
+ * is not reachable from the owner's machine. The gateway is a courier, not an authority:
+ *
+ * - it forwards the signed Job's exact bytes to the node's `/agent/jobs` with its link token (the
+ *   node opens its agent routes to that token only), and returns the node's answer verbatim;
+ * - the node verifies the Job as if it came directly (owner, node, chain, window, replay,
+ *   allowlist, params), so the gateway can neither forge a job (it holds no owner key) nor alter
+ *   one (the signature covers the params' hash);
+ * - the outcome carries the node-signed JobResult, so the owner can check the gateway did not
+ *   forge the answer either.
+ *
+ * Before forwarding, the gateway checks the envelope (a Job for this node, on its chain, validly
+ * signed by someone, in its time window): garbage stops here instead of filling nodes' audit logs.
+ *
+ * Routes: `POST /v1/nodes/:address/jobs`, `GET /v1/nodes/:address/jobs/:id`.
+ */
+import { HttpError, readBody, recoverSignerNative, verifyObject } from "@gbt/protocol";
+import { getAddress, isAddress, isAddressEqual } from "viem";
+import type {
+  GatewayExtension,
+  GatewayExtensionContext,
+  GatewayRequest,
+} from "../server/gateway-extension.js";
+import type { InstanceLink } from "../server/node-links.js";
+
+/** A signed Job is small by design (the agent's own limit). */
+export const MAX_RELAYED_JOB_BYTES = 64 * 1024;
+/** Long enough for the slowest allowlisted job (a benchmark or a model pull). */
+export const RELAY_TIMEOUT_MS = 10 * 60_000;
+export const RELAYED_BY_HEADER = "x-gbt-relayed-by";
+
+const ROUTE = /^\/v1\/nodes\/([^/]+)\/jobs(?:\/([^/]{1,200}))?$/;
+
+export interface JobRelayOptions {
+  /** fetch, injectable for tests. */
+  fetch?: typeof fetch;
+  timeoutMs?: number;
+}
+
+export function jobRelay(options: JobRelayOptions = {}): GatewayExtension {
+  return {
+    name: "job-relay",
+    start(context) {
+      const fetchFn = options.fetch ?? fetch;
+      const timeoutMs = options.timeoutMs ?? RELAY_TIMEOUT_MS;
+      return {
+        async handle(request) {
+          const match = ROUTE.exec(request.path);
+          if (!match) return undefined;
+          const node = nodeAddress(decodeURIComponent(match[1] as string));
+          const jobId = match[2] === undefined ? undefined : decodeURIComponent(match[2]);
+          if (jobId === undefined) {
+            if (request.method !== "POST") throw methodNotAllowed("POST");
+            const body = await readBody(request.req, MAX_RELAYED_JOB_BYTES);
+            await checkEnvelope(context, body, node);
+            const link = linkOf(context, node);
+            await forward(
+              request,
+              link,
+              "/agent/jobs",
+              { method: "POST", body },
+              fetchFn,
+              timeoutMs,
+              context,
+            );
+            return "relay_submit";
+          }
+          if (request.method !== "GET") throw methodNotAllowed("GET");
+          const link = linkOf(context, node);
+          await forward(
+            request,
+            link,
+            `/agent/jobs/${encodeURIComponent(jobId)}`,
+            { method: "GET" },
+            fetchFn,
+            timeoutMs,
+            context,
+          );
+          return "relay_status";
+        },
+      };
+    },
+  };
+}
+
+function nodeAddress(text: string): `0x${string}` {
+  if (!isAddress(text, { strict: false })) {
+    throw new HttpError(
+      400,
+      "invalid_request_error",
+      "invalid_node",
+      `${JSON.stringify(text.slice(0, 64))} is not a node address.`,
+    );
+  }
+  return getAddress(text);
+}
+
+/** The envelope checks that need no knowledge of the node's owners. */
+async function checkEnvelope(
+  context: GatewayExtensionContext,
+  body: Buffer,
+  node: `0x${string}`,
+): Promise<void> {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString("utf8"));
+  } catch {
+    throw new HttpError(
+      400,
+      "invalid_request_error",
+      "invalid_json",
+      "The job is not JSON; send the signed Job.",
+    );
+  }
+  const claimed = (value as { message?: { node?: unknown } } | null)?.message?.node;
+  if (
+    typeof claimed === "string" &&
+    isAddress(claimed, { strict: false }) &&
+    !isAddressEqual(claimed, node)
+  ) {
+    throw new HttpError(
+      400,
+      "invalid_request_error",
+      "wrong_node",
+      `The Job is for node ${claimed}, but was sent to ${node}.`,
+    );
+  }
+  // Throws GbtErrors (signature_invalid, wrong_chain, expired…) that the server maps to 4xx.
+  await verifyObject(value, {
+    kind: "Job",
+    chainId: context.config.chainId,
+    audience: node,
+    now: context.now,
+    skewSeconds: context.config.skewSeconds,
+    recoverSigner: recoverSignerNative,
+  });
+}
+
+/** The live link of `node`: 404 when it is not registered here, 503 when its heartbeats stopped. */
+function linkOf(context: GatewayExtensionContext, node: `0x${string}`): InstanceLink {
+  let staleOnly = false;
+  for (const instance of context.registry.instances()) {
+    if (!isAddressEqual(instance.nodeAddress as `0x${string}`, node)) continue;
+    if (context.registry.isStale(instance)) {
+      staleOnly = true;
+      continue;
+    }
+    const link = context.links.link(instance.id);
+    if (link) return link;
+  }
+  if (staleOnly) {
+    throw new HttpError(
+      503,
+      "server_error",
+      "node_unreachable",
+      `Node ${node} has stopped sending heartbeats.`,
+      null,
+      {
+        "retry-after": "10",
+      },
+    );
+  }
+  throw new HttpError(
+    404,
+    "invalid_request_error",
+    "unknown_node",
+    `Node ${node} is not registered with this gateway.`,
+  );
+}
+
+async function forward(
+  request: GatewayRequest,
+  link: InstanceLink,
+  path: string,
+  init: { method: "GET" | "POST"; body?: Buffer },
+  fetchFn: typeof fetch,
+  timeoutMs: number,
+  context: GatewayExtensionContext,
+): Promise<void> {
+  const url = `${link.url.replace(/\/+$/, "")}${path}`;
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const onClose = () => controller.abort();
+  request.req.once("close", onClose);
+  let response: Response;
+  try {
+    response = await fetchFn(url, {
+      method: init.method,
+      headers: {
+        authorization: link.authorization,
+        ...(init.body ? { "content-type": "application/json" } : {}),
+      },
+      ...(init.body ? { body: new Uint8Array(init.body) } : {}),
+      signal: controller.signal,
+    });
+  } catch (cause) {
+    clearTimeout(timer);
+    request.req.off("close", onClose);
+    context.logger.warn({ node: link.node, err: cause }, "job relay: node unreachable");
+    throw new HttpError(
+      502,
+      "server_error",
+      "node_unreachable",
+      `Node ${link.node} did not answer the relayed job.`,
+    );
+  }
+  try {
+    const text = await response.text();
+    request.res.writeHead(response.status, {
+      "content-type": response.headers.get("content-type") ?? "application/json",
+      [RELAYED_BY_HEADER]: context.account.address,
+    });
+    request.res.end(text);
+  } finally {
+    clearTimeout(timer);
+    request.req.off("close", onClose);
+  }
+}
+
+function methodNotAllowed(allow: string): HttpError {
+  return new HttpError(405, "invalid_request_error", "method_not_allowed", `Use ${allow}.`, null, { allow });
+}
