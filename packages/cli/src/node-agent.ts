@@ -16,6 +16,7 @@ import {
   type JobHandlers,
   openAgentDatabase,
   openAuditLog,
+  runFixedCommand,
 } from "@gbt/agent";
 import {
   type Backend,
@@ -80,7 +81,7 @@ export async function openNodeAgent(parameters: NodeAgentParameters): Promise<No
   const handlers: JobHandlers = {
     async status() {
       const current = running();
-      const [profile, health, models] = await Promise.all([
+      const [profile, health, models, gpus] = await Promise.all([
         nodeStatus({
           paths,
           probeHardware: () => probeHardware({ dataDir: paths.dataDir }),
@@ -88,9 +89,11 @@ export async function openNodeAgent(parameters: NodeAgentParameters): Promise<No
         }),
         current.backend.health(),
         current.backend.listModels(),
+        queryGpus(paths.dataDir),
       ]);
       return {
         ...profile,
+        gpus,
         server: {
           url: current.server.url,
           inFlight: current.server.inFlight(),
@@ -207,4 +210,44 @@ function withoutClose(backend: Backend): Backend {
     get: (target, property, receiver) =>
       property === "close" ? async () => undefined : Reflect.get(target, property, receiver),
   });
+}
+
+/** One GPU as nvidia-smi reports it. */
+interface GpuReading {
+  name: string;
+  memoryTotalMiB: number | null;
+  memoryUsedMiB: number | null;
+  utilizationPct: number | null;
+  temperatureC: number | null;
+}
+
+/**
+ * Live GPU readings for status.read through the fixed `gpu.query` command; null when the node has
+ * no nvidia-smi, and `{ error }` when it has one that fails (a status report never fails for it).
+ */
+async function queryGpus(dataDir: string): Promise<GpuReading[] | null | { error: string }> {
+  try {
+    const { stdout } = await runFixedCommand("gpu.query", { dataDir });
+    const number = (text: string | undefined) => {
+      const value = Number.parseFloat(text ?? "");
+      return Number.isFinite(value) ? value : null;
+    };
+    return stdout
+      .split("\n")
+      .filter((line) => line.trim() !== "")
+      .slice(0, 64)
+      .map((line) => {
+        const [name, total, used, utilization, temperature] = line.split(",").map((field) => field.trim());
+        return {
+          name: (name ?? "").slice(0, 128),
+          memoryTotalMiB: number(total),
+          memoryUsedMiB: number(used),
+          utilizationPct: number(utilization),
+          temperatureC: number(temperature),
+        };
+      });
+  } catch (error) {
+    if ((error as { code?: string }).code === "PREFLIGHT_FAILED") return null;
+    return { error: (error as Error).message };
+  }
 }

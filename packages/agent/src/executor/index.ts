@@ -7,6 +7,17 @@ export {
   createAgent,
   type ExecutionState,
 } from "./agent.js";
+export {
+  DEFAULT_SEARCH_DIRS,
+  dataDirPath,
+  type FixedCommand,
+  type FixedCommandName,
+  type FixedCommandResult,
+  findExecutable,
+  fixedCommands,
+  type RunFixedCommandOptions,
+  runFixedCommand,
+} from "./fixed-command.js";
 export type { BenchmarkJobOptions, BenchmarkJobSummary, JobHandlers } from "./handlers.js";
 export {
   createExecutableAllowlist,
