@@ -8,8 +8,9 @@
 import { join } from "node:path";
 import { type RunningGateway, startGateway } from "@gbt/gateway";
 import { probeHardware, type RunningNode, resolvePaths, setupNode, startServe } from "@gbt/node";
-import { GbtError } from "@gbt/protocol";
+import { GbtError, isGbtError } from "@gbt/protocol";
 import type { Logger } from "pino";
+import { type LocalChain, startLocalChain } from "./chain-local-network.js";
 
 export interface LocalNetworkParameters {
   /** Where the gateway and the nodes keep their state. */
@@ -25,6 +26,8 @@ export interface LocalNetworkParameters {
   onProgress?: (message: string) => void;
   /** How long to wait for every node to register. */
   registerTimeoutMs?: number;
+  /** Runs a dev chain too: the gateway settles epochs on it and every node is funded and staked. */
+  chain?: { epochSeconds: number };
 }
 
 export interface LocalNetwork {
@@ -33,6 +36,8 @@ export interface LocalNetwork {
   baseUrl: string;
   apiKey: string;
   accountId: string;
+  /** The dev chain, when `chain` was asked for. */
+  chain?: LocalChain;
   close(deadlineMs?: number): Promise<void>;
 }
 
@@ -44,6 +49,19 @@ export async function startLocalNetwork(parameters: LocalNetworkParameters): Pro
   if (!(Number.isInteger(parameters.nodes) && parameters.nodes >= 1 && parameters.nodes <= 16)) {
     throw new GbtError("USAGE", `--nodes must be 1–16, not ${parameters.nodes}.`);
   }
+  const chain = parameters.chain
+    ? await startLocalChain({
+        gatewayDataDir: join(dir, "gateway"),
+        epochSeconds: parameters.chain.epochSeconds,
+      }).catch((error: unknown) => {
+        // npm ships anvil for Linux x64 only: elsewhere the network still runs, settling in its ledger.
+        if (!isGbtError(error, "NOT_FOUND")) throw error;
+        progress(`no chain: ${error.message} ${error.hint ?? ""}`.trim());
+        return undefined;
+      })
+    : undefined;
+  if (chain)
+    progress(`chain (anvil) on ${chain.chain.rpcUrl}, Settlement at ${chain.chain.deployment.settlement}`);
   const gateway = await startGateway({
     dataDir: join(dir, "gateway"),
     configFile: join(dir, "gateway.json"),
@@ -51,11 +69,16 @@ export async function startLocalNetwork(parameters: LocalNetworkParameters): Pro
     port: parameters.port,
     ...(parameters.host !== undefined ? { host: parameters.host } : {}),
     config: (config) => ({ ...config, routing: { ...config.routing, rampUpDays: 0 } }),
+    ...(chain ? { extensions: [chain.settlement] } : {}),
+  }).catch(async (error: unknown) => {
+    await chain?.stop();
+    throw error;
   });
   const nodes: RunningNode[] = [];
   const close = async (deadlineMs = 10_000) => {
     await Promise.all(nodes.map((node) => node.close(deadlineMs).catch(() => undefined)));
     await gateway.close(deadlineMs);
+    await chain?.stop();
   };
   try {
     progress(`gateway listening on ${gateway.url}`);
@@ -78,6 +101,7 @@ export async function startLocalNetwork(parameters: LocalNetworkParameters): Pro
       });
       nodes.push(node);
       progress(`node ${i} serving on ${node.server.url} (${node.models.map((m) => m.id).join(", ")})`);
+      if (chain) await chain.joinNode(paths, gateway.url);
     }
     const until = Date.now() + (parameters.registerTimeoutMs ?? 30_000);
     while (gateway.router.registry.size < parameters.nodes) {
@@ -97,7 +121,15 @@ export async function startLocalNetwork(parameters: LocalNetworkParameters): Pro
       account.id,
       `up ${new Date().toISOString().slice(0, 19).replace("T", " ").replaceAll(":", ".")}`,
     );
-    return { gateway, nodes, baseUrl: `${gateway.url}/v1`, apiKey: key.key, accountId: account.id, close };
+    return {
+      gateway,
+      nodes,
+      baseUrl: `${gateway.url}/v1`,
+      apiKey: key.key,
+      accountId: account.id,
+      ...(chain ? { chain } : {}),
+      close,
+    };
   } catch (error) {
     await close(1000).catch(() => undefined);
     throw error;

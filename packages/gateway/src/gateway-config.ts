@@ -60,6 +60,34 @@ export const gatewayConfigSchema = z.strictObject({
     }),
   /** Accepted clock skew of signed link objects, seconds. */
   skewSeconds: z.number().int().min(0).max(600).default(30),
+  /**
+   * Settlement on chain (off when absent): each epoch the gateway posts the Merkle root of every
+   * node's cumulative earnings to the Settlement contract, signing with the gateway key (the
+   * settler role). `gbt chain dev` writes this section.
+   */
+  settlement: z
+    .strictObject({
+      rpcUrl: z
+        .string()
+        .max(512)
+        .regex(/^https?:\/\/\S+$/, "must be an http:// or https:// URL"),
+      chainId: z.number().int().positive(),
+      /** The Settlement contract's address. */
+      contract: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a 0x-prefixed 20-byte address"),
+      /** Seconds between epochs. */
+      epochSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(30 * 86_400)
+        .default(3600),
+      /** GBT wei paid per micro-credit earned (default 10^12: one GBT per credit). */
+      weiPerMicroCredit: z
+        .string()
+        .regex(/^[0-9]{1,30}$/, "must be a decimal integer")
+        .default("1000000000000"),
+    })
+    .optional(),
 });
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;

@@ -18,6 +18,7 @@ import { openGatewayDatabase } from "./ledger/gateway-database.js";
 import { jobRelay } from "./relay/job-relay.js";
 import type { GatewayExtension } from "./server/gateway-extension.js";
 import { type GatewayServer, startGatewayServer } from "./server/gateway-server.js";
+import { createSettlementExtension } from "./settlement/settlement-extension.js";
 
 export interface GatewayPaths {
   /** Holds gateway.db, gateway-key.json and admin-token. */
@@ -61,7 +62,14 @@ export async function startGateway(parameters: StartGatewayParameters): Promise<
     logger: parameters.logger,
     ...(parameters.host !== undefined ? { host: parameters.host } : {}),
     ...(parameters.port !== undefined ? { port: parameters.port } : {}),
-    extensions: [jobRelay(), ...(parameters.extensions ?? [])],
+    extensions: [
+      jobRelay(),
+      ...(parameters.extensions ?? []),
+      // Settlement runs when the config has a chain, unless the caller brought its own (gbt up).
+      ...(config.settlement && !parameters.extensions?.some((e) => e.name === "settlement")
+        ? [createSettlementExtension()]
+        : []),
+    ],
   });
   return Object.assign(server, { adminToken: secrets.adminToken, config });
 }

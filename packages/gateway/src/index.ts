@@ -87,4 +87,14 @@ export {
 export { type InstanceLink, NodeLinks } from "./server/node-links.js";
 export { type CompletedRequest, completionTolerance, ReceiptSettler } from "./server/receipt-settler.js";
 export { SseRelay } from "./server/sse-relay.js";
+export {
+  createSettlementExtension,
+  type EpochOutcome,
+  EpochStore,
+  type PostedEpoch,
+  readCumulativeEarnings,
+  SETTLEMENT_PROOFS_PATH,
+  type SettlementExtension,
+  type SettlementExtensionOptions,
+} from "./settlement/index.js";
 export { type JobRelayOptions, jobRelay, MAX_RELAYED_JOB_BYTES, RELAYED_BY_HEADER } from "./relay/job-relay.js";

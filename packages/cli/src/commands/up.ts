@@ -13,7 +13,9 @@ export default class Up extends GbtCommand {
   static override description =
     `Runs a gateway on 127.0.0.1:8080 and --nodes nodes (3 by default) on the embedded llama.cpp backend with gbt-test-tiny, the generated pipeline-test model (real compute, noise text). Each node has its own identity and joins the gateway through the real signed link; requests are routed to the least-loaded node, billed from the node's signed receipt, and settled in the gateway's ledger. Ramp-up is off on this local network.
 
-gbt up then creates an API key (5.00 credits on the gbt-up account), sends one streamed request through the gateway, prints the base URL and the key, and stays up until Ctrl-C. Point any OpenAI client at the base URL. State lives in <gbt data dir>/up (or --dir), so keys and the ledger survive restarts.`;
+gbt up then creates an API key (5.00 credits on the gbt-up account), sends one streamed request through the gateway, prints the base URL and the key, and stays up until Ctrl-C. Point any OpenAI client at the base URL. State lives in <gbt data dir>/up (or --dir), so keys and the ledger survive restarts.
+
+With the chain (the default; --no-chain skips it), gbt up also runs anvil with the gbt contracts, funds and stakes every node (1,000 GBT), and settles the nodes' cumulative earnings on chain every --epoch seconds (and once right after the first request). Each node's home (<dir>/node-N) gets a chain.json, so \`GBT_HOME=<dir>/node-1 gbt payout claim\` claims its GBT. The chain lives in memory: a restart deploys afresh.`;
 
   static override examples = [
     { description: "Start it", command: "<%= config.bin %> <%= command.id %>" },
@@ -38,6 +40,17 @@ gbt up then creates an API key (5.00 credits on the gbt-up account), sends one s
     threads: Flags.integer({ description: "llama.cpp threads per node.", default: 1, min: 1, max: 64 }),
     capacity: Flags.integer({ description: "Parallel requests per node (default 4).", min: 1, max: 256 }),
     dir: Flags.string({ description: "State directory (default: <gbt data dir>/up)." }),
+    chain: Flags.boolean({
+      description:
+        "Run a dev chain (anvil) with the gbt contracts: nodes staked, earnings settled each epoch (--no-chain to skip).",
+      default: true,
+      allowNo: true,
+    }),
+    epoch: Flags.integer({
+      description: "Seconds between settlement epochs on the dev chain.",
+      default: 60,
+      min: 1,
+    }),
     "log-level": Flags.string({
       description: "Log level on stderr.",
       options: ["fatal", "error", "warn", "info", "debug", "silent"],
@@ -61,10 +74,25 @@ gbt up then creates an API key (5.00 credits on the gbt-up account), sends one s
       ...(flags.capacity !== undefined ? { capacity: flags.capacity } : {}),
       logger,
       onProgress: progress,
+      ...(flags.chain ? { chain: { epochSeconds: flags.epoch } } : {}),
     });
     const first = await sendFirstRequest(network, TEST_MODEL_ID);
     await network.gateway.settled();
     const balance = network.gateway.accounts.getAccount(network.accountId).balanceMicro / 1_000_000;
+    // Settle the first request's earnings at once, so the whole loop is visible from the start.
+    const firstEpoch = await network.chain?.settlement.settleNow().catch((error: unknown) => {
+      logger.warn({ err: error }, "first settlement epoch failed");
+      return undefined;
+    });
+    const chainInfo = network.chain
+      ? {
+          rpcUrl: network.chain.chain.rpcUrl,
+          chainId: network.chain.chain.deployment.chainId,
+          contracts: network.chain.chain.deployment,
+          epochSeconds: flags.epoch,
+          firstEpoch: firstEpoch ?? null,
+        }
+      : null;
     if (json) {
       process.stdout.write(
         `${JSON.stringify({
@@ -75,6 +103,7 @@ gbt up then creates an API key (5.00 credits on the gbt-up account), sends one s
           nodes: network.nodes.map((node) => node.server.url),
           firstRequest: { tokens: first.tokens, ms: Math.round(first.ms), text: first.text },
           balance,
+          chain: chainInfo,
         })}\n`,
       );
     } else {
@@ -86,6 +115,10 @@ gbt up then creates an API key (5.00 credits on the gbt-up account), sends one s
         `Base URL  ${network.baseUrl}\nAPI key   ${network.apiKey}\nModel     ${TEST_MODEL_ID}\nBalance   ${balance.toFixed(6)} credits\n\n` +
           `Try:\n  curl -N ${network.baseUrl}/chat/completions -H "authorization: Bearer ${network.apiKey}" \\\n` +
           `    -H 'content-type: application/json' -d '{"model":"${TEST_MODEL_ID}","stream":true,"messages":[{"role":"user","content":"Hi"}]}'\n\n` +
+          (chainInfo
+            ? `Chain     ${chainInfo.rpcUrl} (Settlement ${chainInfo.contracts.settlement}, epochs every ${flags.epoch} s${firstEpoch?.posted ? `; epoch ${firstEpoch.epoch} posted` : ""})\n` +
+              `Payouts   GBT_HOME=${join(flags.dir ?? join(resolvePaths().dataDir, "up"), "node-1")} gbt payout claim --yes\n\n`
+            : "") +
           "See the pool: gbt gateway nodes" +
           (flags.port !== 8080 ? ` --url ${network.gateway.url}` : "") +
           "\n" +

@@ -1,0 +1,111 @@
+/**
+ * A local dev chain: a real anvil, the whole gbt system deployed from anvil's first dev account
+ * (governance, treasury and rewards pool), the gateway key as the settler, and the node and
+ * gateway keys of this gbt home given ETH for gas (and the node 10,000 GBT to stake). Used by
+ * `gbt chain dev` and `gbt up`.
+ */
+import { readFile } from "node:fs/promises";
+import {
+  ANVIL_DEV_PRIVATE_KEY,
+  deployAll,
+  type GbtDeployment,
+  type RunningAnvil,
+  startAnvil,
+  transferGbt,
+} from "@gbt/contracts";
+import { GbtError } from "@gbt/protocol";
+import { type Address, createClient, http, parseEther, toHex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { foundry } from "viem/chains";
+import { writeJsonAtomic } from "./chain-config.js";
+
+export const DEV_NODE_GBT = parseEther("10000");
+const DEV_ETH = parseEther("100");
+
+export interface StartDevChainParameters {
+  port?: number;
+  host?: string;
+  /** May post settlement roots: the gateway key. */
+  settler: Address;
+  /** Get 100 ETH for gas and DEV_NODE_GBT each (node keys). */
+  fundGbt?: readonly Address[];
+  /** Get 100 ETH for gas only (the gateway key). */
+  fundEth?: readonly Address[];
+  unbondingDelaySeconds?: bigint;
+}
+
+export interface DevChain {
+  anvil: RunningAnvil;
+  rpcUrl: string;
+  deployment: GbtDeployment;
+  governance: Address;
+  stop(): Promise<void>;
+}
+
+export async function startDevChain(parameters: StartDevChainParameters): Promise<DevChain> {
+  const anvil = await startAnvil({
+    ...(parameters.port !== undefined ? { port: parameters.port } : {}),
+    ...(parameters.host !== undefined ? { host: parameters.host } : {}),
+  });
+  try {
+    const client = createClient({
+      account: privateKeyToAccount(ANVIL_DEV_PRIVATE_KEY),
+      chain: { ...foundry, rpcUrls: { default: { http: [anvil.rpcUrl] } } },
+      transport: http(anvil.rpcUrl),
+      cacheTime: 0,
+    });
+    const deployment = await deployAll(client, {
+      settler: parameters.settler,
+      ...(parameters.unbondingDelaySeconds !== undefined
+        ? { unbondingDelaySeconds: parameters.unbondingDelaySeconds }
+        : {}),
+    });
+    const gas = [...new Set([...(parameters.fundGbt ?? []), ...(parameters.fundEth ?? [])])];
+    for (const address of gas) {
+      // anvil_setBalance: dev chains only; no transaction, no nonce to race.
+      await client.request({
+        method: "anvil_setBalance" as never,
+        params: [address, toHex(DEV_ETH)] as never,
+      });
+    }
+    for (const to of parameters.fundGbt ?? []) {
+      await transferGbt(client, { token: deployment.token, to, amount: DEV_NODE_GBT });
+    }
+    return {
+      anvil,
+      rpcUrl: anvil.rpcUrl,
+      deployment,
+      governance: client.account.address,
+      stop: () => anvil.stop(),
+    };
+  } catch (error) {
+    await anvil.stop();
+    throw error;
+  }
+}
+
+/**
+ * Puts the chain into `gateway.json`'s settlement section, keeping every other setting; the
+ * gateway then posts epoch roots to this chain.
+ */
+export async function writeGatewaySettlement(
+  configFile: string,
+  settlement: { rpcUrl: string; chainId: number; contract: Address; epochSeconds: number },
+): Promise<void> {
+  let current: Record<string, unknown> = {};
+  try {
+    const parsed: unknown = JSON.parse(await readFile(configFile, "utf8"));
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
+      throw new SyntaxError("not an object");
+    current = parsed as Record<string, unknown>;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
+      throw new GbtError("CONFIG_INVALID", `${configFile} is not a JSON object; not touching it.`, {
+        details: { path: configFile },
+        hint: "Fix or remove the file, then run `gbt chain dev` again.",
+      });
+    }
+  }
+  const previous = (current.settlement ?? {}) as Record<string, unknown>;
+  await writeJsonAtomic(configFile, { ...current, settlement: { ...previous, ...settlement } });
+}

@@ -1,0 +1,47 @@
+import { Flags } from "@oclif/core";
+import { formatGbt } from "../../chain-amount.js";
+import { chainSessionFlags, openChainSession } from "../../chain-session.js";
+import { labelTable } from "../../format.js";
+import { GbtCommand } from "../../gbt-command.js";
+import { type PayoutStatusResult, readPayoutStatus, resolvePayoutGateway } from "../../payout-status.js";
+
+export const payoutGatewayFlag = Flags.string({
+  description: "Gateway serving this node's payout proofs (default: chain.json's, then gbt serve's).",
+});
+
+export default class PayoutStatus extends GbtCommand {
+  static override summary = "Show this node's earnings: earned (latest epoch), paid on chain, claimable now.";
+
+  static override examples = [
+    {
+      description: "Earned, paid and claimable, as JSON",
+      command: "<%= config.bin %> <%= command.id %> --json",
+    },
+  ];
+
+  static override flags = {
+    gateway: payoutGatewayFlag,
+    "rpc-url": chainSessionFlags["rpc-url"],
+    "passphrase-file": chainSessionFlags["passphrase-file"],
+  };
+
+  async run(): Promise<PayoutStatusResult> {
+    const { flags } = await this.parse(PayoutStatus);
+    const session = await openChainSession({
+      rpcUrl: flags["rpc-url"],
+      passphraseFile: flags["passphrase-file"],
+    });
+    const { status } = await readPayoutStatus(session, await resolvePayoutGateway(flags.gateway, session));
+    this.out(
+      labelTable([
+        ["Node", status.node],
+        ["Earned", status.earned === null ? `unknown (${status.note})` : formatGbt(BigInt(status.earned))],
+        ["Paid", formatGbt(BigInt(status.paid))],
+        ["Claimable", formatGbt(BigInt(status.claimable))],
+        ["Epoch", status.epoch],
+        ["Balance", formatGbt(BigInt(status.balance))],
+      ]),
+    );
+    return status;
+  }
+}

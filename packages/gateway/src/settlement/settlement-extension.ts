@@ -1,0 +1,262 @@
+/**
+ * Settlement as a gateway extension. Every epoch it reads each node's cumulative earnings from the
+ * ledger, builds the Merkle tree Settlement verifies, and posts its root on chain with the gateway
+ * key (which holds the settler role); an epoch with no new earnings posts nothing. Nodes fetch
+ * their proof from `GET /v1/settlement/proofs/:node` and claim themselves (`gbt payout claim`);
+ * `GET /v1/settlement` shows the latest epoch and an admin's `POST /v1/settlement/epochs` settles
+ * one now.
+ */
+import {
+  buildCumulativeTree,
+  type ChainReader,
+  type ChainWriter,
+  postRoot,
+  settlementAbi,
+  toChainError,
+} from "@gbt/contracts";
+import { GbtError, HttpError, type HttpStatusTable, sendJson, toHttpError } from "@gbt/protocol";
+import { type Address, createClient, getAddress, type Hex, http, isAddress } from "viem";
+import { readContract } from "viem/actions";
+import type { GatewayExtension, GatewayExtensionContext } from "../server/gateway-extension.js";
+import { readCumulativeEarnings } from "./cumulative-earnings.js";
+import { EpochStore, type PostedEpoch } from "./epoch-store.js";
+
+export const SETTLEMENT_PROOFS_PATH = "/v1/settlement/proofs";
+
+const statusTable: HttpStatusTable = {
+  NOT_FOUND: [404, "invalid_request_error", "not_found"],
+  INVALID_ADDRESS: [400, "invalid_request_error", "invalid_address"],
+  CHAIN_UNREACHABLE: [502, "api_error", "chain_unreachable"],
+  TRANSACTION_REVERTED: [502, "api_error", "transaction_reverted"],
+  INSUFFICIENT_FUNDS: [502, "api_error", "insufficient_funds"],
+  UNAUTHORIZED: [502, "api_error", "unauthorized"],
+  CONFLICT: [409, "invalid_request_error", "conflict"],
+};
+
+/** The outcome of one epoch run. */
+export type EpochOutcome =
+  | { posted: true; epoch: string; root: Hex; total: string; nodes: number; txHash: Hex }
+  | { posted: false; reason: "no earnings" | "unchanged"; epoch: string | null };
+
+export interface SettlementExtensionOptions {
+  /** Overrides the config's `settlement` section (tests). */
+  settlement?: {
+    rpcUrl: string;
+    chainId: number;
+    contract: string;
+    epochSeconds: number;
+    weiPerMicroCredit: string;
+  };
+  /** Signs the root transactions; default a client over the RPC with the gateway key. */
+  client?: ChainWriter;
+}
+
+/** A handle the embedding process (gbt up, tests) can use to settle an epoch now. */
+export interface SettlementExtension extends GatewayExtension {
+  settleNow(): Promise<EpochOutcome>;
+}
+
+async function readSettlementState(client: ChainReader, contract: Address) {
+  const base = { address: contract, abi: settlementAbi } as const;
+  try {
+    const [epoch, root, funded] = await Promise.all([
+      readContract(client, { ...base, functionName: "currentEpoch" }),
+      readContract(client, { ...base, functionName: "currentRoot" }),
+      readContract(client, { ...base, functionName: "totalFunded" }),
+    ]);
+    return { epoch: BigInt(epoch), root, funded };
+  } catch (error) {
+    throw toChainError(error, "read the Settlement contract");
+  }
+}
+
+function proofBody(epoch: PostedEpoch, node: Address, chainId: number) {
+  const entry = epoch.tree.proofFor(node);
+  if (!entry) {
+    throw new GbtError("NOT_FOUND", `Node ${node} has no earnings in settlement epoch ${epoch.epoch}.`, {
+      details: { node, epoch: epoch.epoch.toString() },
+      hint: "Earnings appear in the first epoch after the node served paid requests.",
+    });
+  }
+  return {
+    node: entry.node,
+    cumulative: entry.cumulative.toString(),
+    proof: entry.proof,
+    epoch: epoch.epoch.toString(),
+    root: epoch.root,
+    contract: epoch.contract,
+    chainId,
+  };
+}
+
+export function createSettlementExtension(options: SettlementExtensionOptions = {}): SettlementExtension {
+  let settle: (() => Promise<EpochOutcome>) | undefined;
+  return {
+    name: "settlement",
+    settleNow() {
+      if (!settle) throw new GbtError("CONFLICT", "Settlement has not started.");
+      return settle();
+    },
+    start(context: GatewayExtensionContext) {
+      const config = options.settlement ?? context.config.settlement;
+      if (!config) {
+        throw new GbtError(
+          "CONFIG_INVALID",
+          "The settlement extension needs the gateway config's settlement section.",
+        );
+      }
+      const contract = getAddress(config.contract);
+      const weiPerMicroCredit = BigInt(config.weiPerMicroCredit);
+      const logger = context.logger.child({ component: "settlement" });
+      const store = new EpochStore(context.db);
+      const client: ChainWriter =
+        options.client ??
+        createClient({
+          account: context.account,
+          chain: {
+            id: config.chainId,
+            name: `chain ${config.chainId}`,
+            nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+            rpcUrls: { default: { http: [config.rpcUrl] } },
+          },
+          transport: http(config.rpcUrl),
+          cacheTime: 0,
+        });
+
+      const runEpoch = async (): Promise<EpochOutcome> => {
+        await context.settled();
+        const earnings = readCumulativeEarnings(context.db, weiPerMicroCredit).filter(
+          (e) => e.cumulative > 0n,
+        );
+        const onChain = await readSettlementState(client, contract);
+        if (earnings.length === 0) return { posted: false, reason: "no earnings", epoch: null };
+        const tree = buildCumulativeTree(earnings);
+        if (tree.root === onChain.root) {
+          // Posted before a crash kept it from being recorded: record it now so its proofs are served.
+          if (store.latest(contract)?.root !== tree.root) {
+            store.record({
+              epoch: onChain.epoch,
+              contract,
+              root: tree.root,
+              total: tree.total,
+              txHash: "0x",
+              postedAt: context.now(),
+              tree,
+            });
+          }
+          return { posted: false, reason: "unchanged", epoch: onChain.epoch.toString() };
+        }
+        const funded = onChain.funded;
+        if (tree.total > funded) {
+          throw new GbtError(
+            "INSUFFICIENT_FUNDS",
+            "Cumulative earnings exceed what Settlement is funded with.",
+            {
+              details: { total: tree.total.toString(), funded: funded.toString() },
+              hint: "Fund the Settlement contract from the rewards pool.",
+            },
+          );
+        }
+        const epoch = onChain.epoch + 1n;
+        const { hash } = await postRoot(client, {
+          deployment: { settlement: contract },
+          epoch,
+          root: tree.root,
+          total: tree.total,
+        });
+        store.record({
+          epoch,
+          contract,
+          root: tree.root,
+          total: tree.total,
+          txHash: hash,
+          postedAt: context.now(),
+          tree,
+        });
+        logger.info(
+          { epoch: epoch.toString(), root: tree.root, nodes: earnings.length, txHash: hash },
+          "settlement root posted",
+        );
+        return {
+          posted: true,
+          epoch: epoch.toString(),
+          root: tree.root,
+          total: tree.total.toString(),
+          nodes: earnings.length,
+          txHash: hash,
+        };
+      };
+
+      // One epoch at a time: a timer tick and an admin request never post concurrently.
+      let running: Promise<EpochOutcome> | undefined;
+      settle = () => {
+        running ??= runEpoch().finally(() => {
+          running = undefined;
+        });
+        return running;
+      };
+      const tick = () => {
+        settle?.().catch((error: unknown) =>
+          logger.warn({ err: error }, "settlement epoch failed; retrying next epoch"),
+        );
+      };
+      const timer = setInterval(tick, config.epochSeconds * 1000);
+      timer.unref();
+
+      return {
+        async handle(request) {
+          const { path, method, res } = request;
+          if (!path.startsWith("/v1/settlement")) return undefined;
+          try {
+            if (path === "/v1/settlement" && method === "GET") {
+              const latest = store.latest(contract);
+              sendJson(res, 200, {
+                contract,
+                chainId: config.chainId,
+                epochSeconds: config.epochSeconds,
+                latest: latest
+                  ? {
+                      epoch: latest.epoch.toString(),
+                      root: latest.root,
+                      total: latest.total.toString(),
+                      nodes: latest.tree.entries.length,
+                      txHash: latest.txHash,
+                      postedAt: new Date(latest.postedAt).toISOString(),
+                    }
+                  : null,
+              });
+              return "settlement_status";
+            }
+            if (path === "/v1/settlement/epochs" && method === "POST") {
+              request.requireAdmin();
+              sendJson(res, 200, await settle?.());
+              return "settlement_settle";
+            }
+            if (path.startsWith(`${SETTLEMENT_PROOFS_PATH}/`) && method === "GET") {
+              const raw = decodeURIComponent(path.slice(SETTLEMENT_PROOFS_PATH.length + 1));
+              if (!isAddress(raw, { strict: false })) {
+                throw new GbtError("INVALID_ADDRESS", `${raw.slice(0, 64)} is not a node address.`);
+              }
+              const latest = store.latest(contract);
+              if (!latest) {
+                throw new GbtError("NOT_FOUND", "No settlement epoch has been posted yet.", {
+                  hint: "Earnings are posted once per epoch; try again after the next one.",
+                });
+              }
+              sendJson(res, 200, proofBody(latest, getAddress(raw), config.chainId));
+              return "settlement_proof";
+            }
+            return undefined;
+          } catch (error) {
+            if (error instanceof HttpError) throw error;
+            throw toHttpError(error, statusTable);
+          }
+        },
+        async close() {
+          clearInterval(timer);
+          await running?.catch(() => undefined);
+        },
+      };
+    },
+  };
+}
