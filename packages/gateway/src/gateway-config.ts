@@ -60,6 +60,15 @@ export const gatewayConfigSchema = z.strictObject({
     }),
   /** Accepted clock skew of signed link objects, seconds. */
   skewSeconds: z.number().int().min(0).max(600).default(30),
+  /** The model registry (signed manifests from publishers). */
+  registry: z
+    .strictObject({
+      /** Nodes may register and serve only models with an approved manifest (by name, and by sha256 when reported). */
+      requireApproved: z.boolean().default(false),
+      /** Publishers allowed to submit manifests (addresses); absent: any publisher may submit (as pending). */
+      publishers: z.array(schemas.address).max(10_000).optional(),
+    })
+    .default({ requireApproved: false }),
   /**
    * Settlement on chain (off when absent): each epoch the gateway posts the Merkle root of every
    * node's cumulative earnings to the Settlement contract, signing with the gateway key (the

@@ -15,6 +15,7 @@ import {
   type CreatedApiKey,
 } from "./ledger/accounts.js";
 import { openGatewayDatabase } from "./ledger/gateway-database.js";
+import { createModelRegistryExtension } from "./registry/registry-extension.js";
 import { jobRelay } from "./relay/job-relay.js";
 import type { GatewayExtension } from "./server/gateway-extension.js";
 import { type GatewayServer, startGatewayServer } from "./server/gateway-server.js";
@@ -37,7 +38,7 @@ export interface StartGatewayParameters extends GatewayPaths {
   passphrase?: string;
   /** Overrides the admin token file (e.g. GBT_GATEWAY_ADMIN_TOKEN). */
   adminToken?: string;
-  /** Features beside routing and billing (see gateway-extension.ts), after the job relay (always on). */
+  /** Features beside routing and billing (see gateway-extension.ts), after the model registry (always on). */
   extensions?: readonly GatewayExtension[];
 }
 
@@ -63,6 +64,7 @@ export async function startGateway(parameters: StartGatewayParameters): Promise<
     ...(parameters.host !== undefined ? { host: parameters.host } : {}),
     ...(parameters.port !== undefined ? { port: parameters.port } : {}),
     extensions: [
+      createModelRegistryExtension(),
       jobRelay(),
       ...(parameters.extensions ?? []),
       // Settlement runs when the config has a chain, unless the caller brought its own (gbt up).

@@ -28,6 +28,13 @@ export {
 } from "./gateway-service.js";
 export * from "./ledger/index.js";
 export {
+  createModelRegistryExtension,
+  type ModelRegistryExtensionOptions,
+  ModelRegistryStore,
+  migrateModelRegistry,
+  registryMigrations,
+} from "./registry/index.js";
+export {
   ADMITTED,
   type Admission,
   type BreakerState,
@@ -84,7 +91,7 @@ export {
   type GatewayServerOptions,
   startGatewayServer,
 } from "./server/gateway-server.js";
-export { type InstanceLink, NodeLinks } from "./server/node-links.js";
+export { type InstanceLink, type ModelAdmission, NodeLinks } from "./server/node-links.js";
 export { type CompletedRequest, completionTolerance, ReceiptSettler } from "./server/receipt-settler.js";
 export { SseRelay } from "./server/sse-relay.js";
 export {
@@ -97,4 +104,4 @@ export {
   type SettlementExtension,
   type SettlementExtensionOptions,
 } from "./settlement/index.js";
-export { type JobRelayOptions, jobRelay, MAX_RELAYED_JOB_BYTES, RELAYED_BY_HEADER } from "./relay/job-relay.js";
+export { jobRelay, MAX_RELAYED_JOB_BYTES, RELAYED_BY_HEADER, type JobRelayOptions } from "./relay/job-relay.js";

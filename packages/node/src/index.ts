@@ -143,6 +143,7 @@ export {
   type SystemInformation,
 } from "./hardware.js";
 export { ensureIdentity, loadNodeAccount } from "./identity.js";
+export * from "./model-publish/index.js";
 export { getMeta, type NodeDatabase, nodeMigrations, openDatabase, setMeta } from "./node-database.js";
 export {
   createNodeLogger,

@@ -56,6 +56,8 @@ export const errorCodes = {
   INVALID_ADDRESS: "validation",
   INVALID_KEY: "validation",
   INVALID_OBJECT: "validation",
+  MANIFEST_INVALID: "validation",
+  ARTIFACT_MISMATCH: "validation",
   UNKNOWN_JOB_TYPE: "validation",
   INVALID_PARAMS: "validation",
   POLICY_DENIED: "validation",

@@ -11,6 +11,7 @@ import {
   type GatewayInfo,
   GbtError,
   type HeartbeatDetails,
+  HttpError,
   heartbeatDetailsSchema,
   type RegistrationDetails,
   type RegistrationResponse,
@@ -32,6 +33,13 @@ export interface NodeLinksOptions {
   now?: () => number;
 }
 
+/**
+ * Whether a node may register and serve one of its models (e.g. the model registry's "approved
+ * only" policy). Models refused are left out of the node's routing; a node left with none is
+ * refused with 403 `policy_denied`.
+ */
+export type ModelAdmission = (model: { id: string; digest?: string | undefined }, node: Address) => boolean;
+
 /** What the proxy needs to forward a request to an instance. */
 export interface InstanceLink {
   instanceId: string;
@@ -51,6 +59,7 @@ export class NodeLinks {
   readonly #lastNonce = new Map<string, number>();
   readonly #lastSeq = new Map<string, number>();
   readonly #links = new Map<string, InstanceLink>();
+  #admission: ModelAdmission | undefined;
 
   constructor(options: NodeLinksOptions) {
     this.#options = options;
@@ -71,6 +80,11 @@ export class NodeLinks {
 
   links(): IterableIterator<InstanceLink> {
     return this.#links.values();
+  }
+
+  /** Installs (or removes) the check of which models nodes may register and serve. */
+  setModelAdmission(admission: ModelAdmission | undefined): void {
+    this.#admission = admission;
   }
 
   /** Verifies a signed NodeRegistration and (re-)registers its instance. */
@@ -111,6 +125,18 @@ export class NodeLinks {
         details: { capacity: message.capacity },
       });
     }
+    const admission = this.#admission;
+    const models = admission
+      ? details.data.models.filter((model) => admission(model, message.node))
+      : details.data.models;
+    if (models.length === 0) {
+      throw new HttpError(
+        403,
+        "permission_error",
+        "policy_denied",
+        `This gateway serves only approved models; none of ${details.data.models.map((m) => m.id).join(", ")} is approved.`,
+      );
+    }
     const benchmarkTokPerSec = await this.#benchmarkOf(details.data.benchmark, message.node);
     this.#lastNonce.set(nodeKey, message.nonce);
     // A heartbeat signed before this registration must not count afterwards.
@@ -120,7 +146,7 @@ export class NodeLinks {
       id: instanceId,
       nodeAddress: message.node,
       url: message.url.replace(/\/+$/, ""),
-      models: details.data.models.map((model) => model.id),
+      models: models.map((model) => model.id),
       declaredCapacity: message.capacity,
       benchmarkTokPerSec,
     });
@@ -130,6 +156,7 @@ export class NodeLinks {
       node: message.node,
       url: message.url.replace(/\/+$/, ""),
       authorization: `Bearer ${linkToken}`,
+      // Everything the node reported (with digests): the admission is re-checked on each heartbeat.
       models: details.data.models,
       backend: details.data.backend,
       lastHealth: null,
@@ -139,7 +166,7 @@ export class NodeLinks {
         node: message.node,
         url: message.url,
         capacity: message.capacity,
-        models: details.data.models.map((model) => model.id),
+        models: models.map((model) => model.id),
         benchmarkTokPerSec,
       },
       "node registered",
@@ -184,13 +211,20 @@ export class NodeLinks {
     }
     this.#lastSeq.set(nodeKey, message.seq);
     link.lastHealth = details.data.health;
-    const instance = registry.heartbeat(nodeKey, { models: details.data.models });
+    const admission = this.#admission;
+    // Re-checked on every heartbeat: a model delisted since registration stops being routed.
+    const models = admission
+      ? details.data.models.filter((id) =>
+          admission({ id, digest: link.models.find((model) => model.id === id)?.digest }, message.node),
+        )
+      : details.data.models;
+    const instance = registry.heartbeat(nodeKey, { models });
     if (details.data.capacity >= 1 && details.data.capacity !== instance.declaredCapacity) {
       registry.register({
         id: nodeKey,
         nodeAddress: instance.nodeAddress,
         url: instance.url,
-        models: details.data.models,
+        models,
         declaredCapacity: details.data.capacity,
         benchmarkTokPerSec: instance.benchmarkTokPerSec,
       });

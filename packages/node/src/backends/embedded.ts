@@ -48,6 +48,11 @@ import {
 export interface EmbeddedModelFile {
   id: string;
   path: string;
+  /**
+   * The sha256 (hex) its signed model manifest gives for this GGUF: the file is hashed before it
+   * loads and refused (ARTIFACT_MISMATCH) when it differs. Absent: no manifest, no check.
+   */
+  sha256?: string;
 }
 
 export interface EmbeddedBackendOptions {
@@ -284,6 +289,11 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
   }
   const gpu = options.gpu ?? false;
   const explicitModels = new Map((options.models ?? []).map((model) => [model.id, resolve(model.path)]));
+  const manifestDigests = new Map(
+    (options.models ?? []).flatMap((model) =>
+      model.sha256 === undefined ? [] : [[model.id, `sha256:${model.sha256.toLowerCase()}`] as const],
+    ),
+  );
   const modelsDir = options.modelsDir === undefined ? undefined : resolve(options.modelsDir);
 
   /** Models loading or loaded, by id. */
@@ -365,6 +375,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
       const files = await modelFiles();
       const path = files.get(id);
       if (path === undefined) throw modelNotFound(id, [...files.keys()]);
+      await checkManifestDigest(id, path);
       const instance = await llama();
       let model: LlamaModel;
       try {
@@ -633,6 +644,25 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
     digests.set(path, { size, mtimeMs, digest });
     digest.catch(() => digests.delete(path));
     return digest;
+  }
+
+  /** Refuses a GGUF whose sha256 is not the one its manifest signed (checked before every load). */
+  async function checkManifestDigest(id: string, path: string): Promise<void> {
+    const expected = manifestDigests.get(id);
+    if (expected === undefined) return;
+    const info = await stat(path).catch(() => undefined);
+    if (!info) return; // Missing files fail the load with MODEL_NOT_FOUND.
+    const actual = await fileDigest(path, info.size, info.mtimeMs);
+    if (actual !== expected) {
+      throw new GbtError(
+        "ARTIFACT_MISMATCH",
+        `The GGUF of model '${id}' (${path}) does not match its manifest: refusing to serve it.`,
+        {
+          details: { model: id, path, expected, actual },
+          hint: "Restore the file the manifest was signed for, or serve the model with its new manifest.",
+        },
+      );
+    }
   }
 
   async function trainedContextLength(path: string): Promise<number | undefined> {

@@ -1,0 +1,41 @@
+import { RegistryClient } from "@gbt/node";
+import { parseModelRef, type RegistryModel } from "@gbt/protocol";
+import { Args, Flags } from "@oclif/core";
+import { GbtCommand } from "../../gbt-command.js";
+import {
+  adminToken,
+  adminTokenFlags,
+  gatewayUrl,
+  gatewayUrlFlag,
+  registryOptions,
+} from "../../model-registry-flags.js";
+
+export default class ModelDelist extends GbtCommand {
+  static override summary = "Delist a registered model version (gateway admin).";
+  static override description =
+    "Moves NAME@VERSION (pending or approved) to delisted: under registry.requireApproved, nodes stop being routed requests for it at their next heartbeat. A delisted version stays delisted; publish a new version. Needs the gateway's admin token (--admin-token-file, GBT_GATEWAY_ADMIN_TOKEN, or the local gateway's). Exit codes: 0 ok; 2 usage; 4 admin token refused; 5 gateway unreachable; 8 no such version.";
+  static override examples = [
+    {
+      description: "On the gateway's machine",
+      command: "<%= config.bin %> <%= command.id %> tiny-chat@1.0.0 --reason 'reviewed'",
+    },
+  ];
+  static override args = {
+    model: Args.string({ description: "NAME@VERSION.", required: true }),
+  };
+  static override flags = {
+    ...gatewayUrlFlag,
+    ...adminTokenFlags,
+    reason: Flags.string({ description: "Why (kept with the status, at most 500 characters)." }),
+  };
+
+  async run(): Promise<Omit<RegistryModel, "signed">> {
+    const { args, flags } = await this.parse(ModelDelist);
+    const { name, version } = parseModelRef(args.model);
+    const token = await adminToken(flags["admin-token-file"]);
+    const client = new RegistryClient(registryOptions(gatewayUrl(flags.gateway), (m) => this.note(m), token));
+    const { signed: _signed, ...model } = await client.setStatus(name, version, "delist", flags.reason);
+    this.out(`${model.name}@${model.version} is ${model.status}`);
+    return model;
+  }
+}

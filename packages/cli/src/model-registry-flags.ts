@@ -1,0 +1,91 @@
+/**
+ * Flags and helpers shared by the `gbt model` registry commands: which gateway (--gateway, else
+ * GBT_GATEWAY_URL, else the local default), the admin token for approve/delist, and artifact
+ * hashing progress on stderr (one line per artifact and per 1 GiB, never on stdout).
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { adminTokenPath } from "@gbt/gateway";
+import { type ArtifactProgress, type RegistryClientOptions, resolvePaths } from "@gbt/node";
+import { GbtError } from "@gbt/protocol";
+import { Flags } from "@oclif/core";
+import { gatewayPaths } from "./gateway-paths.js";
+
+export const DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080";
+
+export const gatewayUrlFlag = {
+  gateway: Flags.string({
+    helpValue: "URL",
+    description: `Gateway base URL (default: GBT_GATEWAY_URL, else ${DEFAULT_GATEWAY_URL}).`,
+  }),
+};
+
+export function gatewayUrl(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return flag ?? (env.GBT_GATEWAY_URL || DEFAULT_GATEWAY_URL);
+}
+
+/** Registry client options that print each retry on stderr. */
+export function registryOptions(
+  url: string,
+  note: (message: string) => void,
+  adminToken?: string,
+): RegistryClientOptions {
+  return {
+    gatewayUrl: url,
+    ...(adminToken ? { adminToken } : {}),
+    onRetry: ({ attempt, delayMs, reason }) =>
+      note(`gateway ${reason}; retrying in ${(delayMs / 1000).toFixed(1)} s (try ${attempt + 1})`),
+  };
+}
+
+/** Progress of artifact hashing as plain stderr lines (CI logs and terminals alike). */
+export function hashingProgress(note: (message: string) => void): (progress: ArtifactProgress) => void {
+  let lastIndex = -1;
+  return (progress) => {
+    const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+    if (progress.index !== lastIndex) {
+      lastIndex = progress.index;
+      note(`hashing ${progress.path} (${mib(progress.totalBytes)})`);
+    }
+    if (progress.bytes >= progress.totalBytes) note(`  ${progress.path}: ${mib(progress.bytes)} hashed`);
+    else if (
+      progress.bytes % (1024 * 1024 * 1024) < 64 * 1024 * 1024 &&
+      progress.bytes >= 1024 * 1024 * 1024
+    ) {
+      note(`  ${progress.path}: ${mib(progress.bytes)} of ${mib(progress.totalBytes)}`);
+    }
+  };
+}
+
+export const adminTokenFlags = {
+  "admin-token-file": Flags.string({
+    helpValue: "PATH",
+    description:
+      "File holding the gateway's admin token (default: GBT_GATEWAY_ADMIN_TOKEN, else the local gateway's).",
+  }),
+};
+
+/** The admin token: --admin-token-file, GBT_GATEWAY_ADMIN_TOKEN, or the local gateway's (`gbt gateway serve`, then `gbt up`). */
+export async function adminToken(
+  file: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
+  const candidates = file
+    ? [file]
+    : [
+        adminTokenPath(gatewayPaths({}).dataDir),
+        adminTokenPath(join(resolvePaths().dataDir, "up", "gateway")),
+      ];
+  if (!file && env.GBT_GATEWAY_ADMIN_TOKEN) return env.GBT_GATEWAY_ADMIN_TOKEN;
+  for (const path of candidates) {
+    try {
+      const token = (await readFile(path, "utf8")).trim();
+      if (token) return token;
+    } catch {
+      // the next place
+    }
+  }
+  throw new GbtError("MISSING_INPUT", `No admin token${file ? ` in ${file}` : ""}.`, {
+    hint: "Pass --admin-token-file PATH or set GBT_GATEWAY_ADMIN_TOKEN.",
+  });
+}

@@ -1,0 +1,76 @@
+/**
+ * The model registry's tables in gateway.db. The gateway's own migrations own `user_version`, so
+ * the registry keeps its schema version in its own meta row; its migrations are append-only, they
+ * run in one immediate transaction, and running them again (every start) changes nothing.
+ */
+import { GbtError } from "@gbt/protocol";
+import type { GatewayDatabase } from "../ledger/gateway-database.js";
+
+export const registryMigrations: readonly string[] = [
+  `CREATE TABLE registry_models (
+     name TEXT NOT NULL,
+     version TEXT NOT NULL,
+     publisher TEXT NOT NULL,
+     manifest_hash TEXT NOT NULL,
+     signed_json TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'delisted')),
+     created_at TEXT NOT NULL,
+     submitted_at INTEGER NOT NULL,
+     status_changed_at INTEGER NOT NULL,
+     status_reason TEXT,
+     artifact_count INTEGER NOT NULL,
+     size_bytes INTEGER NOT NULL,
+     PRIMARY KEY (name, version)
+   ) STRICT;
+   CREATE INDEX registry_models_by_status ON registry_models (status, name);
+   CREATE TABLE registry_artifacts (
+     name TEXT NOT NULL,
+     version TEXT NOT NULL,
+     idx INTEGER NOT NULL,
+     sha256 TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     PRIMARY KEY (name, version, idx),
+     FOREIGN KEY (name, version) REFERENCES registry_models (name, version)
+   ) STRICT;
+   CREATE INDEX registry_artifacts_by_sha256 ON registry_artifacts (sha256);
+   -- Every status change, for audit: who (admin or publisher) moved what, when and why.
+   CREATE TABLE registry_events (
+     id INTEGER PRIMARY KEY,
+     name TEXT NOT NULL,
+     version TEXT NOT NULL,
+     status TEXT NOT NULL,
+     reason TEXT,
+     at INTEGER NOT NULL
+   ) STRICT;`,
+];
+
+/** Brings the registry's tables to the latest schema; safe to call on every start. */
+export function migrateModelRegistry(
+  db: GatewayDatabase,
+  migrations: readonly string[] = registryMigrations,
+): void {
+  db.exec("CREATE TABLE IF NOT EXISTS registry_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT");
+  // IMMEDIATE: two processes starting on one database migrate one after the other, never both.
+  db.transaction(() => {
+    const row = db.prepare("SELECT value FROM registry_meta WHERE key = 'schema_version'").get() as
+      | { value: number }
+      | undefined;
+    const current = row?.value ?? 0;
+    if (current > migrations.length) {
+      throw new GbtError(
+        "CONFIG_INVALID",
+        `The model registry in ${db.name} has schema ${current}, newer than this gbt understands (${migrations.length}).`,
+        {
+          details: { path: db.name, schema: current, supported: migrations.length },
+          hint: "Upgrade gbt to the version that wrote this database; it was left untouched.",
+        },
+      );
+    }
+    for (let version = current; version < migrations.length; version++) {
+      db.exec(migrations[version] as string);
+      db.prepare(
+        "INSERT INTO registry_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      ).run(version + 1);
+    }
+  }).immediate();
+}
