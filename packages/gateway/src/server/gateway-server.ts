@@ -85,6 +85,8 @@ const gatewayStatuses: HttpStatusTable = {
   NOT_FOUND: [404, "invalid_request_error", "not_found"],
   MODEL_NOT_FOUND: [404, "invalid_request_error", "model_not_found"],
   INSUFFICIENT_FUNDS: [402, "insufficient_quota", "insufficient_credits"],
+  POLICY_DENIED: [403, "permission_error", "policy_denied"],
+  CONFLICT: [409, "invalid_request_error", "conflict"],
   BUSY: [503, "server_error", "no_capacity"],
 };
 
