@@ -6,7 +6,7 @@
 import { access } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { GbtError } from "@gbt/protocol";
-import { createEmbeddedBackend } from "./backends/embedded.js";
+import { createEmbeddedBackend, type EmbeddedModelFile } from "./backends/embedded.js";
 import { createOllamaBackend } from "./backends/ollama.js";
 import { createOpenAICompatibleBackend } from "./backends/openai-compatible.js";
 import type { Backend } from "./backends/types.js";
@@ -62,12 +62,18 @@ export async function resolveEmbeddedModel(
 export async function buildBackend(
   config: BackendConfig,
   paths: GbtPaths,
-  overrides: { threads?: number; capacity?: number; contextSize?: number } = {},
+  overrides: {
+    threads?: number;
+    capacity?: number;
+    contextSize?: number;
+    /** Embedded: serve this model file (e.g. from a signed manifest, with its sha256) instead of the configured one. */
+    embeddedModel?: EmbeddedModelFile;
+  } = {},
 ): Promise<BuiltBackend> {
   const capacity = overrides.capacity ?? config.capacity ?? defaultCapacity(config.kind);
   switch (config.kind) {
     case "embedded": {
-      const model = await resolveEmbeddedModel(config.model, paths);
+      const model = overrides.embeddedModel ?? (await resolveEmbeddedModel(config.model, paths));
       const threads = overrides.threads ?? config.threads;
       const contextSize = overrides.contextSize ?? config.contextSize;
       const backend = createEmbeddedBackend({

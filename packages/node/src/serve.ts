@@ -7,12 +7,15 @@
  */
 import { GbtError } from "@gbt/protocol";
 import type { Logger } from "pino";
+import type { Address } from "viem";
 import { buildBackend, defaultCapacity } from "./backend-factory.js";
+import type { EmbeddedModelFile } from "./backends/embedded.js";
 import type { Backend, ModelInfo } from "./backends/types.js";
 import { listBenchmarkRecords } from "./benchmark/benchmark-record.js";
 import { type BackendConfig, gatewayConfigSchema, loadConfig } from "./config.js";
 import { type GatewayLink, startGatewayLink } from "./gateway-link.js";
 import { loadNodeAccount } from "./identity.js";
+import { embeddedModelFromManifestFile } from "./model-publish/manifest-model-file.js";
 import { openDatabase } from "./node-database.js";
 import type { GbtPaths } from "./paths.js";
 import { ApiKeyStore } from "./server/api-keys.js";
@@ -39,6 +42,11 @@ export interface ServeParameters {
   passphrase?: string;
   /** The node agent answering `/agent/jobs` (composed by the caller: @gbt/agent depends on this package). */
   agent?: NodeAgentEndpoint;
+  /**
+   * Serve the model of this signed manifest (embedded backend): the signature is checked (against
+   * `publishers` when given) and the GGUF's sha256 is checked against the manifest before it loads.
+   */
+  modelManifest?: { file: string; publishers?: readonly Address[] };
 }
 
 export interface RunningNode {
@@ -94,7 +102,29 @@ export async function startServe(parameters: ServeParameters): Promise<RunningNo
     });
   }
 
+  let embeddedModel: EmbeddedModelFile | undefined;
+  if (parameters.modelManifest !== undefined) {
+    if (backendConfig.kind !== "embedded") {
+      db.close();
+      throw new GbtError(
+        "USAGE",
+        `A model manifest is served by the embedded backend, not ${backendConfig.kind}.`,
+        {
+          hint: "Drop --manifest, or `gbt setup --backend embedded`.",
+        },
+      );
+    }
+    embeddedModel = await embeddedModelFromManifestFile(parameters.modelManifest.file, {
+      ...(parameters.modelManifest.publishers
+        ? { publishers: [...parameters.modelManifest.publishers] }
+        : {}),
+    }).catch((error: unknown) => {
+      db.close();
+      throw error;
+    });
+  }
   const { backend, defaultModel } = await buildBackend(backendConfig, paths, {
+    ...(embeddedModel ? { embeddedModel } : {}),
     capacity,
     ...(parameters.threads !== undefined ? { threads: parameters.threads } : {}),
   });

@@ -1,6 +1,7 @@
 import { createNodeLogger, DEFAULT_PORT, nodeLogFile, resolvePaths, startServe } from "@gbt/node";
-import { isGbtError } from "@gbt/protocol";
+import { GbtError, isGbtError } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
+import { type Address, getAddress, isAddress } from "viem";
 import { GbtCommand } from "../gbt-command.js";
 import { openNodeAgent } from "../node-agent.js";
 import { passphraseFromFlags } from "../terminal-input.js";
@@ -70,6 +71,17 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       description:
         "Gateway URL to join: the node registers (signed), heartbeats every 10 s, and serves the gateway's pooled traffic with a signed usage receipt per request. Saved nowhere; set gateway.url in config.json to make it permanent.",
     }),
+    manifest: Flags.string({
+      helpValue: "FILE",
+      description:
+        "Serve the model of this signed manifest (`gbt model publish --dry-run --out FILE`): its signature is checked, and its GGUF's sha256 before it loads (embedded backend).",
+    }),
+    publisher: Flags.string({
+      helpValue: "ADDRESS",
+      multiple: true,
+      description: "With --manifest: accept only manifests signed by these publishers.",
+      dependsOn: ["manifest"],
+    }),
     "public-url": Flags.string({
       description: "URL the gateway uses to reach this node (default: the address it listens on).",
       dependsOn: ["gateway"],
@@ -111,6 +123,14 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       ...(flags.host !== undefined ? { host: flags.host } : {}),
       ...(flags.port !== undefined ? { port: flags.port } : {}),
       ...(flags.model !== undefined ? { model: flags.model } : {}),
+      ...(flags.manifest !== undefined
+        ? {
+            modelManifest: {
+              file: flags.manifest,
+              ...(flags.publisher ? { publishers: flags.publisher.map(publisherAddress) } : {}),
+            },
+          }
+        : {}),
       ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
       ...(flags.capacity !== undefined ? { capacity: flags.capacity } : {}),
       requireApiKey: flags["require-api-key"],
@@ -154,4 +174,13 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
 /** Whether the server listens on loopback, where the agent's routes are served. */
 function isLoopbackUrl(url: string): boolean {
   return /^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost):/.test(url);
+}
+
+function publisherAddress(value: string): Address {
+  if (!isAddress(value, { strict: false })) {
+    throw new GbtError("INVALID_ADDRESS", `--publisher ${value} is not an address.`, {
+      hint: "Give the publisher's 0x-prefixed 20-byte address.",
+    });
+  }
+  return getAddress(value);
 }
