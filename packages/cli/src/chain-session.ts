@@ -8,7 +8,7 @@ import { toChainError } from "@gbt/contracts";
 import { loadNodeAccount, resolvePaths } from "@gbt/node";
 import { GbtError, readKeystore } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
-import { createClient, http } from "viem";
+import { createClient, http, type LocalAccount } from "viem";
 import { getChainId, getCode } from "viem/actions";
 import { chainConfigPath, loadChainConfig } from "./chain-config.js";
 import { ask, isInteractive, passphraseFromFlags } from "./terminal-input.js";
@@ -35,6 +35,8 @@ export interface OpenChainSessionParameters {
   rpcUrl?: string | undefined;
   passphraseFile?: string | undefined;
   env?: NodeJS.ProcessEnv;
+  /** Signs with this account instead of the node key (e.g. the publisher's). */
+  account?: LocalAccount;
 }
 
 export async function openChainSession(parameters: OpenChainSessionParameters = {}): Promise<ChainSession> {
@@ -42,17 +44,8 @@ export async function openChainSession(parameters: OpenChainSessionParameters = 
   const paths = resolvePaths(env);
   const config = await loadChainConfig(chainConfigPath(env));
   const rpcUrl = parameters.rpcUrl ?? config.rpcUrl;
-  const keystore = await readKeystore(paths.nodeKeystore).catch((cause: unknown) => {
-    throw new GbtError("NOT_SET_UP", `No node key at ${paths.nodeKeystore}.`, {
-      hint: "Run `gbt setup` first: the node key is the staking and payout account.",
-      cause,
-    });
-  });
-  let passphrase = await passphraseFromFlags({ passphraseFile: parameters.passphraseFile, env });
-  if (passphrase === undefined && keystore.encrypted && isInteractive()) {
-    passphrase = await ask("Passphrase of the node key", { hidden: true });
-  }
-  const account = await loadNodeAccount(paths.nodeKeystore, passphrase);
+  const account =
+    parameters.account ?? (await nodeAccount(paths.nodeKeystore, parameters.passphraseFile, env));
   const { chainId } = config.deployment;
   const client = createClient({
     account,
@@ -90,4 +83,23 @@ export async function openChainSession(parameters: OpenChainSessionParameters = 
     });
   }
   return { client, deployment: config.deployment, rpcUrl, gatewayUrl: config.gatewayUrl };
+}
+
+/** The node key, unlocked with --passphrase-file, GBT_PASSPHRASE, or a prompt on a TTY. */
+async function nodeAccount(
+  keystorePath: string,
+  passphraseFile: string | undefined,
+  env: NodeJS.ProcessEnv,
+): Promise<LocalAccount> {
+  const keystore = await readKeystore(keystorePath).catch((cause: unknown) => {
+    throw new GbtError("NOT_SET_UP", `No node key at ${keystorePath}.`, {
+      hint: "Run `gbt setup` first: the node key is the staking and payout account.",
+      cause,
+    });
+  });
+  let passphrase = await passphraseFromFlags({ passphraseFile, env });
+  if (passphrase === undefined && keystore.encrypted && isInteractive()) {
+    passphrase = await ask("Passphrase of the node key", { hidden: true });
+  }
+  return loadNodeAccount(keystorePath, passphrase);
 }

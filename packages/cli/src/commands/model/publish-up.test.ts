@@ -1,6 +1,9 @@
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { modelRegistryAbi } from "@gbt/contracts";
+import { createPublicClient, http } from "viem";
 import { generatePrivateKey } from "viem/accounts";
+import { readContract } from "viem/actions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { onlyJson, runCli, tempHome } from "../../testing/run-cli.js";
 import { type GbtProcess, startGbtProcess } from "../../testing/serve-process.js";
@@ -12,12 +15,14 @@ describe("the issue's done-when: CI-style publish against `gbt up`, then verify"
   timeout: 180_000,
 }, () => {
   let up: GbtProcess;
+  let upDir: string;
   let gatewayUrl: string;
   let work: string;
 
   beforeAll(async () => {
     const home = await tempHome("gbt-up-registry-");
-    up = await startGbtProcess(["up", "--nodes", "1", "--port", "0", "--json", "--dir", join(home, "up")], {
+    upDir = join(home, "up");
+    up = await startGbtProcess(["up", "--nodes", "1", "--port", "0", "--json", "--dir", upDir], {
       GBT_HOME: home,
     });
     gatewayUrl = String(up.first.baseUrl).replace(/\/v1$/, "");
@@ -66,5 +71,60 @@ describe("the issue's done-when: CI-style publish against `gbt up`, then verify"
       source: "registry",
       artifacts: [{ status: "verified" }],
     });
+  });
+
+  it("--onchain commits the manifest hash to the ModelRegistry of gbt up's chain, staking GBT, once", async () => {
+    // node-1 of gbt up holds GBT and ETH on the dev chain, and its home has chain.json: it publishes.
+    const nodeHome = join(upDir, "node-1");
+    const keyFile = join(nodeHome, "config", "keys", "node.json");
+    const env = { GBT_HOME: nodeHome, GBT_PUBLISHER_KEY: "", GBT_GATEWAY_URL: gatewayUrl };
+    await writeFile(
+      join(work, "onchain.yaml"),
+      [
+        "name: onchain-tiny",
+        "version: 1.0.0",
+        "artifacts: [{ path: dist/gbt-test-tiny.gguf }]",
+        "license: { spdx: Apache-2.0, claims: { commercialUse: true } }",
+        "runtime: { format: gguf, quantization: F32, backends: [embedded] }",
+        "vramBand: { minMiB: 0, maxMiB: 64 }",
+        "contextWindow: 512",
+        'intendedUse: { summary: "Pipeline tests." }',
+        "",
+      ].join("\n"),
+    );
+    const args = [
+      "model",
+      "publish",
+      join(work, "onchain.yaml"),
+      "--key-file",
+      keyFile,
+      "--onchain",
+      "--json",
+    ];
+    const first = await runCli(args, env);
+    expect(first.exitCode, first.stdout + first.stderr).toBe(0);
+    const published = onlyJson<Json>(first.stdout);
+    expect(published.onchain).toMatchObject({ status: "published", stake: "100" });
+    expect(published.onchain.transaction).toMatch(/^0x[0-9a-f]{64}$/);
+
+    const chain = JSON.parse(await readFile(join(nodeHome, "config", "chain.json"), "utf8")) as Json;
+    const client = createPublicClient({ transport: http(chain.rpcUrl), cacheTime: 0 });
+    const [publisher, , listed, stake, uri] = await readContract(client, {
+      address: chain.deployment.registry,
+      abi: modelRegistryAbi,
+      functionName: "models",
+      args: [published.manifestHash],
+    });
+    expect(publisher).toBe(published.publisher);
+    expect([listed, stake]).toEqual([true, 100n * 10n ** 18n]);
+    expect(uri).toBe(`${gatewayUrl}/v1/registry/models/onchain-tiny/1.0.0`);
+
+    // A rerun is idempotent on chain too: no second transaction, no second stake.
+    const again = await runCli(args, env);
+    expect(again.exitCode, again.stdout).toBe(0);
+    expect(onlyJson<Json>(again.stdout).onchain).toMatchObject({ status: "exists", transaction: null });
+
+    const tooLittle = await runCli([...args.slice(0, -1), "--stake", "1", "--json"], env);
+    expect(onlyJson<Json>(tooLittle.stdout).onchain ?? null).toMatchObject({ status: "exists" });
   });
 });

@@ -2,7 +2,9 @@ import { writeFile } from "node:fs/promises";
 import { publishModel } from "@gbt/node";
 import type { RegistryStatus, SignedModelManifest } from "@gbt/protocol";
 import { Args, Flags } from "@oclif/core";
+import { parseGbtAmount } from "../../chain-amount.js";
 import { GbtCommand } from "../../gbt-command.js";
+import { type CommittedManifest, commitManifestOnChain } from "../../model-onchain.js";
 import { publisherAccount } from "../../model-publisher-key.js";
 import { gatewayUrl, gatewayUrlFlag, hashingProgress, registryOptions } from "../../model-registry-flags.js";
 
@@ -14,6 +16,8 @@ interface PublishResult {
   publisher: string;
   manifestHash: string;
   signed: SignedModelManifest;
+  /** The on-chain commitment (--onchain). */
+  onchain: CommittedManifest | null;
 }
 
 export default class ModelPublish extends GbtCommand {
@@ -28,7 +32,9 @@ A manifest without createdAt gets SOURCE_DATE_EPOCH (reproducible builds) or the
 
 --dry-run signs without contacting a gateway and prints the signed manifest on stdout (for the chain of --chain-id, default 31337); --out FILE also writes it to a file for \`gbt model verify FILE\`. Never prompts without a TTY.
 
-Exit codes: 0 published, already published, or signed (dry run); 2 usage; 3 keystore unreadable; 4 key or signature refused (SIGNER_MISMATCH, WRONG_PASSPHRASE, SIGNATURE_INVALID, WRONG_CHAIN); 5 gateway unreachable after retries; 6 manifest invalid (MANIFEST_INVALID), artifact differs from a given sha256/size (ARTIFACT_MISMATCH) or bad key (INVALID_KEY); 8 manifest or artifact file missing; 9 name@version already registered with other content (CONFLICT); 11 I/O error.`;
+Exit codes: 0 published, already published, or signed (dry run); 2 usage; 3 keystore unreadable; 4 key or signature refused (SIGNER_MISMATCH, WRONG_PASSPHRASE, SIGNATURE_INVALID, WRONG_CHAIN); 5 gateway unreachable after retries; 6 manifest invalid (MANIFEST_INVALID), artifact differs from a given sha256/size (ARTIFACT_MISMATCH) or bad key (INVALID_KEY); 8 manifest or artifact file missing; 9 name@version already registered with other content, or its hash committed on chain by another publisher (CONFLICT); 7 too little GBT for --stake (INSUFFICIENT_FUNDS); 11 I/O error.
+
+--onchain also commits the manifest hash, with the registry URL of this version, to the ModelRegistry contract named in chain.json (written by \`gbt chain dev\` and \`gbt up\`), staking --stake GBT (default 100, the dev chain's minimum) from the publisher key, which pays the gas. A rerun finds its commitment and sends nothing.`;
 
   static override examples = [
     {
@@ -64,6 +70,20 @@ Exit codes: 0 published, already published, or signed (dry run); 2 usage; 3 keys
       min: 1,
     }),
     out: Flags.string({ helpValue: "FILE", description: "Also write the signed manifest (JSON) to FILE." }),
+    onchain: Flags.boolean({
+      description:
+        "Also commit the manifest hash and its registry URI to the ModelRegistry contract of chain.json (`gbt chain dev`, `gbt up`), staking --stake GBT from the publisher key.",
+      exclusive: ["dry-run"],
+    }),
+    stake: Flags.string({
+      helpValue: "GBT",
+      description: "Publisher stake for --onchain, in GBT (at least the registry's minimum).",
+      default: "100",
+    }),
+    "rpc-url": Flags.string({
+      description: "Chain RPC URL for --onchain (default: chain.json's).",
+      dependsOn: ["onchain"],
+    }),
   };
 
   async run(): Promise<PublishResult> {
@@ -75,6 +95,7 @@ Exit codes: 0 published, already published, or signed (dry run); 2 usage; 3 keys
       passphraseFile: flags["passphrase-file"],
     });
     const url = gatewayUrl(flags.gateway);
+    const stake = flags.onchain ? parseGbtAmount(flags.stake, "--stake") : 0n;
     const result = await publishModel({
       manifestPath: args.manifest,
       account,
@@ -93,14 +114,29 @@ Exit codes: 0 published, already published, or signed (dry run); 2 usage; 3 keys
       publisher: result.signed.message.publisher,
       manifestHash: result.signed.message.manifestHash,
       signed: result.signed,
+      onchain: null,
     };
+    if (flags.onchain && result.gatewayUrl !== null) {
+      note(`committing ${result.ref} on chain…`);
+      const [name, version] = [result.signed.payload.name, result.signed.payload.version];
+      output.onchain = await commitManifestOnChain({
+        account,
+        manifestHash: result.signed.message.manifestHash,
+        uri: `${result.gatewayUrl.replace(/\/+$/, "")}/v1/registry/models/${encodeURIComponent(name)}/${encodeURIComponent(version)}`,
+        stake,
+        rpcUrl: flags["rpc-url"],
+      });
+    }
     if (result.outcome === "dry-run") {
       this.out(JSON.stringify(result.signed, null, 2));
     } else {
       this.out(
         `${result.outcome === "created" ? "Published" : "Already published (same content)"} ${result.ref} to ${result.gatewayUrl}\n` +
           `  status        ${result.status}${result.status === "pending" ? " (an admin approves it: gbt model approve)" : ""}\n` +
-          `  publisher     ${output.publisher}\n  manifestHash  ${output.manifestHash}`,
+          `  publisher     ${output.publisher}\n  manifestHash  ${output.manifestHash}` +
+          (output.onchain
+            ? `\n  on chain      ${output.onchain.status} in ModelRegistry ${output.onchain.registry} (chain ${output.onchain.chainId}, stake ${output.onchain.stake} GBT${output.onchain.transaction ? `, tx ${output.onchain.transaction}` : ""})`
+            : ""),
       );
     }
     return output;
