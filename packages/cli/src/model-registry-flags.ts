@@ -6,9 +6,9 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { adminTokenPath } from "@gbt/gateway";
-import { type ArtifactProgress, type RegistryClientOptions, resolvePaths } from "@gbt/node";
-import { GbtError } from "@gbt/protocol";
-import { Flags } from "@oclif/core";
+import { type ArtifactProgress, RegistryClient, type RegistryClientOptions, resolvePaths } from "@gbt/node";
+import { GbtError, parseModelRef, type RegistryModel } from "@gbt/protocol";
+import { Args, Flags } from "@oclif/core";
 import { gatewayPaths } from "./gateway-paths.js";
 
 export const DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080";
@@ -88,4 +88,32 @@ export async function adminToken(
   throw new GbtError("MISSING_INPUT", `No admin token${file ? ` in ${file}` : ""}.`, {
     hint: "Pass --admin-token-file PATH or set GBT_GATEWAY_ADMIN_TOKEN.",
   });
+}
+
+/** The argument and flags of the admin's status commands (`gbt model approve|delist`). */
+export const modelStatusInputs = {
+  args: { model: Args.string({ description: "NAME@VERSION.", required: true }) },
+  flags: {
+    ...gatewayUrlFlag,
+    ...adminTokenFlags,
+    reason: Flags.string({ description: "Why (kept with the status, at most 500 characters)." }),
+  },
+};
+
+/** Moves a registered version to a new status with the admin token; answers the model without its signed document. */
+export async function changeModelStatus(
+  options: {
+    model: string;
+    action: "approve" | "delist";
+    gateway: string | undefined;
+    adminTokenFile: string | undefined;
+    reason: string | undefined;
+  },
+  note: (message: string) => void,
+): Promise<Omit<RegistryModel, "signed">> {
+  const { name, version } = parseModelRef(options.model);
+  const token = await adminToken(options.adminTokenFile);
+  const client = new RegistryClient(registryOptions(gatewayUrl(options.gateway), note, token));
+  const { signed: _signed, ...model } = await client.setStatus(name, version, options.action, options.reason);
+  return model;
 }

@@ -1,14 +1,6 @@
-import { RegistryClient } from "@gbt/node";
-import { parseModelRef, type RegistryModel } from "@gbt/protocol";
-import { Args, Flags } from "@oclif/core";
+import type { RegistryModel } from "@gbt/protocol";
 import { GbtCommand } from "../../gbt-command.js";
-import {
-  adminToken,
-  adminTokenFlags,
-  gatewayUrl,
-  gatewayUrlFlag,
-  registryOptions,
-} from "../../model-registry-flags.js";
+import { changeModelStatus, modelStatusInputs } from "../../model-registry-flags.js";
 
 export default class ModelApprove extends GbtCommand {
   static override summary = "Approve a registered model version (gateway admin).";
@@ -20,21 +12,21 @@ export default class ModelApprove extends GbtCommand {
       command: "<%= config.bin %> <%= command.id %> tiny-chat@1.0.0 --reason 'reviewed'",
     },
   ];
-  static override args = {
-    model: Args.string({ description: "NAME@VERSION.", required: true }),
-  };
-  static override flags = {
-    ...gatewayUrlFlag,
-    ...adminTokenFlags,
-    reason: Flags.string({ description: "Why (kept with the status, at most 500 characters)." }),
-  };
+  static override args = modelStatusInputs.args;
+  static override flags = modelStatusInputs.flags;
 
   async run(): Promise<Omit<RegistryModel, "signed">> {
     const { args, flags } = await this.parse(ModelApprove);
-    const { name, version } = parseModelRef(args.model);
-    const token = await adminToken(flags["admin-token-file"]);
-    const client = new RegistryClient(registryOptions(gatewayUrl(flags.gateway), (m) => this.note(m), token));
-    const { signed: _signed, ...model } = await client.setStatus(name, version, "approve", flags.reason);
+    const model = await changeModelStatus(
+      {
+        model: args.model,
+        action: "approve",
+        gateway: flags.gateway,
+        adminTokenFile: flags["admin-token-file"],
+        reason: flags.reason,
+      },
+      (message) => this.note(message),
+    );
     this.out(`${model.name}@${model.version} is ${model.status}`);
     return model;
   }

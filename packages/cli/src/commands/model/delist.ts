@@ -1,14 +1,6 @@
-import { RegistryClient } from "@gbt/node";
-import { parseModelRef, type RegistryModel } from "@gbt/protocol";
-import { Args, Flags } from "@oclif/core";
+import type { RegistryModel } from "@gbt/protocol";
 import { GbtCommand } from "../../gbt-command.js";
-import {
-  adminToken,
-  adminTokenFlags,
-  gatewayUrl,
-  gatewayUrlFlag,
-  registryOptions,
-} from "../../model-registry-flags.js";
+import { changeModelStatus, modelStatusInputs } from "../../model-registry-flags.js";
 
 export default class ModelDelist extends GbtCommand {
   static override summary = "Delist a registered model version (gateway admin).";
@@ -17,24 +9,24 @@ export default class ModelDelist extends GbtCommand {
   static override examples = [
     {
       description: "On the gateway's machine",
-      command: "<%= config.bin %> <%= command.id %> tiny-chat@1.0.0 --reason 'reviewed'",
+      command: "<%= config.bin %> <%= command.id %> tiny-chat@1.0.0 --reason 'license withdrawn'",
     },
   ];
-  static override args = {
-    model: Args.string({ description: "NAME@VERSION.", required: true }),
-  };
-  static override flags = {
-    ...gatewayUrlFlag,
-    ...adminTokenFlags,
-    reason: Flags.string({ description: "Why (kept with the status, at most 500 characters)." }),
-  };
+  static override args = modelStatusInputs.args;
+  static override flags = modelStatusInputs.flags;
 
   async run(): Promise<Omit<RegistryModel, "signed">> {
     const { args, flags } = await this.parse(ModelDelist);
-    const { name, version } = parseModelRef(args.model);
-    const token = await adminToken(flags["admin-token-file"]);
-    const client = new RegistryClient(registryOptions(gatewayUrl(flags.gateway), (m) => this.note(m), token));
-    const { signed: _signed, ...model } = await client.setStatus(name, version, "delist", flags.reason);
+    const model = await changeModelStatus(
+      {
+        model: args.model,
+        action: "delist",
+        gateway: flags.gateway,
+        adminTokenFile: flags["admin-token-file"],
+        reason: flags.reason,
+      },
+      (message) => this.note(message),
+    );
     this.out(`${model.name}@${model.version} is ${model.status}`);
     return model;
   }
