@@ -3,8 +3,8 @@
  * the registry keeps its schema version in its own meta row; its migrations are append-only, they
  * run in one immediate transaction, and running them again (every start) changes nothing.
  */
-import { GbtError } from "@gbt/protocol";
 import type { GatewayDatabase } from "../ledger/gateway-database.js";
+import { migrateExtensionTables } from "../server/extension-migrations.js";
 
 export const registryMigrations: readonly string[] = [
   `CREATE TABLE registry_models (
@@ -44,33 +44,10 @@ export const registryMigrations: readonly string[] = [
    ) STRICT;`,
 ];
 
-/** Brings the registry's tables to the latest schema; safe to call on every start. */
+/** Brings the registry tables to the latest schema; safe to call on every start. */
 export function migrateModelRegistry(
   db: GatewayDatabase,
   migrations: readonly string[] = registryMigrations,
 ): void {
-  db.exec("CREATE TABLE IF NOT EXISTS registry_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT");
-  // IMMEDIATE: two processes starting on one database migrate one after the other, never both.
-  db.transaction(() => {
-    const row = db.prepare("SELECT value FROM registry_meta WHERE key = 'schema_version'").get() as
-      | { value: number }
-      | undefined;
-    const current = row?.value ?? 0;
-    if (current > migrations.length) {
-      throw new GbtError(
-        "CONFIG_INVALID",
-        `The model registry in ${db.name} has schema ${current}, newer than this gbt understands (${migrations.length}).`,
-        {
-          details: { path: db.name, schema: current, supported: migrations.length },
-          hint: "Upgrade gbt to the version that wrote this database; it was left untouched.",
-        },
-      );
-    }
-    for (let version = current; version < migrations.length; version++) {
-      db.exec(migrations[version] as string);
-      db.prepare(
-        "INSERT INTO registry_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-      ).run(version + 1);
-    }
-  }).immediate();
+  migrateExtensionTables(db, { prefix: "registry", label: "The model registry", migrations });
 }

@@ -3,8 +3,8 @@
  * built from, so proofs survive a restart. The gateway's migrations own `user_version`, so this
  * keeps its schema version in its own meta row (as the model registry does); append-only.
  */
-import { GbtError } from "@gbt/protocol";
 import type { GatewayDatabase } from "../ledger/gateway-database.js";
+import { migrateExtensionTables } from "../server/extension-migrations.js";
 
 export const settlementMigrations: readonly string[] = [
   `CREATE TABLE settlement_epochs (
@@ -19,29 +19,10 @@ export const settlementMigrations: readonly string[] = [
    ) STRICT`,
 ];
 
+/** Brings the settlement tables to the latest schema; safe to call on every start. */
 export function migrateSettlement(
   db: GatewayDatabase,
   migrations: readonly string[] = settlementMigrations,
 ): void {
-  db.exec("CREATE TABLE IF NOT EXISTS settlement_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT");
-  // IMMEDIATE: two processes starting on one database migrate one after the other, never both.
-  db.transaction(() => {
-    const row = db.prepare("SELECT value FROM settlement_meta WHERE key = 'schema_version'").get() as
-      | { value: number }
-      | undefined;
-    const current = row?.value ?? 0;
-    if (current > migrations.length) {
-      throw new GbtError(
-        "CONFIG_INVALID",
-        `Settlement in ${db.name} has schema ${current}, newer than this gbt understands (${migrations.length}).`,
-        { hint: "Upgrade gbt to the version that wrote this database; it was left untouched." },
-      );
-    }
-    for (let version = current; version < migrations.length; version++) {
-      db.exec(migrations[version] as string);
-      db.prepare(
-        "INSERT INTO settlement_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-      ).run(version + 1);
-    }
-  }).immediate();
+  migrateExtensionTables(db, { prefix: "settlement", label: "Settlement", migrations });
 }
