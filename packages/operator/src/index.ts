@@ -1,4 +1,63 @@
 /**
- * @gbt/operator: placeholder until its issue lands (see README.md in this package).
+ * @gbt/operator: the terminal assistant of a node's admin. It plans with a deterministic planner
+ * or an LLM (Ollama, any OpenAI-compatible endpoint, or a GGUF in process), explains from the
+ * node's status and the gateway's view, and hands work to the Node Agent only as jobs the admin
+ * approved and the owner key signed. It talks to the agent over HTTP only.
  */
-export const packageName = "@gbt/operator" as const;
+export {
+  type AgentClient,
+  type AgentClientOptions,
+  createAgentClient,
+  FINAL_JOB_STATES,
+  type JobOutcome,
+  jobOutcomeSchema,
+  type PublishedAllowlist,
+  publishedAllowlistSchema,
+} from "./agent-client.js";
+export type { AgentConnection, OperatorEvent, OperatorEventType } from "./events.js";
+export { type Fact, gatewayFacts, renderFacts, statusFacts } from "./facts.js";
+export {
+  type GatewayNodeView,
+  type GatewayViewOptions,
+  type GatewayViewSource,
+  gatewayViewSource,
+} from "./gateway-view.js";
+export { exitCodeOf, type HeadlessEvent, type RunHeadlessOptions, runHeadless } from "./headless.js";
+export {
+  createOperatorSession,
+  type OperatorSession,
+  type OperatorSessionOptions,
+} from "./operator-session.js";
+export { allowlistTools, toolNameOf } from "./planner/allowlist-tools.js";
+export {
+  createPlanner,
+  type PlannerChoice,
+  type PlannerKind,
+  plannerKinds,
+} from "./planner/create-planner.js";
+export { createEmbeddedPlanner, type EmbeddedPlannerOptions } from "./planner/embedded-planner.js";
+export { createOfflinePlanner } from "./planner/offline-planner.js";
+export { createOllamaPlanner, type OllamaPlannerOptions } from "./planner/ollama-planner.js";
+export { createOpenAIPlanner, type OpenAIPlannerOptions } from "./planner/openai-planner.js";
+export type { ChatTurn, Planner, PlannerReply, PlanningContext } from "./planner/planner.js";
+export {
+  type DroppedProposal,
+  type ProposedJob,
+  printable,
+  type RawProposal,
+  validateProposal,
+} from "./proposal.js";
+export { type RunOperatorOptions, runOperator } from "./run-operator.js";
+export { signApprovedJob } from "./sign-job.js";
+export {
+  startTestAgentServer,
+  type TestAgentServer,
+  type TestAgentServerOptions,
+} from "./testing/agent-server.js";
+export {
+  type ScriptedAnswer,
+  type ScriptedChatRequest,
+  type ScriptedChatServer,
+  type ScriptedToolCall,
+  startScriptedChatServer,
+} from "./testing/scripted-chat-server.js";

@@ -1,16 +1,8 @@
 import { createAllowlist } from "@gbt/agent";
 import { loadConfig, readConfigIfPresent, resolvePaths } from "@gbt/node";
-import {
-  GbtError,
-  parsePrivateKey,
-  readKeystore,
-  type SignedObject,
-  schemas,
-  unlockKeystore,
-} from "@gbt/protocol";
+import { GbtError, type SignedObject, schemas } from "@gbt/protocol";
 import { Args, Flags } from "@oclif/core";
-import type { Address, LocalAccount } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+import type { Address } from "viem";
 import { GbtCommand } from "../../gbt-command.js";
 import {
   buildJobParams,
@@ -19,29 +11,9 @@ import {
   jobTypeEntry,
   MAX_JOB_TTL_SECONDS,
 } from "../../job-params.js";
-import { passphraseFromFlags, readSecretFile } from "../../terminal-input.js";
+import { ownerAccount } from "../../owner-key.js";
 
 const DEFAULT_CHAIN_ID = 31337;
-
-/** The owner's key from --key-file (hex key or gbt keystore) or GBT_OWNER_KEY; never echoed. */
-async function ownerAccount(
-  keyFile: string | undefined,
-  passphraseFile: string | undefined,
-): Promise<LocalAccount> {
-  if (keyFile) {
-    const text = await readSecretFile(keyFile, "owner key");
-    if (text.trimStart().startsWith("{")) {
-      const keystore = await readKeystore(keyFile);
-      return unlockKeystore(keystore, await passphraseFromFlags({ passphraseFile }));
-    }
-    return privateKeyToAccount(parsePrivateKey(text, `The key file ${keyFile}`));
-  }
-  const fromEnv = process.env.GBT_OWNER_KEY;
-  if (fromEnv) return privateKeyToAccount(parsePrivateKey(fromEnv, "GBT_OWNER_KEY"));
-  throw new GbtError("MISSING_INPUT", "No owner key to sign the job with.", {
-    hint: "Pass --key-file PATH (a hex private key or a gbt keystore) or set GBT_OWNER_KEY.",
-  });
-}
 
 /** The node the job is for: --node, else this machine's node from its config. */
 async function targetNode(flag: string | undefined): Promise<Address> {
