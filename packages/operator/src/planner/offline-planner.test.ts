@@ -36,6 +36,20 @@ describe("offline planner: the common intents without a model", () => {
     expect(reply.proposals.map((p) => p.type)).toEqual(["node.drain", "service.restart"]);
   });
 
+  it("'pull X then switch to it' switches to X; a pronoun with nothing before it is left for the agent to refuse", async () => {
+    const reply = await planner.plan(context("pull gbt-test-small then switch to it"));
+    expect(reply.proposals).toEqual([
+      expect.objectContaining({ type: "model.pull", params: { model: "gbt-test-small" } }),
+      expect.objectContaining({
+        type: "model.switch",
+        params: { model: "gbt-test-small" },
+        why: "You asked to serve gbt-test-small instead.",
+      }),
+    ]);
+    const alone = await planner.plan(context("switch to it"));
+    expect(alone.proposals).toEqual([expect.objectContaining({ params: { model: "it" } })]);
+  });
+
   it("asks for the gateway's view and the status when the admin asks why the node is parked", async () => {
     const reply = await planner.plan(context("why is my node parked?"));
     expect(reply.proposals).toEqual([]);

@@ -99,6 +99,27 @@ function intentOf(raw: string): Intent | undefined {
   return undefined;
 }
 
+const PRONOUNS = new Set(["it", "that", "this", "them", "that one", "this one"]);
+
+/**
+ * "pull gbt-test-small then switch to it": a model param that is a pronoun names the model of the
+ * job before it. With no earlier model the pronoun stays, and the agent's schema or preflight says no.
+ */
+function resolvePronouns(proposals: Intent["proposals"]): Intent["proposals"] {
+  let lastModel: string | undefined;
+  return proposals.map((proposal) => {
+    const params = proposal.params as Record<string, unknown>;
+    const model = params.model;
+    if (typeof model !== "string") return proposal;
+    if (PRONOUNS.has(model.toLowerCase()) && lastModel !== undefined) {
+      const why = typeof proposal.why === "string" ? proposal.why.replace(model, lastModel) : proposal.why;
+      return { ...proposal, params: { ...params, model: lastModel }, why };
+    }
+    lastModel = model;
+    return proposal;
+  });
+}
+
 const HELP =
   "Offline, I understand: status · restart the backend / server · pull, remove or switch to a model NAME · benchmark · drain [because …] / resume · logs [N] · why is my node parked? (gateway view).";
 
@@ -119,7 +140,7 @@ export function createOfflinePlanner(): Planner {
           proposals: [],
         };
       }
-      const proposals = intents.flatMap((intent) => intent?.proposals ?? []);
+      const proposals = resolvePronouns(intents.flatMap((intent) => intent?.proposals ?? []));
       const explain = [...new Set(intents.flatMap((intent) => intent?.explain ?? []))];
       return { say: "", proposals, ...(explain.length > 0 ? { explain } : {}) };
     },
