@@ -110,8 +110,8 @@ export {
   SCHEMA_VERSION,
   type UsageReceipt,
 } from "./objects.js";
-export * as schemas from "./primitives.js";
 export { MODEL_SWITCH_PENALTY, type ModelSwitchCost, modelSwitchCost } from "./pool-rules.js";
+export * as schemas from "./primitives.js";
 export { seededRandom } from "./seeded-random.js";
 export {
   DOMAIN_NAME,

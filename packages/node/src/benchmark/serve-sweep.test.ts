@@ -156,17 +156,20 @@ describe("serve sweep through the node server over a scripted backend", () => {
     for (const l of results.levels) {
       expect(l.requests).toBe(Math.max(4, 2 * l.concurrency));
       expect(l.succeeded).toBe(l.requests);
-      // Timers fire late, never early; HTTP on loopback adds a little.
+      // Timers fire late, never early, and a busy machine makes them later still: the bounds below
+      // are loose on the high side, and what is checked is that TTFT carries the prefill and TPOT
+      // the token interval, not the other way round.
       expect(l.ttftMs.p50).toBeGreaterThanOrEqual(19);
-      expect(l.ttftMs.p50).toBeLessThan(20 * 3);
       expect(l.tpotMs.p50).toBeGreaterThanOrEqual(4);
-      expect(l.tpotMs.p50).toBeLessThan(5 * 2);
+      expect(l.ttftMs.p50).toBeGreaterThan((l.tpotMs.p50 ?? 0) + 10);
+      expect(l.ttftMs.p50).toBeLessThan(20 * 10);
+      expect(l.tpotMs.p50).toBeLessThan(5 * 10);
       // system tok/s is exactly the level's output tokens over its wall time.
       expect(l.systemTokPerSec).toBeCloseTo((l.succeeded * 11 * 1000) / l.wallMs, 1);
       expect(l.requestsPerSec).toBeCloseTo((l.succeeded * 1000) / l.wallMs, 2);
       expect(l.allStreamsAboveFloor).toBe(true);
     }
-    expect(results.decodeTokPerSec).toBeGreaterThan(100);
+    expect(results.decodeTokPerSec).toBeGreaterThan(1000 / 50);
     expect(results.decodeTokPerSec).toBeLessThanOrEqual(1000 / 4);
     expect(results.eligibleCapacity).toBe(4);
     // The scripted server reports its own timings in the usage chunk: the cross-check has a source.

@@ -6,12 +6,7 @@ import { type Address, isAddressEqual } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { onlyJson, runCli, tempHome } from "../../testing/run-cli.js";
-import {
-  type GbtProcess,
-  type ServeProcess,
-  startGbtProcess,
-  startServeProcess,
-} from "../../testing/serve-process.js";
+import { type GbtProcess, startGbtProcess } from "../../testing/serve-process.js";
 
 interface Outcome {
   jobId?: string;
