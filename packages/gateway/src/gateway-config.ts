@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { GbtError, schemas } from "@gbt/protocol";
 import { z } from "zod";
 import { priceTableSchema } from "./ledger/pricing.js";
+import { verificationConfigSchema } from "./verification/verification-config.js";
 
 const DAY_MS = 86_400_000;
 
@@ -69,6 +70,8 @@ export const gatewayConfigSchema = z.strictObject({
       publishers: z.array(schemas.address).max(10_000).optional(),
     })
     .default({ requireApproved: false }),
+  /** Verification and reputation: canaries, redundant sampling, throughput challenges, trust tiers (see src/verification). */
+  verification: verificationConfigSchema,
   /**
    * Settlement on chain (off when absent): each epoch the gateway posts the Merkle root of every
    * node's cumulative earnings to the Settlement contract, signing with the gateway key (the

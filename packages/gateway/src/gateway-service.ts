@@ -20,6 +20,7 @@ import { jobRelay } from "./relay/job-relay.js";
 import type { GatewayExtension } from "./server/gateway-extension.js";
 import { type GatewayServer, startGatewayServer } from "./server/gateway-server.js";
 import { createSettlementExtension } from "./settlement/settlement-extension.js";
+import { createVerificationExtension } from "./verification/verification-extension.js";
 
 export interface GatewayPaths {
   /** Holds gateway.db, gateway-key.json and admin-token. */
@@ -54,6 +55,8 @@ export async function startGateway(parameters: StartGatewayParameters): Promise<
     ...(parameters.passphrase !== undefined ? { passphrase: parameters.passphrase } : {}),
     ...(parameters.adminToken !== undefined ? { adminToken: parameters.adminToken } : {}),
   });
+  // Verification is always on (its background checks follow `verification.enabled`).
+  const verification = createVerificationExtension();
   const server = await startGatewayServer({
     config,
     dataDir: parameters.dataDir,
@@ -63,9 +66,11 @@ export async function startGateway(parameters: StartGatewayParameters): Promise<
     logger: parameters.logger,
     ...(parameters.host !== undefined ? { host: parameters.host } : {}),
     ...(parameters.port !== undefined ? { port: parameters.port } : {}),
+    trust: verification.trust,
     extensions: [
       createModelRegistryExtension(),
       jobRelay(),
+      verification,
       ...(parameters.extensions ?? []),
       // Settlement runs when the config has a chain, unless the caller brought its own (gbt up).
       ...(config.settlement && !parameters.extensions?.some((e) => e.name === "settlement")

@@ -35,6 +35,12 @@ export {
   registryMigrations,
 } from "./registry/index.js";
 export {
+  type JobRelayOptions,
+  jobRelay,
+  MAX_RELAYED_JOB_BYTES,
+  RELAYED_BY_HEADER,
+} from "./relay/job-relay.js";
+export {
   ADMITTED,
   type Admission,
   type BreakerState,
@@ -80,6 +86,11 @@ export {
   type RoutingLease,
   type SelectOptions,
 } from "./routing/router.js";
+export {
+  MIN_TIER_HEADER,
+  type ObservedCompletion,
+  type RequestTrust,
+} from "./server/chat-proxy.js";
 export type {
   GatewayExtension,
   GatewayExtensionContext,
@@ -104,4 +115,4 @@ export {
   type SettlementExtension,
   type SettlementExtensionOptions,
 } from "./settlement/index.js";
-export { jobRelay, MAX_RELAYED_JOB_BYTES, RELAYED_BY_HEADER, type JobRelayOptions } from "./relay/job-relay.js";
+export * from "./verification/index.js";

@@ -92,6 +92,9 @@ describe("providerCreditMicro", () => {
     expect(providerCreditMicro(100, { ...full, providerShare: 0.57 })).toBe(57); // not 56.999…
     expect(providerCreditMicro(1, { ...full, providerShare: 0.99 })).toBe(0);
     expect(providerCreditMicro(0, full)).toBe(0);
+    // A node whose reputation earns half pays out half; without the factor, nothing changes.
+    expect(providerCreditMicro(1_000, { ...full, providerShare: 0.8, reputation: 0.5 })).toBe(400);
+    expect(providerCreditMicro(1_000, { ...full, providerShare: 0.8, reputation: 1 })).toBe(800);
   });
 
   it("never pays more than the debit, however large the bounty", () => {
@@ -112,6 +115,8 @@ describe("providerCreditMicro", () => {
       [10, { rampFactor: Number.NaN }, /rampFactor/],
       [10, { switchPenalty: 2 }, /switchPenalty/],
       [10, { bounty: 0.5 }, /bounty/],
+      [10, { reputation: 1.2 }, /reputation/],
+      [10, { reputation: -0.5 }, /reputation/],
       [10, { bounty: Number.POSITIVE_INFINITY }, /bounty/],
     ];
     for (const [debit, override, message] of bad) {

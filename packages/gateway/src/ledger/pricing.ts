@@ -35,6 +35,8 @@ export interface PayoutMultipliers {
   switchPenalty: number;
   /** A bonus for serving an under-supplied model, ≥ 1 (1 = none). The credit is still capped at the debit. */
   bounty: number;
+  /** What the instance's reputation earns, in [0, 1] (default 1: no verification, no penalty). */
+  reputation?: number;
 }
 
 /** The price of `model`: its own entry, else the `"*"` default; MODEL_NOT_FOUND when neither exists. */
@@ -68,7 +70,7 @@ export function costMicro(price: ModelPrice, promptTokens: number, completionTok
 
 /**
  * The provider's credit for a request that debited `debitMicro`:
- * floor(debit × providerShare × rampFactor × switchPenalty × bounty), never above the debit.
+ * floor(debit × providerShare × rampFactor × switchPenalty × bounty × reputation), never above the debit.
  */
 export function providerCreditMicro(debitMicro: number, multipliers: PayoutMultipliers): number {
   if (!(Number.isSafeInteger(debitMicro) && debitMicro >= 0)) {
@@ -80,8 +82,10 @@ export function providerCreditMicro(debitMicro: number, multipliers: PayoutMulti
   if (!(Number.isFinite(multipliers.bounty) && multipliers.bounty >= 1)) {
     throw invalid("bounty", multipliers.bounty, "a finite number ≥ 1");
   }
+  const reputation = multipliers.reputation ?? 1;
+  requireUnit("reputation", reputation);
   const { providerShare, rampFactor, switchPenalty, bounty } = multipliers;
-  const credit = roundDown(debitMicro * providerShare * rampFactor * switchPenalty * bounty);
+  const credit = roundDown(debitMicro * providerShare * rampFactor * switchPenalty * bounty * reputation);
   return Math.min(debitMicro, Math.max(0, credit));
 }
 

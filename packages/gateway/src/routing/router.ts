@@ -21,6 +21,11 @@ import type { InstanceRegistry, ReleaseStats, RoutingInstance } from "./instance
 export interface SelectOptions {
   /** Instance ids not to pick, e.g. the ones a request already failed on before its first byte. */
   exclude?: readonly string[];
+  /**
+   * Instances this request may use at all (e.g. a minimum trust tier); the others are held out
+   * like excluded ones and counted as `belowTier` when nothing is left.
+   */
+  admit?: (instance: RoutingInstance) => boolean;
 }
 
 /** One routed request's hold on an instance. Release it exactly once, whatever happens. */
@@ -110,8 +115,8 @@ export class Router {
   selectInstance(model: string, options: SelectOptions = {}): RoutingLease {
     const registry = this.registry;
     for (;;) {
-      const instance = this.#pick(model, options.exclude);
-      if (instance === undefined) throw this.#noCandidate(model, options.exclude);
+      const instance = this.#pick(model, options.exclude, options.admit);
+      if (instance === undefined) throw this.#noCandidate(model, options.exclude, options.admit);
       const admission = instance.breaker.acquire();
       if (admission === REFUSED) {
         // The heap was behind the breaker; take the instance out and pick again.
@@ -164,7 +169,11 @@ export class Router {
   }
 
   /** The hot path: the top of the model's heap, after dropping what turned stale or parked. */
-  #pick(model: string, exclude: readonly string[] | undefined): RoutingInstance | undefined {
+  #pick(
+    model: string,
+    exclude: readonly string[] | undefined,
+    admit: ((instance: RoutingInstance) => boolean) | undefined,
+  ): RoutingInstance | undefined {
     const registry = this.registry;
     const pool = registry.pool(model);
     if (pool === undefined) return undefined;
@@ -186,7 +195,7 @@ export class Router {
         registry.reconcile(instance, now);
         continue;
       }
-      if (exclude?.includes(instance.id)) {
+      if (exclude?.includes(instance.id) || (admit !== undefined && !admit(instance))) {
         heap.remove(top);
         held.push(top);
         continue;
@@ -199,7 +208,11 @@ export class Router {
   }
 
   /** Explains an empty pick; only on the failure path, so it may take its time. */
-  #noCandidate(model: string, exclude: readonly string[] | undefined): GbtError {
+  #noCandidate(
+    model: string,
+    exclude: readonly string[] | undefined,
+    admit?: (instance: RoutingInstance) => boolean,
+  ): GbtError {
     const registry = this.registry;
     const pool = registry.pool(model);
     if (pool === undefined) {
@@ -214,6 +227,7 @@ export class Router {
       instances: pool.members.length,
       stale: 0,
       excluded: 0,
+      belowTier: 0,
       parked: 0,
       belowFloor: 0,
       full: 0,
@@ -223,6 +237,7 @@ export class Router {
       if (instance === undefined) continue;
       if (registry.isStale(instance, now)) counts.stale += 1;
       else if (excluded.has(instance.id)) counts.excluded += 1;
+      else if (admit !== undefined && !admit(instance)) counts.belowTier += 1;
       else if (registry.belowFloor(instance)) counts.belowFloor += 1;
       else if (!instance.breaker.canAdmit()) counts.parked += 1;
       else counts.full += 1;
@@ -231,7 +246,8 @@ export class Router {
       "BUSY",
       `No instance of model ${model} can take a request now (${counts.instances} registered: ` +
         `${counts.stale} stale, ${counts.parked} parked or cooling down, ${counts.belowFloor} below the ` +
-        `${registry.minTokPerSec} tok/s floor, ${counts.full} at capacity, ${counts.excluded} already tried).`,
+        `${registry.minTokPerSec} tok/s floor, ${counts.full} at capacity, ${counts.excluded} already tried` +
+        `${counts.belowTier > 0 ? `, ${counts.belowTier} below the requested trust tier` : ""}).`,
       { details: { model, ...counts }, hint: "Retry shortly; capacity frees up as requests finish." },
     );
   }

@@ -36,7 +36,41 @@ export interface ChatProxyDependencies {
   metrics: GatewayMetrics;
   logger: Logger;
   maxBodyBytes: number;
+  /** Trust tiers and redundant sampling (the verification extension); absent, every node is `community`. */
+  trust?: RequestTrust;
 }
+
+/** The header a consumer sets to route only to nodes of at least this trust tier. */
+export const MIN_TIER_HEADER = "x-gbt-min-tier";
+
+/** A finished, non-streamed request as the sampler sees it (after the consumer has its answer). */
+export interface ObservedCompletion {
+  requestId: string;
+  model: string;
+  instanceId: string;
+  /** The request body as the consumer sent it. */
+  body: Buffer;
+  /** The node's whole response body. */
+  response: Buffer;
+}
+
+/** What the proxy asks of the verification extension (see src/verification). */
+export interface RequestTrust {
+  /** The rank of a tier name (community 0, verified 1, attested 2); undefined for an unknown name. */
+  rank(tier: string): number | undefined;
+  /** The rank of an instance's current tier. */
+  instanceRank(instanceId: string): number;
+  /** The account's configured minimum tier, if any. */
+  minTierFor(accountId: string): string | null;
+  /** Offered every complete non-streamed response; samples some and replays them elsewhere. */
+  observe(completion: ObservedCompletion): void;
+  /** The trust view shown in `GET /v1/gateway/nodes`. */
+  nodeView(instanceId: string): unknown;
+  /** The payout multiplier an instance's reputation earns (1 = full; at least 0.5). */
+  payoutFactor(instanceId: string): number;
+}
+
+const TIER_NAMES = ["community", "verified", "attested"];
 
 interface ParsedChat {
   model: string;
@@ -135,6 +169,34 @@ function parseChat(raw: Buffer, defaultMaxTokens: number): ParsedChat {
   };
 }
 
+/**
+ * The request's minimum tier rank: the larger of the account's setting and the `x-gbt-min-tier`
+ * header (which can only raise it). An unknown tier name is the consumer's mistake (400).
+ */
+function minimumTierRank(req: IncomingMessage, accountId: string, trust: RequestTrust | undefined): number {
+  const header = req.headers[MIN_TIER_HEADER];
+  const rankOf = (tier: string) => trust?.rank(tier) ?? TIER_NAMES.indexOf(tier);
+  let rank = 0;
+  if (header !== undefined) {
+    const value = (Array.isArray(header) ? header[0] : header)?.trim().toLowerCase() ?? "";
+    const given = rankOf(value);
+    if (given === undefined || given < 0) {
+      req.resume();
+      throw new HttpError(
+        400,
+        "invalid_request_error",
+        "invalid_value",
+        `${MIN_TIER_HEADER} must be one of ${TIER_NAMES.join(", ")}; got "${value.slice(0, 32)}".`,
+        MIN_TIER_HEADER,
+      );
+    }
+    rank = given;
+  }
+  const account = trust?.minTierFor(accountId);
+  if (account !== null && account !== undefined) rank = Math.max(rank, rankOf(account) ?? 0);
+  return rank;
+}
+
 /** Why a forwarding attempt failed before anything reached the consumer. */
 class AttemptFailed extends Error {
   constructor(
@@ -147,7 +209,7 @@ class AttemptFailed extends Error {
 }
 
 export function createChatProxy(deps: ChatProxyDependencies) {
-  const { config, accounts, reservations, router, links, settler, metrics, logger } = deps;
+  const { config, accounts, reservations, router, links, settler, metrics, logger, trust } = deps;
   const routing = config.routing;
   const capacity = new CapacityQueue(routing.maxQueued);
 
@@ -165,6 +227,11 @@ export function createChatProxy(deps: ChatProxyDependencies) {
         { "www-authenticate": "Bearer" },
       );
     }
+    const minRank = minimumTierRank(req, principal.accountId, trust);
+    const admit =
+      minRank > 0
+        ? (instance: { id: string }) => trust !== undefined && trust.instanceRank(instance.id) >= minRank
+        : undefined;
     const raw = await readBody(req, deps.maxBodyBytes);
     const chat = parseChat(raw, config.defaultMaxTokens);
     let price: ModelPrice;
@@ -203,12 +270,26 @@ export function createChatProxy(deps: ChatProxyDependencies) {
       for (let attempt = 0; ; attempt++) {
         let lease: RoutingLease;
         try {
-          lease = router.selectInstance(chat.model, { exclude: tried });
+          lease = router.selectInstance(chat.model, admit ? { exclude: tried, admit } : { exclude: tried });
         } catch (error) {
           if (isGbtError(error) && error.code === "MODEL_NOT_FOUND") {
             throw new HttpError(404, "invalid_request_error", "model_not_found", error.message, "model");
           }
           if (isGbtError(error) && error.code === "BUSY") {
+            const counts = error.details as
+              | { instances?: number; stale?: number; belowTier?: number }
+              | undefined;
+            const belowTier = counts?.belowTier ?? 0;
+            if (belowTier > 0 && (counts?.instances ?? 0) - (counts?.stale ?? 0) - belowTier <= 0) {
+              throw new HttpError(
+                503,
+                "server_error",
+                "tier_unavailable",
+                `No active node serving ${chat.model} meets the minimum trust tier ${TIER_NAMES[minRank] ?? minRank} (${belowTier} below it). Retry later, or ask for a lower tier (${MIN_TIER_HEADER}).`,
+                null,
+                { "retry-after": "30" },
+              );
+            }
             // Every candidate is at capacity: wait in line for a slot rather than fail at once.
             const full = (error.details as { full?: number } | undefined)?.full ?? 0;
             if (full > 0 && !res.destroyed && (await capacity.wait(queueDeadline))) {
@@ -241,6 +322,15 @@ export function createChatProxy(deps: ChatProxyDependencies) {
           completed.price = price;
           completed.promptBound = raw.length;
           handedOver = true;
+          if (trust !== undefined && completed.state === "complete" && completed.wholeBody !== null) {
+            trust.observe({
+              requestId,
+              model: chat.model,
+              instanceId: lease.instance.id,
+              body: raw,
+              response: completed.wholeBody,
+            });
+          }
           settler.submit(completed, hold);
           return;
         } catch (error) {

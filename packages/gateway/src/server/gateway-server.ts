@@ -31,7 +31,7 @@ import { Ledger, SettlementQueue } from "../ledger/ledger.js";
 import { CreditReservations } from "../ledger/reservations.js";
 import { InstanceRegistry } from "../routing/instance-registry.js";
 import { Router } from "../routing/router.js";
-import { bearerToken, createChatProxy } from "./chat-proxy.js";
+import { bearerToken, createChatProxy, type RequestTrust } from "./chat-proxy.js";
 import type { GatewayExtension, GatewayExtensionInstance, GatewayRequest } from "./gateway-extension.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
 import { NodeLinks } from "./node-links.js";
@@ -54,6 +54,8 @@ export interface GatewayServerOptions {
   maxBodyBytes?: number;
   /** Features plugged in beside routing and billing (registry, settlement, job relay…). */
   extensions?: readonly GatewayExtension[];
+  /** Trust tiers, minimum-tier routing and redundant sampling (the verification extension's `trust`). */
+  trust?: RequestTrust;
 }
 
 export interface GatewayServer {
@@ -146,6 +148,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     metrics,
     logger,
     now,
+    ...(options.trust ? { payoutFactor: (id: string) => options.trust?.payoutFactor(id) ?? 1 } : {}),
   });
   const chat = createChatProxy({
     config,
@@ -157,6 +160,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     metrics,
     logger,
     maxBodyBytes,
+    ...(options.trust ? { trust: options.trust } : {}),
   });
   const extensions: GatewayExtensionInstance[] = [];
   const closeExtensions = async () => {
@@ -322,8 +326,18 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     if (path === "/v1/gateway/nodes" && method === "GET") {
       const view = router.gatewayView().map((instance) => {
         const link = links.link(instance.id);
+        const trust = (options.trust?.nodeView(instance.id) ?? null) as {
+          tier?: string;
+          reputation?: number;
+          evidence?: string[];
+        } | null;
         return {
           ...instance,
+          // Without verification nothing is measured: every node is community, reputation unknown.
+          tier: trust?.tier ?? "community",
+          reputation: trust?.reputation ?? null,
+          evidence: trust?.evidence ?? [],
+          trust,
           backend: link?.backend ?? null,
           modelDigests: link?.models ?? [],
           lastHealth: link?.lastHealth ?? null,

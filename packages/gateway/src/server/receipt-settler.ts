@@ -64,6 +64,8 @@ export interface ReceiptSettlerOptions {
   metrics: GatewayMetrics;
   logger: Logger;
   now?: () => number;
+  /** The payout multiplier an instance's reputation earns, in [0, 1] (default: 1 for all). */
+  payoutFactor?: (instanceId: string) => number;
   /** How long a finished request may wait for others to settle with it, ms (default 20). */
   batchMs?: number;
   /** Settle at once when this many are waiting (default 256). */
@@ -223,7 +225,8 @@ export class ReceiptSettler {
     // Counting stops at minInstances: only "fewer than that" matters.
     const active = countActive(registry, completed.model, now, config.bounty.minInstances);
     const bounty = active < config.bounty.minInstances ? config.bounty.multiplier : 1;
-    const multipliers = { providerShare: config.providerShare, rampFactor, switchPenalty, bounty };
+    const reputation = this.#options.payoutFactor?.(instance.id) ?? 1;
+    const multipliers = { providerShare: config.providerShare, rampFactor, switchPenalty, bounty, reputation };
     metrics.tokens.inc({ type: "prompt" }, prompt);
     metrics.tokens.inc({ type: "completion" }, completion);
     return {

@@ -2,10 +2,10 @@
  * A node that speaks the real gateway link protocol (signed registration, heartbeats, link token,
  * signed usage receipts, OpenAI-compatible chat) without a model: it streams `tok0 tok1 …` at a
  * chosen pace. Its faults are switchable (refuse before headers, 500, 429, die mid-stream, stall,
- * inflate its receipts, sign with another key), so the gateway's rules can be tested on real
+ * inflate its receipts, sign with another key, serve another model than claimed), so the gateway's rules can be tested on real
  * sockets. Used by the gateway's tests and its benchmark's paced upstream.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
@@ -38,6 +38,8 @@ export interface FakeNodeFaults {
   receiptSigner?: PrivateKeyAccount;
   /** Send no receipt. */
   noReceipt?: boolean;
+  /** Serve another model than the one claimed: every answer's text differs (`tik0 tik1 …`). */
+  alterOutput?: boolean;
 }
 
 export interface FakeNodeOptions {
@@ -51,6 +53,12 @@ export interface FakeNodeOptions {
   firstTokenDelayMs?: number;
   faults?: FakeNodeFaults;
   account?: PrivateKeyAccount;
+  /** Digests claimed per model in the registration (default: none). */
+  modelDigests?: Record<string, string>;
+  /** The backend reported in the registration (default `{ kind: "fake" }`). */
+  backend?: { kind: string; version?: string };
+  /** Registers with a signed benchmark record claiming this decode throughput (default: no record). */
+  benchmarkTokPerSec?: number;
 }
 
 export interface FakeNode {
@@ -110,7 +118,30 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
           issuedAt: now,
           expiresAt: now + 60,
         },
-        payload: { models: models.map((id) => ({ id })), backend: { kind: "fake" }, benchmark: null },
+        payload: {
+          models: models.map((id) =>
+            options.modelDigests?.[id] !== undefined ? { id, digest: options.modelDigests[id] } : { id },
+          ),
+          backend: options.backend ?? { kind: "fake" },
+          benchmark:
+            options.benchmarkTokPerSec === undefined
+              ? null
+              : await signObject(account, {
+                  kind: "BenchmarkRecord",
+                  chainId: info.chainId,
+                  message: {
+                    recordId: randomUUID(),
+                    node: account.address,
+                    backend: options.backend?.kind ?? "fake",
+                    modelDigest: options.modelDigests?.[models[0] ?? ""] ?? "none",
+                    decodeTokPerSecMilli: Math.round(options.benchmarkTokPerSec * 1000),
+                    eligibleCapacity: options.capacity ?? 4,
+                    issuedAt: now,
+                    expiresAt: now + 86_400,
+                  },
+                  payload: { fake: true, decodeTokPerSec: options.benchmarkTokPerSec },
+                }),
+        },
       });
       node.lastRegistration = signed;
       const response = await fetch(new URL(GATEWAY_REGISTER_PATH, gatewayUrl), {
@@ -216,13 +247,14 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
       return;
     }
     const count = Math.min(options.tokens ?? 8, body.max_tokens ?? Number.POSITIVE_INFINITY);
+    const word = faults.alterOutput ? "tik" : "tok";
     const promptTokens = 5;
     const id = `chatcmpl-${randomBytes(6).toString("hex")}`;
     const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
     await sleep(options.firstTokenDelayMs ?? 0);
     if (!body.stream) {
       await sleep((options.tokenDelayMs ?? 0) * count);
-      const text = Array.from({ length: count }, (_, i) => `tok${i} `).join("");
+      const text = Array.from({ length: count }, (_, i) => `${word}${i} `).join("");
       const headers: Record<string, string> = { "content-type": "application/json" };
       if (pooled && !faults.noReceipt) {
         headers[RECEIPT_HEADER] = Buffer.from(
@@ -267,7 +299,7 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
         return;
       }
       if (res.destroyed) return;
-      res.write(`${head}{"content":"tok${i} "},"logprobs":null,"finish_reason":null}]}\n\n`);
+      res.write(`${head}{"content":"${word}${i} "},"logprobs":null,"finish_reason":null}]}\n\n`);
     }
     res.write(`${head}{},"logprobs":null,"finish_reason":"stop"}]}\n\n`);
     if (body.stream_options?.include_usage) {

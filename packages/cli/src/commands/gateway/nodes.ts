@@ -22,12 +22,17 @@ interface NodeView {
   tokPerSec: { benchmark: number | null; observed: number | null };
   belowFloor: boolean;
   cooldownUntil: number | null;
+  /** Trust (verification): the tier, the 0–1 reputation (null: not measured) and evidence ids. */
+  tier?: string;
+  reputation?: number | null;
+  evidence?: string[];
 }
 
 export default class GatewayNodes extends GbtCommand {
-  static override summary = "Show the gateway's pool: each node's state, load, breaker, health and ramp-up.";
+  static override summary =
+    "Show the gateway's pool: each node's state, load, breaker, health, ramp-up and trust tier.";
   static override description =
-    "Reads GET /v1/gateway/nodes from a running gateway with its admin token (from GBT_GATEWAY_ADMIN_TOKEN, else <data dir>/admin-token of `gbt gateway serve` or of `gbt up`). A node is eligible when it is active (heartbeats arriving), its breaker admits requests, it is above the 5 tok/s floor and it has a free slot.";
+    "Reads GET /v1/gateway/nodes from a running gateway with its admin token (from GBT_GATEWAY_ADMIN_TOKEN, else <data dir>/admin-token of `gbt gateway serve` or of `gbt up`). A node is eligible when it is active (heartbeats arriving), its breaker admits requests, it is above the 5 tok/s floor and it has a free slot. TIER and REP are the node's trust tier and reputation from the gateway's verification (`gbt gateway evidence list` shows the evidence behind them).";
   static override examples = [
     { description: "The local gateway's pool as a table", command: "<%= config.bin %> <%= command.id %>" },
     {
@@ -84,6 +89,8 @@ export default class GatewayNodes extends GbtCommand {
               "RAMP",
               "HEALTH",
               "TOK/S (bench/seen)",
+              "TIER",
+              "REP",
               "ELIGIBLE",
             ],
             nodes.map((n) => [
@@ -96,6 +103,8 @@ export default class GatewayNodes extends GbtCommand {
               `${Math.round(n.rampFactor * 100)}%`,
               n.healthScore.toFixed(2),
               `${rate(n.tokPerSec.benchmark)}/${rate(n.tokPerSec.observed)}${n.belowFloor ? " (below floor)" : ""}`,
+              `${n.tier ?? "community"}${(n.evidence?.length ?? 0) > 0 ? ` (${n.evidence?.length} evidence)` : ""}`,
+              n.reputation === null || n.reputation === undefined ? "—" : n.reputation.toFixed(2),
               n.eligible ? "yes" : "no",
             ]),
           ),

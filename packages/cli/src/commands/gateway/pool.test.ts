@@ -151,8 +151,10 @@ describe("a gateway over three real nodes (real processes on loopback)", () => {
     const pool = onlyJson<{ url: string; status: string; eligible: boolean }[]>(json.stdout);
     expect(pool.map((node) => node.url).sort()).toEqual(nodes.map((node) => node.url).sort());
     expect(pool.every((node) => node.status === "active" && node.eligible)).toBe(true);
+    // Trust is shown with the pool: real nodes report no model digests, so none is "verified" yet.
+    expect(pool.every((node) => (node as { tier?: string }).tier === "community")).toBe(true);
     const table = await runCli(["gateway", "nodes", "--url", gatewayUrl], { GBT_HOME: gatewayHome });
-    expect(table.stdout).toMatch(/^NODE\s+URL\s+MODELS\s+STATUS\s+BREAKER/);
+    expect(table.stdout).toMatch(/^NODE\s+URL\s+MODELS\s+STATUS\s+BREAKER.*TIER\s+REP\s+ELIGIBLE/);
     expect(table.stdout.trim().split("\n")).toHaveLength(4);
     const refused = await runCli(["gateway", "nodes", "--url", gatewayUrl, "--json"], {
       GBT_HOME: gatewayHome,
