@@ -7,6 +7,7 @@
  */
 import { GbtError, hashPayload } from "@gbt/protocol";
 import type { GatewayDatabase } from "../ledger/gateway-database.js";
+import { migrateExtensionTables } from "../server/extension-migrations.js";
 
 export const verificationMigrations: readonly string[] = [
   `CREATE TABLE verification_challenges (
@@ -42,28 +43,13 @@ export const verificationMigrations: readonly string[] = [
    ) STRICT;`,
 ];
 
+/** Brings the verification tables to the latest schema; safe to call on every start. */
 export function migrateVerification(db: GatewayDatabase): void {
-  db.exec(
-    "CREATE TABLE IF NOT EXISTS verification_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT",
-  );
-  db.transaction(() => {
-    const row = db.prepare("SELECT value FROM verification_meta WHERE key = 'schema_version'").get() as
-      | { value: number }
-      | undefined;
-    const current = row?.value ?? 0;
-    if (current > verificationMigrations.length) {
-      throw new GbtError(
-        "CONFIG_INVALID",
-        `gateway.db has verification schema ${current}, newer than this gateway knows (${verificationMigrations.length}).`,
-        { hint: "Run a newer gbt, or point the gateway at another data dir." },
-      );
-    }
-    for (let i = current; i < verificationMigrations.length; i++)
-      db.exec(verificationMigrations[i] as string);
-    db.prepare(
-      "INSERT INTO verification_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    ).run(verificationMigrations.length);
-  }).immediate();
+  migrateExtensionTables(db, {
+    prefix: "verification",
+    label: "Verification",
+    migrations: verificationMigrations,
+  });
 }
 
 export type ChallengeKind = "canary" | "sample" | "benchmark";
