@@ -226,7 +226,13 @@ export class ReceiptSettler {
     const active = countActive(registry, completed.model, now, config.bounty.minInstances);
     const bounty = active < config.bounty.minInstances ? config.bounty.multiplier : 1;
     const reputation = this.#options.payoutFactor?.(instance.id) ?? 1;
-    const multipliers = { providerShare: config.providerShare, rampFactor, switchPenalty, bounty, reputation };
+    const multipliers = {
+      providerShare: config.providerShare,
+      rampFactor,
+      switchPenalty,
+      bounty,
+      reputation,
+    };
     metrics.tokens.inc({ type: "prompt" }, prompt);
     metrics.tokens.inc({ type: "completion" }, completion);
     return {
