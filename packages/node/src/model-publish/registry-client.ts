@@ -210,7 +210,7 @@ export class RegistryClient {
       `The gateway at ${url.origin} did not answer (${lastReason}) after ${attempts} tries.`,
       {
         details: { url: url.origin, attempts },
-        hint: "Check --gateway (or GBT_GATEWAY_URL) and that the gateway runs; the publish is safe to rerun.",
+        hint: "Check --gateway (or GBT_GATEWAY_URL) and that the gateway runs; the command is safe to rerun (a publish is idempotent).",
       },
     );
   }
