@@ -192,7 +192,8 @@ export async function openNodeAgent(parameters: NodeAgentParameters): Promise<No
     endpoint: {
       submit: (body) => agent.submit(body) as ReturnType<NodeAgentEndpoint["submit"]>,
       status: (jobId) => agent.status(jobId),
-      allowlist: () => described,
+      // Who the agent is, with what it accepts: a client binds its jobs to this node and chain.
+      allowlist: () => ({ ...described, node: account.address, chainId: config.node.chainId }),
     },
     attach(started) {
       node = started;

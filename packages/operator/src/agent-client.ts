@@ -9,6 +9,12 @@ import { z } from "zod";
 /** The allowlist as the agent publishes it. */
 export const publishedAllowlistSchema = z.object({
   version: z.number().int().min(0),
+  /** The node behind the agent and its chain (agents of older versions do not say). */
+  node: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{40}$/)
+    .optional(),
+  chainId: z.number().int().positive().optional(),
   types: z
     .array(
       z.object({

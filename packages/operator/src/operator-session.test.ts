@@ -1,5 +1,6 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterEach, describe, expect, it } from "vitest";
 import { gatewayViewSource } from "./gateway-view.js";
 import { createOfflinePlanner } from "./planner/offline-planner.js";
@@ -94,6 +95,18 @@ describe("operator session on a real agent over loopback HTTP (offline planner)"
     const [status] = await fixture.session.ask("status");
     await fixture.session.approve(status?.id ?? "");
     expect(ofType(fixture, "error").at(-1)).toMatchObject({ error: { code: "CONFLICT" } });
+    expect(fixture.agent.received).toHaveLength(0);
+  });
+
+  it("refuses to sign when the agent at the URL is another node than the one jobs are bound to", async () => {
+    const elsewhere = privateKeyToAccount(generatePrivateKey()).address;
+    fixture = await sessionFixture(createOfflinePlanner(), { publishedNode: elsewhere });
+    const connection = await fixture.session.connect();
+    expect(connection).toMatchObject({ state: "incompatible" });
+    expect(connection.message).toContain(`--node ${elsewhere}`);
+    const [status] = await fixture.session.ask("status");
+    await fixture.session.approve(status?.id ?? "");
+    expect(fixture.signerCalls()).toBe(0);
     expect(fixture.agent.received).toHaveLength(0);
   });
 

@@ -113,8 +113,15 @@ export function createOperatorSession(options: OperatorSessionOptions): Operator
     async connect() {
       try {
         published = await options.agent.allowlist(abort.signal);
-        connection =
-          published.version === allowlist.version
+        const other = boundElsewhere(published, options.node);
+        connection = other
+          ? {
+              state: "incompatible",
+              nodeUrl: options.agent.nodeUrl,
+              allowlistVersion: published.version,
+              message: other,
+            }
+          : published.version === allowlist.version
             ? {
                 state: "connected",
                 nodeUrl: options.agent.nodeUrl,
@@ -337,4 +344,23 @@ export function createOperatorSession(options: OperatorSessionOptions): Operator
     },
   };
   return session;
+}
+
+/**
+ * Why jobs bound to `node` would be refused by the agent that published `published` (another node
+ * or chain), or undefined when they match or the agent does not say. The Operator never takes the
+ * agent's word for whom to sign for: the binding comes from --node / the config, and a mismatch
+ * stops it before anything is signed.
+ */
+function boundElsewhere(
+  published: { node?: string | undefined; chainId?: number | undefined },
+  node: { address: Address; chainId: number },
+): string | undefined {
+  if (published.node !== undefined && published.node.toLowerCase() !== node.address.toLowerCase()) {
+    return `The agent at this URL is node ${published.node}, but jobs would be signed for ${node.address}: the node would refuse them (WRONG_AUDIENCE). Pass --node ${published.node} if that is your node.`;
+  }
+  if (published.chainId !== undefined && published.chainId !== node.chainId) {
+    return `The agent's node is on chain ${published.chainId}, but jobs would be signed for chain ${node.chainId}: the node would refuse them (WRONG_CHAIN). Pass --chain-id ${published.chainId}.`;
+  }
+  return undefined;
 }

@@ -37,6 +37,8 @@ export interface TestAgentServerOptions {
   chainId?: number;
   /** Published allowlist version (default the agent's own). */
   publishedVersion?: number;
+  /** Published node address (default the agent's own, as `gbt serve` publishes it). */
+  publishedNode?: Address;
 }
 
 export async function startTestAgentServer(options: TestAgentServerOptions): Promise<TestAgentServer> {
@@ -116,8 +118,12 @@ export async function startTestAgentServer(options: TestAgentServerOptions): Pro
     handlers,
   });
   const described = describeAllowlist(allowlist);
-  const published =
-    options.publishedVersion === undefined ? described : { ...described, version: options.publishedVersion };
+  const published = {
+    ...described,
+    ...(options.publishedVersion === undefined ? {} : { version: options.publishedVersion }),
+    node: options.publishedNode ?? node.address,
+    chainId,
+  };
 
   const server: Server = createServer((req, res) => {
     const send = (status: number, body: unknown) => {

@@ -26,6 +26,7 @@ export async function sessionFixture(
   options: {
     owners?: Address[];
     publishedVersion?: number;
+    publishedNode?: Address;
     gateway?: GatewayViewSource;
     nodeUrl?: string;
   } = {},
@@ -34,6 +35,7 @@ export async function sessionFixture(
   const agent = await startTestAgentServer({
     owners: options.owners ?? [owner.address],
     ...(options.publishedVersion === undefined ? {} : { publishedVersion: options.publishedVersion }),
+    ...(options.publishedNode === undefined ? {} : { publishedNode: options.publishedNode }),
   });
   let calls = 0;
   const session = createOperatorSession({

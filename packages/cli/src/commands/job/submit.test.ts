@@ -87,6 +87,14 @@ describe("gbt job submit to a real gbt serve (real processes, loopback)", () => 
     expect(JSON.stringify(first.outcome.output)).toContain(MODEL);
     // No nvidia-smi on this machine: the fixed gpu.query command reports no GPUs instead of failing.
     expect(first.outcome.output).toMatchObject({ gpus: null, server: { draining: false } });
+    // The agent says who it is with what it accepts, so clients bind jobs to the right node and chain.
+    const published = (await (await fetch(`${node.url}/agent/allowlist`)).json()) as {
+      node: string;
+      chainId: number;
+      types: { type: string }[];
+    };
+    expect(published).toMatchObject({ node: nodeAddress, chainId });
+    expect(published.types.map((t) => t.type)).toContain("status.read");
 
     const again = await submit(first.job);
     expect(again.exitCode).toBe(0);
