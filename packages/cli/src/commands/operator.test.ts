@@ -204,7 +204,9 @@ describe("gbt operator against a real gbt serve (real processes, loopback)", () 
 
       pty.write("\u0003");
       await pty.waitFor("gbt exited 0", { timeoutMs: 30_000 });
-      const settings = await pty.waitFor(/speed \d+ baud[\s\S]*\n.*eof/);
+      // Wait for stty's local-flags line itself (icanon, then echo, each with or without "-"), not
+      // just its first lines: the output can arrive in pieces.
+      const settings = await pty.waitFor(/speed \d+ baud[\s\S]*(^|\s)-?icanon\s.*(^|\s)-?echo(\s|$)/m);
       expect(settings).toMatch(/(^|\s)icanon(\s|$)/m);
       expect(settings).toMatch(/(^|\s)echo(\s|$)/m);
       expect(pty.raw()).toContain("\u001b[?25h");
