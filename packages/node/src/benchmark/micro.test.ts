@@ -37,15 +37,16 @@ describe("micro benchmark on a scripted backend (exactly known timings)", () => 
       expect(run.completionTokens).toBe(11);
       expect(run.finishReason).toBe("length");
     }
-    // Timers fire late, never early: bounds are the scripted value and a generous allowance for a busy machine.
+    // Timers fire late, never early: the lower bounds are the scripted values; the upper ones only
+    // say TTFT carries the prefill and TPOT the token interval (a busy CI machine fires timers late).
     const s = results.summary;
     expect(s.ttftMs.mean).toBeGreaterThanOrEqual(prefillMs - 1);
-    expect(s.ttftMs.mean).toBeLessThan(prefillMs * 1.5);
+    expect(s.ttftMs.mean).toBeLessThan(prefillMs * 4);
     expect(s.tpotMs.mean).toBeGreaterThanOrEqual(tokenMs - 1);
-    expect(s.tpotMs.mean).toBeLessThan(tokenMs * 1.5);
+    expect(s.tpotMs.mean).toBeLessThan(tokenMs * 4);
     expect(s.itlMs.count).toBe(5 * 10);
     expect(s.itlMs.p50).toBeGreaterThanOrEqual(tokenMs - 1);
-    expect(results.decodeTokPerSec).toBeGreaterThan(1000 / (tokenMs * 1.5));
+    expect(results.decodeTokPerSec).toBeGreaterThan(1000 / (tokenMs * 4));
     expect(results.decodeTokPerSec).toBeLessThanOrEqual(1000 / (tokenMs - 1));
     // Arithmetic consistency: decode = (tokens − 1) / (e2e − TTFT), TPOT = its inverse, per run.
     for (const run of results.repetitions) {

@@ -124,9 +124,9 @@ describe("runNodeBenchmark (micro) on a scripted backend", () => {
     const results = record.results;
     if (results.mode !== "micro") throw new Error("expected micro results");
     expect(results.summary.ttftMs.mean).toBeGreaterThanOrEqual(29);
-    expect(results.summary.ttftMs.mean).toBeLessThan(45);
+    expect(results.summary.ttftMs.mean).toBeLessThan(30 * 4);
     expect(results.summary.tpotMs.mean).toBeGreaterThanOrEqual(9);
-    expect(results.summary.tpotMs.mean).toBeLessThan(15);
+    expect(results.summary.tpotMs.mean).toBeLessThan(10 * 4);
     expect(record.verdicts.decodeTokPerSec).toBe(results.decodeTokPerSec);
     expect(inner.received).toHaveLength(6);
   });
