@@ -44,8 +44,11 @@ import { type Canary, type TrustTier, tierRank, trustTierSchema } from "./verifi
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
-/** A tier looked up for routing stays cached this long (evidence invalidates it at once). */
-const TIER_CACHE_MS = 5_000;
+/**
+ * A trust view read for routing or payouts (every request, every receipt) stays cached this long;
+ * new evidence or a challenge outcome invalidates it at once.
+ */
+const VIEW_CACHE_MS = 5_000;
 
 export interface ChallengeResult {
   kind: "canary" | "benchmark";
@@ -161,7 +164,7 @@ export function createVerificationExtension(
       );
     },
     nodeView: (instanceId) => running?.view(instanceId) ?? null,
-    payoutFactor: (instanceId) => running?.view(instanceId)?.payoutFactor ?? 1,
+    payoutFactor: (instanceId) => running?.cachedView(instanceId)?.payoutFactor ?? 1,
   };
 
   return {
@@ -203,7 +206,7 @@ export function createVerificationExtension(
 
 class Running {
   readonly store: EvidenceStore;
-  readonly #tiers = new Map<string, { tier: TrustTier; until: number }>();
+  readonly #views = new Map<string, { view: TrustView | null; until: number }>();
   readonly #lastRun = new Map<string, { canary: number; benchmark: number }>();
   readonly #busy = new Set<string>();
   readonly #timer: NodeJS.Timeout | null;
@@ -274,7 +277,7 @@ class Running {
         summary: finding.summary,
         details: { requestId: refused.requestId, source: "consumer traffic", ...finding.details },
       });
-      this.#tiers.delete(record.instanceId);
+      this.#views.delete(record.instanceId);
       this.context.logger.warn(
         { node, evidence: record.id, kind: record.kind },
         "verification evidence recorded",
@@ -366,12 +369,17 @@ class Running {
   }
 
   tierOf(instanceId: string): TrustTier {
+    return this.cachedView(instanceId)?.tier ?? "community";
+  }
+
+  /** `view`, cached for the hot paths (routing, settlement); fresh views are for people and challenges. */
+  cachedView(instanceId: string): TrustView | null {
     const now = this.context.now();
-    const cached = this.#tiers.get(instanceId);
-    if (cached !== undefined && cached.until > now) return cached.tier;
-    const tier = this.view(instanceId)?.tier ?? "community";
-    this.#tiers.set(instanceId, { tier, until: now + TIER_CACHE_MS });
-    return tier;
+    const cached = this.#views.get(instanceId);
+    if (cached !== undefined && cached.until > now) return cached.view;
+    const view = this.view(instanceId);
+    this.#views.set(instanceId, { view, until: now + VIEW_CACHE_MS });
+    return view;
   }
 
   view(instanceId: string): TrustView | null {
@@ -417,7 +425,7 @@ class Running {
         "verification evidence recorded",
       );
     }
-    this.#tiers.delete(instance.id);
+    this.#views.delete(instance.id);
     return this.store.recordChallenge({
       instanceId: instance.id,
       node: instance.nodeAddress,
