@@ -1,7 +1,9 @@
 /** Where the gateway keeps its state: `<data dir>/gateway` and `<config dir>/gateway.json`, both overridable by flags. */
-import { resolve } from "node:path";
-import type { GatewayPaths } from "@gbt/gateway";
+import { readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { type GatewayPaths, readGatewayAdminToken } from "@gbt/gateway";
 import { resolvePaths } from "@gbt/node";
+import { GbtError } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 
 export const gatewayPathFlags = {
@@ -18,4 +20,30 @@ export function gatewayPaths(flags: {
     dataDir: flags["data-dir"] ? resolve(flags["data-dir"]) : resolve(paths.dataDir, "gateway"),
     configFile: flags.config ? resolve(flags.config) : resolve(paths.configDir, "gateway.json"),
   };
+}
+
+/**
+ * The gateway's admin token for the admin commands: a given token file; else
+ * GBT_GATEWAY_ADMIN_TOKEN; else the token of the gateway in --data-dir, or of the local one
+ * (`gbt gateway serve`, then `gbt up`).
+ */
+export async function gatewayAdminToken(
+  flags: { "data-dir"?: string | undefined },
+  tokenFile?: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
+  if (tokenFile !== undefined) {
+    const token = await readFile(tokenFile, "utf8").then(
+      (text) => text.trim(),
+      () => "",
+    );
+    if (token) return token;
+    throw new GbtError("MISSING_INPUT", `No admin token in ${tokenFile}.`, {
+      hint: "Pass --admin-token-file PATH or set GBT_GATEWAY_ADMIN_TOKEN.",
+    });
+  }
+  const dirs = flags["data-dir"]
+    ? [gatewayPaths(flags).dataDir]
+    : [gatewayPaths(flags).dataDir, join(resolvePaths().dataDir, "up", "gateway")];
+  return readGatewayAdminToken(dirs, env);
 }

@@ -3,13 +3,10 @@
  * GBT_GATEWAY_URL, else the local default), the admin token for approve/delist, and artifact
  * hashing progress on stderr (one line per artifact and per 1 GiB, never on stdout).
  */
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { adminTokenPath } from "@gbt/gateway";
-import { type ArtifactProgress, RegistryClient, type RegistryClientOptions, resolvePaths } from "@gbt/node";
-import { GbtError, parseModelRef, type RegistryModel } from "@gbt/protocol";
+import { type ArtifactProgress, RegistryClient, type RegistryClientOptions } from "@gbt/node";
+import { parseModelRef, type RegistryModel } from "@gbt/protocol";
 import { Args, Flags } from "@oclif/core";
-import { gatewayPaths } from "./gateway-paths.js";
+import { gatewayAdminToken } from "./gateway-paths.js";
 
 export const DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080";
 
@@ -66,28 +63,8 @@ export const adminTokenFlags = {
 };
 
 /** The admin token: --admin-token-file, GBT_GATEWAY_ADMIN_TOKEN, or the local gateway's (`gbt gateway serve`, then `gbt up`). */
-export async function adminToken(
-  file: string | undefined,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<string> {
-  const candidates = file
-    ? [file]
-    : [
-        adminTokenPath(gatewayPaths({}).dataDir),
-        adminTokenPath(join(resolvePaths().dataDir, "up", "gateway")),
-      ];
-  if (!file && env.GBT_GATEWAY_ADMIN_TOKEN) return env.GBT_GATEWAY_ADMIN_TOKEN;
-  for (const path of candidates) {
-    try {
-      const token = (await readFile(path, "utf8")).trim();
-      if (token) return token;
-    } catch {
-      // the next place
-    }
-  }
-  throw new GbtError("MISSING_INPUT", `No admin token${file ? ` in ${file}` : ""}.`, {
-    hint: "Pass --admin-token-file PATH or set GBT_GATEWAY_ADMIN_TOKEN.",
-  });
+export function adminToken(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return gatewayAdminToken({}, file, env);
 }
 
 /** The argument and flags of the admin's status commands (`gbt model approve|delist`). */

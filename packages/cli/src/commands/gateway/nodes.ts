@@ -1,11 +1,7 @@
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { adminTokenPath } from "@gbt/gateway";
-import { resolvePaths } from "@gbt/node";
 import { GbtError } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import { renderTable } from "../../format.js";
-import { gatewayPathFlags, gatewayPaths } from "../../gateway-paths.js";
+import { gatewayAdminToken, gatewayPathFlags } from "../../gateway-paths.js";
 import { GbtCommand } from "../../gbt-command.js";
 
 interface NodeView {
@@ -48,11 +44,7 @@ export default class GatewayNodes extends GbtCommand {
 
   async run(): Promise<NodeView[]> {
     const { flags } = await this.parse(GatewayNodes);
-    // The gateway's own data dir, else the one `gbt up` runs (unless --data-dir names one).
-    const dirs = flags["data-dir"]
-      ? [gatewayPaths(flags).dataDir]
-      : [gatewayPaths(flags).dataDir, join(resolvePaths().dataDir, "up", "gateway")];
-    const token = process.env.GBT_GATEWAY_ADMIN_TOKEN || (await readAdminToken(dirs.map(adminTokenPath)));
+    const token = await gatewayAdminToken(flags);
     let response: Response;
     try {
       response = await fetch(new URL("/v1/gateway/nodes", flags.url), {
@@ -111,17 +103,4 @@ export default class GatewayNodes extends GbtCommand {
     );
     return nodes;
   }
-}
-
-async function readAdminToken(paths: string[]): Promise<string> {
-  for (const path of paths) {
-    try {
-      return (await readFile(path, "utf8")).trim();
-    } catch {
-      // try the next place
-    }
-  }
-  throw new GbtError("MISSING_INPUT", `No admin token at ${paths.join(" or ")}.`, {
-    hint: "Set GBT_GATEWAY_ADMIN_TOKEN, or pass --data-dir of the gateway's state.",
-  });
 }

@@ -1,9 +1,7 @@
-import { join } from "node:path";
-import { type EvidenceListing, listEvidence, readGatewayAdminToken } from "@gbt/gateway";
-import { resolvePaths } from "@gbt/node";
+import { type EvidenceListing, listEvidence } from "@gbt/gateway";
 import { Flags } from "@oclif/core";
 import { renderTable } from "../../../format.js";
-import { gatewayPathFlags, gatewayPaths } from "../../../gateway-paths.js";
+import { gatewayAdminToken, gatewayPathFlags } from "../../../gateway-paths.js";
 import { GbtCommand } from "../../../gbt-command.js";
 
 export default class GatewayEvidenceList extends GbtCommand {
@@ -33,10 +31,7 @@ export default class GatewayEvidenceList extends GbtCommand {
 
   async run(): Promise<EvidenceListing[]> {
     const { flags } = await this.parse(GatewayEvidenceList);
-    const dirs = flags["data-dir"]
-      ? [gatewayPaths(flags).dataDir]
-      : [gatewayPaths(flags).dataDir, join(resolvePaths().dataDir, "up", "gateway")];
-    const adminToken = await readGatewayAdminToken(dirs);
+    const adminToken = await gatewayAdminToken(flags);
     const records = await listEvidence(
       { gatewayUrl: flags.url, adminToken },
       { ...(flags.node ? { node: flags.node } : {}), limit: flags.limit },

@@ -1,8 +1,6 @@
-import { join } from "node:path";
-import { type EvidenceListing, getEvidence, readGatewayAdminToken } from "@gbt/gateway";
-import { resolvePaths } from "@gbt/node";
+import { type EvidenceListing, getEvidence } from "@gbt/gateway";
 import { Args, Flags } from "@oclif/core";
-import { gatewayPathFlags, gatewayPaths } from "../../../gateway-paths.js";
+import { gatewayAdminToken, gatewayPathFlags } from "../../../gateway-paths.js";
 import { GbtCommand } from "../../../gbt-command.js";
 
 export default class GatewayEvidenceShow extends GbtCommand {
@@ -27,10 +25,7 @@ export default class GatewayEvidenceShow extends GbtCommand {
 
   async run(): Promise<EvidenceListing> {
     const { args, flags } = await this.parse(GatewayEvidenceShow);
-    const dirs = flags["data-dir"]
-      ? [gatewayPaths(flags).dataDir]
-      : [gatewayPaths(flags).dataDir, join(resolvePaths().dataDir, "up", "gateway")];
-    const adminToken = await readGatewayAdminToken(dirs);
+    const adminToken = await gatewayAdminToken(flags);
     const record = await getEvidence({ gatewayUrl: flags.url, adminToken }, args.id);
     const proposal = record.slashingProposal;
     this.out(
