@@ -1,11 +1,11 @@
 /**
- * The agent's durable state: one SQLite file opened through @gbt/node's `openDatabase` (WAL,
- * migrations in code, `user_version` as the schema version). `seen_jobs` is the replay store and
+ * The agent's durable state: one SQLite file opened and migrated by @gbt/store (WAL,
+ * `user_version` as the schema version). `seen_jobs` is the replay store and
  * the idempotency record of every accepted job; `issuer_nonces` holds each issuer's highest nonce.
  */
-import { type NodeDatabase, openDatabase } from "@gbt/node";
+import { openDatabase, type SqliteDatabase } from "@gbt/store";
 
-export type AgentDatabase = NodeDatabase;
+export type AgentDatabase = SqliteDatabase;
 
 /** Ordered migrations of the agent database; append only, never edit a shipped one. */
 export const agentMigrations: readonly string[] = [
@@ -28,5 +28,5 @@ export const agentMigrations: readonly string[] = [
 
 /** Opens (creating if needed) the agent database at `path` and brings it to the latest schema. */
 export function openAgentDatabase(path: string): AgentDatabase {
-  return openDatabase(path, agentMigrations);
+  return openDatabase(path, { label: "The agent database", migrations: agentMigrations });
 }

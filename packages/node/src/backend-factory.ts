@@ -6,12 +6,12 @@
 import { access } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { GbtError } from "@gbt/protocol";
+import type { GbtPaths } from "@gbt/store";
 import { createEmbeddedBackend, type EmbeddedModelFile } from "./backends/embedded.js";
 import { createOllamaBackend } from "./backends/ollama.js";
 import { createOpenAICompatibleBackend } from "./backends/openai-compatible.js";
 import type { Backend } from "./backends/types.js";
 import type { BackendConfig } from "./config.js";
-import type { GbtPaths } from "./paths.js";
 import { ensureTestModel, TEST_MODEL_ID } from "./test-model/test-model.js";
 
 /**

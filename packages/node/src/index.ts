@@ -3,6 +3,7 @@
  * OpenAI-compatible), the generated test model, config and state, setup, and the node server.
  */
 
+export { type GbtPaths, resolvePaths } from "@gbt/store";
 export { buildBackend, defaultCapacity, resolveEmbeddedModel } from "./backend-factory.js";
 export {
   createEmbeddedBackend,
@@ -144,7 +145,7 @@ export {
 } from "./hardware.js";
 export { ensureIdentity, loadNodeAccount } from "./identity.js";
 export * from "./model-publish/index.js";
-export { getMeta, type NodeDatabase, nodeMigrations, openDatabase, setMeta } from "./node-database.js";
+export { getMeta, type NodeDatabase, nodeMigrations, openNodeDatabase, setMeta } from "./node-database.js";
 export {
   createNodeLogger,
   NODE_LOG_ROTATE_BYTES,
@@ -154,7 +155,6 @@ export {
   redactedLogPaths,
   tailLogFile,
 } from "./node-log.js";
-export { type GbtPaths, resolvePaths } from "./paths.js";
 export { DEFAULT_PORT, isLoopback, type RunningNode, type ServeParameters, startServe } from "./serve.js";
 export { type ApiKeyInfo, ApiKeyStore, type CreatedApiKey, withNodeApiKeys } from "./server/api-keys.js";
 export {

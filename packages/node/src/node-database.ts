@@ -1,12 +1,9 @@
 /**
- * The node's durable state: one SQLite file (better-sqlite3, WAL) with migrations in code.
- * `PRAGMA user_version` records the schema version; each migration runs in one transaction.
+ * The node's durable state: one SQLite file, opened and migrated by @gbt/store.
  */
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import Database from "better-sqlite3";
+import { openDatabase, type SqliteDatabase } from "@gbt/store";
 
-export type NodeDatabase = Database.Database;
+export type NodeDatabase = SqliteDatabase;
 
 /** Ordered migrations; append only, never edit a shipped one. */
 export const nodeMigrations: readonly string[] = [
@@ -37,31 +34,9 @@ export const nodeMigrations: readonly string[] = [
    CREATE INDEX benchmark_records_by_time ON benchmark_records (issued_at);`,
 ];
 
-/** Opens (creating if needed) a SQLite database in WAL mode and brings it to the latest schema. */
-export function openDatabase(path: string, migrations: readonly string[] = nodeMigrations): NodeDatabase {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const db = new Database(path);
-  db.pragma("journal_mode = WAL");
-  db.pragma("synchronous = NORMAL");
-  db.pragma("foreign_keys = ON");
-  db.pragma("busy_timeout = 5000");
-  migrate(db, migrations);
-  return db;
-}
-
-function migrate(db: NodeDatabase, migrations: readonly string[]): void {
-  const current = db.pragma("user_version", { simple: true }) as number;
-  if (current > migrations.length) {
-    throw new Error(
-      `database ${db.name} has schema ${current}, newer than this gbt (${migrations.length}); upgrade gbt`,
-    );
-  }
-  for (let version = current; version < migrations.length; version++) {
-    db.transaction(() => {
-      db.exec(migrations[version] as string);
-      db.pragma(`user_version = ${version + 1}`);
-    })();
-  }
+/** Opens (creating if needed) the node database and brings it to the latest schema. */
+export function openNodeDatabase(path: string): NodeDatabase {
+  return openDatabase(path, { label: "The node database", migrations: nodeMigrations });
 }
 
 /** Reads a meta value. */

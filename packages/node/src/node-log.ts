@@ -15,8 +15,8 @@ import {
   statSync,
 } from "node:fs";
 import { join } from "node:path";
+import type { GbtPaths } from "@gbt/store";
 import pino, { type Logger } from "pino";
-import type { GbtPaths } from "./paths.js";
 
 /** Rotate `node.log` to `node.log.1` at start beyond this size. */
 export const NODE_LOG_ROTATE_BYTES = 16 * 1024 * 1024;

@@ -6,6 +6,7 @@
  * serving never waits for the gateway, which may be down.
  */
 import { GbtError } from "@gbt/protocol";
+import type { GbtPaths } from "@gbt/store";
 import type { Logger } from "pino";
 import type { Address } from "viem";
 import { buildBackend, defaultCapacity } from "./backend-factory.js";
@@ -16,8 +17,7 @@ import { type BackendConfig, gatewayConfigSchema, loadConfig } from "./config.js
 import { type GatewayLink, startGatewayLink } from "./gateway-link.js";
 import { loadNodeAccount } from "./identity.js";
 import { embeddedModelFromManifestFile } from "./model-publish/manifest-model-file.js";
-import { openDatabase } from "./node-database.js";
-import type { GbtPaths } from "./paths.js";
+import { openNodeDatabase } from "./node-database.js";
 import { ApiKeyStore } from "./server/api-keys.js";
 import { type NodeAgentEndpoint, type NodeServer, startNodeServer } from "./server/node-server.js";
 
@@ -92,7 +92,7 @@ export async function startServe(parameters: ServeParameters): Promise<RunningNo
     );
   }
 
-  const db = openDatabase(paths.nodeDatabase);
+  const db = openNodeDatabase(paths.nodeDatabase);
   const apiKeys = new ApiKeyStore(db);
   const requireApiKey = parameters.requireApiKey === true || !isLoopback(host);
   if (requireApiKey && !apiKeys.hasKeys()) {

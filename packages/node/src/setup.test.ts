@@ -2,11 +2,11 @@ import { mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readKeystore } from "@gbt/protocol";
+import { resolvePaths } from "@gbt/store";
 import { getAddress } from "viem";
 import { describe, expect, it } from "vitest";
 import type { DetectedBackend } from "./detect-backends.js";
 import type { HardwareProfile } from "./hardware.js";
-import { resolvePaths } from "./paths.js";
 import { type SetupParameters, setupNode } from "./setup.js";
 import { nodeStatus } from "./status.js";
 

@@ -6,6 +6,7 @@
 import { constants } from "node:fs";
 import { access, mkdir } from "node:fs/promises";
 import { GbtError, schemas } from "@gbt/protocol";
+import type { GbtPaths } from "@gbt/store";
 import type { Address, Hex } from "viem";
 import {
   type BackendConfig,
@@ -18,8 +19,7 @@ import {
 import type { DetectedBackend } from "./detect-backends.js";
 import type { HardwareProfile } from "./hardware.js";
 import { ensureIdentity } from "./identity.js";
-import { openDatabase } from "./node-database.js";
-import type { GbtPaths } from "./paths.js";
+import { openNodeDatabase } from "./node-database.js";
 import { TEST_MODEL_ID } from "./test-model/test-model.js";
 
 export const DEFAULT_CHAIN_ID = 31337;
@@ -175,7 +175,7 @@ export async function setupNode(parameters: SetupParameters): Promise<SetupResul
   };
   if (await saveConfig(paths.configFile, config)) changes.push(`config written: ${paths.configFile}`);
 
-  const db = openDatabase(paths.nodeDatabase);
+  const db = openNodeDatabase(paths.nodeDatabase);
   const version = db.pragma("user_version", { simple: true });
   db.close();
   if (existing === undefined && version) changes.push(`database ready: ${paths.nodeDatabase}`);

@@ -3,10 +3,10 @@
  * probes of the hardware and backends. Reads only; never writes.
  */
 import { GbtError, readKeystore } from "@gbt/protocol";
+import type { GbtPaths } from "@gbt/store";
 import { loadConfig } from "./config.js";
 import type { DetectedBackend } from "./detect-backends.js";
 import type { HardwareProfile } from "./hardware.js";
-import type { GbtPaths } from "./paths.js";
 import { type NodeProfile, profileOf } from "./setup.js";
 
 export interface NodeStatusParameters {

@@ -7,8 +7,8 @@
  */
 import { chmodSync } from "node:fs";
 import { join } from "node:path";
-import { openDatabase } from "@gbt/node";
 import { canonicalJson, GbtError, hashPayload } from "@gbt/protocol";
+import { openDatabase } from "@gbt/store";
 import type { Hex } from "viem";
 
 /** Ordered migrations of the audit file; append only, never edit a shipped one. */
@@ -127,7 +127,7 @@ interface AuditRow {
 /** Opens (creating if needed, directory 0700, file 0600) the audit log at `path`. */
 export function openAuditLog(path: string, options: OpenAuditLogOptions = {}): AuditLog {
   const now = options.now ?? Date.now;
-  const db = openDatabase(path, auditMigrations);
+  const db = openDatabase(path, { label: "The audit log", migrations: auditMigrations });
   try {
     chmodSync(path, 0o600);
   } catch {

@@ -4,7 +4,7 @@
  * log that does not exist yet is an empty, valid log: reading never creates the file.
  */
 import { existsSync } from "node:fs";
-import { resolvePaths } from "@gbt/node";
+import { resolvePaths } from "@gbt/store";
 import { type AuditEntry, auditTamperedError, defaultAuditLogPath, openAuditLog } from "./audit-log.js";
 
 export interface ReadAuditLogOptions {

@@ -1,17 +1,14 @@
 /**
  * The gateway's durable state: one SQLite file (better-sqlite3, WAL) holding consumer accounts,
- * their API keys, and a double-entry ledger of micro-credits. Migrations live in code and
- * `PRAGMA user_version` records how many have run; each runs in its own transaction.
+ * their API keys, and a double-entry ledger of micro-credits, opened and migrated by @gbt/store
+ * (`PRAGMA user_version` is this schema's version; features keep theirs in `<prefix>_meta`).
  *
  * Ledger entries are signed (debit negative, credit positive) and every transaction sums to
  * zero, so a balance is the sum of an account's entries and the whole ledger sums to zero.
  */
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import { GbtError } from "@gbt/protocol";
-import Database from "better-sqlite3";
+import { openDatabase, type SqliteDatabase } from "@gbt/store";
 
-export type GatewayDatabase = Database.Database;
+export type GatewayDatabase = SqliteDatabase;
 
 /** Ordered migrations; append only, never edit a shipped one. */
 export const gatewayMigrations: readonly string[] = [
@@ -71,39 +68,7 @@ export function openGatewayDatabase(
   path: string,
   migrations: readonly string[] = gatewayMigrations,
 ): GatewayDatabase {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const db = new Database(path);
-  try {
-    db.pragma("journal_mode = WAL");
-    db.pragma("synchronous = NORMAL");
-    db.pragma("foreign_keys = ON");
-    db.pragma("busy_timeout = 5000");
-    migrate(db, migrations);
-  } catch (error) {
-    db.close();
-    throw error;
-  }
-  return db;
-}
-
-function migrate(db: GatewayDatabase, migrations: readonly string[]): void {
-  const current = db.pragma("user_version", { simple: true }) as number;
-  if (current > migrations.length) {
-    throw new GbtError(
-      "CONFIG_INVALID",
-      `The gateway database ${db.name} has schema ${current}, newer than this gbt understands (${migrations.length}).`,
-      {
-        details: { path: db.name, schema: current, supported: migrations.length },
-        hint: "Upgrade gbt to the version that wrote this database; it was left untouched.",
-      },
-    );
-  }
-  for (let version = current; version < migrations.length; version++) {
-    db.transaction(() => {
-      db.exec(migrations[version] as string);
-      db.pragma(`user_version = ${version + 1}`);
-    })();
-  }
+  return openDatabase(path, { label: "The gateway database", migrations });
 }
 
 /** Ledger account names. Consumers and providers get one each; the rest are singletons. */

@@ -3,8 +3,9 @@
  * the registry keeps its schema version in its own meta row; its migrations are append-only, they
  * run in one immediate transaction, and running them again (every start) changes nothing.
  */
+
+import { migrate } from "@gbt/store";
 import type { GatewayDatabase } from "../ledger/gateway-database.js";
-import { migrateExtensionTables } from "../server/extension-migrations.js";
 
 export const registryMigrations: readonly string[] = [
   `CREATE TABLE registry_models (
@@ -49,5 +50,5 @@ export function migrateModelRegistry(
   db: GatewayDatabase,
   migrations: readonly string[] = registryMigrations,
 ): void {
-  migrateExtensionTables(db, { prefix: "registry", label: "The model registry", migrations });
+  migrate(db, { prefix: "registry", label: "The model registry", migrations });
 }

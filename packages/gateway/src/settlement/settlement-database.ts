@@ -3,8 +3,9 @@
  * built from, so proofs survive a restart. The gateway's migrations own `user_version`, so this
  * keeps its schema version in its own meta row (as the model registry does); append-only.
  */
+
+import { migrate } from "@gbt/store";
 import type { GatewayDatabase } from "../ledger/gateway-database.js";
-import { migrateExtensionTables } from "../server/extension-migrations.js";
 
 export const settlementMigrations: readonly string[] = [
   `CREATE TABLE settlement_epochs (
@@ -24,5 +25,5 @@ export function migrateSettlement(
   db: GatewayDatabase,
   migrations: readonly string[] = settlementMigrations,
 ): void {
-  migrateExtensionTables(db, { prefix: "settlement", label: "Settlement", migrations });
+  migrate(db, { prefix: "settlement", label: "Settlement", migrations });
 }

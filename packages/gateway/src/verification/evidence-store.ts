@@ -6,8 +6,8 @@
  * meta row; migrations are append-only and idempotent.
  */
 import { GbtError, hashPayload } from "@gbt/protocol";
+import { migrate } from "@gbt/store";
 import type { GatewayDatabase } from "../ledger/gateway-database.js";
-import { migrateExtensionTables } from "../server/extension-migrations.js";
 
 export const verificationMigrations: readonly string[] = [
   `CREATE TABLE verification_challenges (
@@ -45,7 +45,7 @@ export const verificationMigrations: readonly string[] = [
 
 /** Brings the verification tables to the latest schema; safe to call on every start. */
 export function migrateVerification(db: GatewayDatabase): void {
-  migrateExtensionTables(db, {
+  migrate(db, {
     prefix: "verification",
     label: "Verification",
     migrations: verificationMigrations,

@@ -2,11 +2,11 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type GbtError, hashPayload, isGbtError, verifyObject } from "@gbt/protocol";
+import { type GbtPaths, resolvePaths } from "@gbt/store";
 import { describe, expect, it } from "vitest";
 import type { Backend } from "../backends/types.js";
 import type { HardwareProfile } from "../hardware.js";
-import { openDatabase } from "../node-database.js";
-import { type GbtPaths, resolvePaths } from "../paths.js";
+import { openNodeDatabase } from "../node-database.js";
 import { setupNode } from "../setup.js";
 import { createScriptedBackend, type ScriptedBackendOptions } from "../testing/scripted-backend.js";
 import {
@@ -67,7 +67,7 @@ function run(paths: GbtPaths, backend: Backend, extra: Partial<RunNodeBenchmarkO
 }
 
 function stored(paths: GbtPaths): SignedBenchmarkRecord[] {
-  const db = openDatabase(paths.nodeDatabase);
+  const db = openNodeDatabase(paths.nodeDatabase);
   try {
     return listBenchmarkRecords(db);
   } finally {

@@ -11,6 +11,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { GbtError, isGbtError } from "@gbt/protocol";
+import type { GbtPaths } from "@gbt/store";
 import pino from "pino";
 import { buildBackend as defaultBuildBackend, defaultCapacity } from "../backend-factory.js";
 import { createOpenAICompatibleBackend } from "../backends/openai-compatible.js";
@@ -18,8 +19,7 @@ import type { Backend, BackendHealth, ModelInfo } from "../backends/types.js";
 import { type BackendConfig, loadConfig } from "../config.js";
 import { type HardwareProfile, probeHardware } from "../hardware.js";
 import { loadNodeAccount } from "../identity.js";
-import { openDatabase } from "../node-database.js";
-import type { GbtPaths } from "../paths.js";
+import { openNodeDatabase } from "../node-database.js";
 import { startNodeServer } from "../server/node-server.js";
 import {
   type BenchmarkMode,
@@ -411,7 +411,7 @@ export async function runNodeBenchmark(options: RunNodeBenchmarkOptions): Promis
     });
     if (signal?.aborted) throw interrupted();
 
-    const db = openDatabase(paths.nodeDatabase);
+    const db = openNodeDatabase(paths.nodeDatabase);
     try {
       const previous = options.compare ? (listBenchmarkRecords(db, { mode, limit: 1 })[0] ?? null) : null;
       storeBenchmarkRecord(db, signed);
@@ -496,7 +496,7 @@ export async function benchmarkHistory(options: {
 }): Promise<SignedBenchmarkRecord[]> {
   requireInteger(options.limit, "The limit", "--limit", 1);
   await loadConfig(options.paths.configFile);
-  const db = openDatabase(options.paths.nodeDatabase);
+  const db = openNodeDatabase(options.paths.nodeDatabase);
   try {
     return listBenchmarkRecords(db, {
       ...(options.limit !== undefined ? { limit: options.limit } : {}),

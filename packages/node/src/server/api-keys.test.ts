@@ -3,13 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../node-database.js";
+import { openNodeDatabase } from "../node-database.js";
 import { ApiKeyStore } from "./api-keys.js";
 
 async function store() {
   const dir = await mkdtemp(join(tmpdir(), "gbt-keys-"));
   const path = join(dir, "node.db");
-  return { keys: new ApiKeyStore(openDatabase(path)), path };
+  return { keys: new ApiKeyStore(openNodeDatabase(path)), path };
 }
 
 describe("ApiKeyStore", () => {

@@ -4,8 +4,8 @@
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { GbtError } from "@gbt/protocol";
-import { type NodeDatabase, openDatabase } from "../node-database.js";
-import { type GbtPaths, resolvePaths } from "../paths.js";
+import { type GbtPaths, resolvePaths } from "@gbt/store";
+import { type NodeDatabase, openNodeDatabase } from "../node-database.js";
 
 export interface ApiKeyInfo {
   id: string;
@@ -118,7 +118,7 @@ export class ApiKeyStore {
 
 /** Opens the node database of this GBT_HOME, runs `fn` with its key store, and closes it. */
 export function withNodeApiKeys<T>(fn: (keys: ApiKeyStore) => T, paths: GbtPaths = resolvePaths()): T {
-  const db = openDatabase(paths.nodeDatabase);
+  const db = openNodeDatabase(paths.nodeDatabase);
   try {
     return fn(new ApiKeyStore(db));
   } finally {
