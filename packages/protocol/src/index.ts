@@ -36,13 +36,17 @@ export {
 export {
   errorBody,
   HttpError,
-  type HttpStatusTable,
+  type HttpErrorCode,
+  type HttpSurface,
+  httpCodeOf,
+  httpError,
+  httpErrorCodes,
   type OpenAIErrorBody,
   readBody,
   sendError,
   sendJson,
   toHttpError,
-} from "./http-error.js";
+} from "./http-errors.js";
 export {
   createKeystore,
   type KeystoreFile,

@@ -9,7 +9,6 @@
 import {
   GbtError,
   HttpError,
-  type HttpStatusTable,
   IDEMPOTENCY_KEY_HEADER,
   MAX_MANIFEST_BYTES,
   modelNameSchema,
@@ -27,20 +26,6 @@ import { ModelRegistryStore } from "./model-registry-store.js";
 
 /** A signed manifest is its document plus a few hundred bytes of envelope. */
 const MAX_SUBMIT_BYTES = MAX_MANIFEST_BYTES + 16 * 1024;
-
-const registryStatusTable: HttpStatusTable = {
-  MANIFEST_INVALID: [400, "invalid_request_error", "manifest_invalid"],
-  INVALID_OBJECT: [400, "invalid_request_error", "invalid_object"],
-  INVALID_INPUT: [400, "invalid_request_error", "invalid_value"],
-  SIGNATURE_INVALID: [401, "authentication_error", "signature_invalid"],
-  PAYLOAD_HASH_MISMATCH: [401, "authentication_error", "payload_hash_mismatch"],
-  WRONG_DOMAIN: [401, "authentication_error", "wrong_domain"],
-  WRONG_CHAIN: [401, "authentication_error", "wrong_chain"],
-  NOT_YET_VALID: [401, "authentication_error", "not_yet_valid"],
-  UNKNOWN_SIGNER: [403, "permission_error", "unknown_signer"],
-  NOT_FOUND: [404, "invalid_request_error", "not_found"],
-  CONFLICT: [409, "invalid_request_error", "conflict"],
-};
 
 const listQuery = z.strictObject({
   status: z.enum(registryStatuses).optional(),
@@ -112,14 +97,14 @@ export function createModelRegistryExtension(options: ModelRegistryExtensionOpti
             });
             return "registry_list";
           }
-          throw new HttpError(405, "invalid_request_error", "method_not_allowed", "Use GET or POST.", null, {
+          throw new HttpError("method_not_allowed", "Use GET or POST.", null, {
             allow: "GET, POST",
           });
         }
         const match = MODEL_ROUTE.exec(path);
         if (!match) {
           if (path.startsWith(`${REGISTRY_MODELS_PATH}/`)) {
-            throw new HttpError(404, "invalid_request_error", "not_found", `No route ${method} ${path}.`);
+            throw new HttpError("not_found", `No route ${method} ${path}.`);
           }
           return undefined;
         }
@@ -131,7 +116,7 @@ export function createModelRegistryExtension(options: ModelRegistryExtensionOpti
         const action = match[3] as "approve" | "delist" | undefined;
         if (action === undefined) {
           if (method !== "GET") {
-            throw new HttpError(405, "invalid_request_error", "method_not_allowed", "Use GET.", null, {
+            throw new HttpError("method_not_allowed", "Use GET.", null, {
               allow: "GET",
             });
           }
@@ -139,7 +124,7 @@ export function createModelRegistryExtension(options: ModelRegistryExtensionOpti
           return "registry_get";
         }
         if (method !== "POST") {
-          throw new HttpError(405, "invalid_request_error", "method_not_allowed", "Use POST.", null, {
+          throw new HttpError("method_not_allowed", "Use POST.", null, {
             allow: "POST",
           });
         }
@@ -163,7 +148,7 @@ export function createModelRegistryExtension(options: ModelRegistryExtensionOpti
             if (!(error instanceof HttpError) && !(error instanceof GbtError)) {
               context.logger.error({ err: error, path: request.path }, "registry request failed");
             }
-            throw toHttpError(error, registryStatusTable, "model registry");
+            throw toHttpError(error, "gateway", "model registry");
           }
         },
         close() {

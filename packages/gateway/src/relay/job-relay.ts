@@ -86,12 +86,7 @@ export function jobRelay(options: JobRelayOptions = {}): GatewayExtension {
 
 function nodeAddress(text: string): `0x${string}` {
   if (!isAddress(text, { strict: false })) {
-    throw new HttpError(
-      400,
-      "invalid_request_error",
-      "invalid_node",
-      `${JSON.stringify(text.slice(0, 64))} is not a node address.`,
-    );
+    throw new HttpError("invalid_node", `${JSON.stringify(text.slice(0, 64))} is not a node address.`);
   }
   return getAddress(text);
 }
@@ -106,12 +101,7 @@ async function checkEnvelope(
   try {
     value = JSON.parse(body.toString("utf8"));
   } catch {
-    throw new HttpError(
-      400,
-      "invalid_request_error",
-      "invalid_json",
-      "The job is not JSON; send the signed Job.",
-    );
+    throw new HttpError("invalid_json", "The job is not JSON; send the signed Job.");
   }
   const claimed = (value as { message?: { node?: unknown } } | null)?.message?.node;
   if (
@@ -119,12 +109,7 @@ async function checkEnvelope(
     isAddress(claimed, { strict: false }) &&
     !isAddressEqual(claimed, node)
   ) {
-    throw new HttpError(
-      400,
-      "invalid_request_error",
-      "wrong_node",
-      `The Job is for node ${claimed}, but was sent to ${node}.`,
-    );
+    throw new HttpError("wrong_node", `The Job is for node ${claimed}, but was sent to ${node}.`);
   }
   // Throws GbtErrors (signature_invalid, wrong_chain, expired…) that the server maps to 4xx.
   await verifyObject(value, {
@@ -150,23 +135,11 @@ function linkOf(context: GatewayExtensionContext, node: `0x${string}`): Instance
     if (link) return link;
   }
   if (staleOnly) {
-    throw new HttpError(
-      503,
-      "server_error",
-      "node_unreachable",
-      `Node ${node} has stopped sending heartbeats.`,
-      null,
-      {
-        "retry-after": "10",
-      },
-    );
+    throw new HttpError("node_unreachable", `Node ${node} has stopped sending heartbeats.`, null, {
+      "retry-after": "10",
+    });
   }
-  throw new HttpError(
-    404,
-    "invalid_request_error",
-    "unknown_node",
-    `Node ${node} is not registered with this gateway.`,
-  );
+  throw new HttpError("unknown_node", `Node ${node} is not registered with this gateway.`);
 }
 
 async function forward(
@@ -198,12 +171,7 @@ async function forward(
     clearTimeout(timer);
     request.req.off("close", onClose);
     context.logger.warn({ node: link.node, err: cause }, "job relay: node unreachable");
-    throw new HttpError(
-      502,
-      "server_error",
-      "node_unreachable",
-      `Node ${link.node} did not answer the relayed job.`,
-    );
+    throw new HttpError("node_unreachable", `Node ${link.node} did not answer the relayed job.`);
   }
   try {
     const text = await response.text();
@@ -219,5 +187,5 @@ async function forward(
 }
 
 function methodNotAllowed(allow: string): HttpError {
-  return new HttpError(405, "invalid_request_error", "method_not_allowed", `Use ${allow}.`, null, { allow });
+  return new HttpError("method_not_allowed", `Use ${allow}.`, null, { allow });
 }

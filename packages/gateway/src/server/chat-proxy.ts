@@ -131,8 +131,7 @@ export function bearerToken(req: IncomingMessage): string | undefined {
   return header.slice(7).trim();
 }
 
-const invalid = (message: string, param: string | null) =>
-  new HttpError(400, "invalid_request_error", "invalid_value", message, param);
+const invalid = (message: string, param: string | null) => new HttpError("invalid_value", message, param);
 
 /** The few fields the gateway needs; the node validates the rest (its 400 comes back as it is). */
 function parseChat(raw: Buffer, defaultMaxTokens: number): ParsedChat {
@@ -140,7 +139,7 @@ function parseChat(raw: Buffer, defaultMaxTokens: number): ParsedChat {
   try {
     body = JSON.parse(raw.toString("utf8"));
   } catch {
-    throw new HttpError(400, "invalid_request_error", "invalid_json", "The request body is not valid JSON.");
+    throw new HttpError("invalid_json", "The request body is not valid JSON.");
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw invalid("The request body must be a JSON object.", null);
@@ -183,8 +182,6 @@ function minimumTierRank(req: IncomingMessage, accountId: string, trust: Request
     if (given === undefined || given < 0) {
       req.resume();
       throw new HttpError(
-        400,
-        "invalid_request_error",
         "invalid_value",
         `${MIN_TIER_HEADER} must be one of ${TIER_NAMES.join(", ")}; got "${value.slice(0, 32)}".`,
         MIN_TIER_HEADER,
@@ -219,8 +216,6 @@ export function createChatProxy(deps: ChatProxyDependencies) {
     if (principal === null) {
       req.resume();
       throw new HttpError(
-        401,
-        "invalid_request_error",
         "invalid_api_key",
         "Missing or invalid API key (Authorization: Bearer gbt_gk_…).",
         null,
@@ -238,13 +233,7 @@ export function createChatProxy(deps: ChatProxyDependencies) {
     try {
       price = priceFor(config.prices, chat.model);
     } catch {
-      throw new HttpError(
-        404,
-        "invalid_request_error",
-        "model_not_found",
-        `Model ${chat.model} has no price here.`,
-        "model",
-      );
+      throw new HttpError("model_not_found", `Model ${chat.model} has no price here.`, "model");
     }
     // A prompt token is at least one byte of the body, so the body size bounds the prompt.
     const reserve = costMicro(price, raw.length, chat.maxTokens);
@@ -254,8 +243,6 @@ export function createChatProxy(deps: ChatProxyDependencies) {
     } catch (error) {
       if (isGbtError(error) && error.code === "INSUFFICIENT_FUNDS") {
         throw new HttpError(
-          402,
-          "insufficient_quota",
           "insufficient_credits",
           `${error.message} Lower max_tokens or add credits to the account.`,
         );
@@ -273,7 +260,7 @@ export function createChatProxy(deps: ChatProxyDependencies) {
           lease = router.selectInstance(chat.model, admit ? { exclude: tried, admit } : { exclude: tried });
         } catch (error) {
           if (isGbtError(error) && error.code === "MODEL_NOT_FOUND") {
-            throw new HttpError(404, "invalid_request_error", "model_not_found", error.message, "model");
+            throw new HttpError("model_not_found", error.message, "model");
           }
           if (isGbtError(error) && error.code === "BUSY") {
             const counts = error.details as
@@ -282,8 +269,6 @@ export function createChatProxy(deps: ChatProxyDependencies) {
             const belowTier = counts?.belowTier ?? 0;
             if (belowTier > 0 && (counts?.instances ?? 0) - (counts?.stale ?? 0) - belowTier <= 0) {
               throw new HttpError(
-                503,
-                "server_error",
                 "tier_unavailable",
                 `No active node serving ${chat.model} meets the minimum trust tier ${TIER_NAMES[minRank] ?? minRank} (${belowTier} below it). Retry later, or ask for a lower tier (${MIN_TIER_HEADER}).`,
                 null,
@@ -297,8 +282,6 @@ export function createChatProxy(deps: ChatProxyDependencies) {
               continue;
             }
             throw new HttpError(
-              tried.length > 0 ? 502 : 503,
-              "server_error",
               tried.length > 0 ? "upstream_failed" : "no_capacity",
               tried.length > 0
                 ? `Every node tried for ${chat.model} failed (${tried.length}); no other candidate. ${error.message}`
@@ -343,8 +326,6 @@ export function createChatProxy(deps: ChatProxyDependencies) {
           );
           if (attempt >= routing.maxRetries || res.destroyed) {
             throw new HttpError(
-              502,
-              "server_error",
               "upstream_failed",
               `The node${tried.length > 1 ? "s" : ""} serving ${chat.model} failed before answering (${error.message}).`,
               null,

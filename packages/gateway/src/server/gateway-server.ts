@@ -16,7 +16,6 @@ import {
   GATEWAY_REGISTER_PATH,
   HttpError,
   type HttpError as HttpErrorType,
-  type HttpStatusTable,
   readBody,
   sendError,
   sendJson,
@@ -72,32 +71,12 @@ export interface GatewayServer {
   close(deadlineMs?: number): Promise<void>;
 }
 
-const gatewayStatuses: HttpStatusTable = {
-  INVALID_OBJECT: [400, "invalid_request_error", "invalid_object"],
-  INVALID_INPUT: [400, "invalid_request_error", "invalid_value"],
-  SIGNATURE_INVALID: [401, "authentication_error", "signature_invalid"],
-  UNKNOWN_SIGNER: [401, "authentication_error", "unknown_signer"],
-  WRONG_DOMAIN: [401, "authentication_error", "wrong_domain"],
-  WRONG_CHAIN: [401, "authentication_error", "wrong_chain"],
-  WRONG_AUDIENCE: [401, "authentication_error", "wrong_audience"],
-  EXPIRED: [401, "authentication_error", "expired"],
-  NOT_YET_VALID: [401, "authentication_error", "not_yet_valid"],
-  PAYLOAD_HASH_MISMATCH: [401, "authentication_error", "payload_hash_mismatch"],
-  REPLAYED: [409, "invalid_request_error", "replayed"],
-  NOT_FOUND: [404, "invalid_request_error", "not_found"],
-  MODEL_NOT_FOUND: [404, "invalid_request_error", "model_not_found"],
-  INSUFFICIENT_FUNDS: [402, "insufficient_quota", "insufficient_credits"],
-  POLICY_DENIED: [403, "permission_error", "policy_denied"],
-  CONFLICT: [409, "invalid_request_error", "conflict"],
-  BUSY: [503, "server_error", "no_capacity"],
-};
-
 async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   const raw = await readBody(req, limit);
   try {
     return JSON.parse(raw.toString("utf8"));
   } catch {
-    throw new HttpError(400, "invalid_request_error", "invalid_json", "The request body is not valid JSON.");
+    throw new HttpError("invalid_json", "The request body is not valid JSON.");
   }
 }
 
@@ -200,8 +179,6 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     const given = Buffer.from(token ?? "");
     if (given.length !== adminTokenBuffer.length || !timingSafeEqual(given, adminTokenBuffer)) {
       throw new HttpError(
-        401,
-        "authentication_error",
         "invalid_admin_token",
         "This route needs the gateway's admin token (Authorization: Bearer <admin token>).",
         null,
@@ -214,16 +191,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     const key = bearerToken(req);
     const authenticated = key === undefined ? null : accounts.authenticate(key);
     if (authenticated === null) {
-      throw new HttpError(
-        401,
-        "invalid_request_error",
-        "invalid_api_key",
-        "Missing or invalid API key.",
-        null,
-        {
-          "www-authenticate": "Bearer",
-        },
-      );
+      throw new HttpError("invalid_api_key", "Missing or invalid API key.", null, {
+        "www-authenticate": "Bearer",
+      });
     }
     return authenticated;
   };
@@ -236,7 +206,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     if (path === "/v1/chat/completions") {
       if (method !== "POST") throw methodNotAllowed("POST");
       if (draining)
-        throw new HttpError(503, "server_error", "shutting_down", "The gateway is shutting down.", null, {
+        throw new HttpError("shutting_down", "The gateway is shutting down.", null, {
           "retry-after": "5",
         });
       inFlight += 1;
@@ -270,7 +240,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         await links.heartbeat(await readJson(req, 256 * 1024));
       } catch (error) {
         if (error instanceof Error && (error as { code?: string }).code === "NOT_FOUND") {
-          throw new HttpError(404, "invalid_request_error", "unknown_instance", error.message);
+          throw new HttpError("unknown_instance", error.message);
         }
         throw error;
       }
@@ -314,7 +284,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       requireAdmin(req);
       return adminRoute(req, res, path, method);
     }
-    throw new HttpError(404, "invalid_request_error", "not_found", `No route ${method} ${path}.`);
+    throw new HttpError("not_found", `No route ${method} ${path}.`);
   }
 
   async function adminRoute(
@@ -377,7 +347,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       sendJson(res, report.ok ? 200 : 500, report);
       return "admin_ledger";
     }
-    throw new HttpError(404, "invalid_request_error", "not_found", `No route ${method} ${path}.`);
+    throw new HttpError("not_found", `No route ${method} ${path}.`);
   }
 
   const server: Server = createServer((req, res) => {
@@ -385,7 +355,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     route(req, res, started)
       .then((name) => metrics.requests.inc({ route: name, status: String(res.statusCode) }))
       .catch((error: unknown) => {
-        const http: HttpErrorType = toHttpError(error, gatewayStatuses, "gateway");
+        const http: HttpErrorType = toHttpError(error, "gateway", "gateway");
         if (http.status >= 500 && !(error instanceof HttpError))
           logger.error({ err: error, path: req.url }, "request failed");
         if (!res.headersSent) http.headers["x-gbt-gateway-ms"] = (performance.now() - started).toFixed(3);
@@ -443,5 +413,5 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
 }
 
 function methodNotAllowed(allow: string): HttpError {
-  return new HttpError(405, "invalid_request_error", "method_not_allowed", `Use ${allow}.`, null, { allow });
+  return new HttpError("method_not_allowed", `Use ${allow}.`, null, { allow });
 }

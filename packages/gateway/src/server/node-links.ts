@@ -131,8 +131,6 @@ export class NodeLinks {
       : details.data.models;
     if (models.length === 0) {
       throw new HttpError(
-        403,
-        "permission_error",
         "policy_denied",
         `This gateway serves only approved models; none of ${details.data.models.map((m) => m.id).join(", ")} is approved.`,
       );

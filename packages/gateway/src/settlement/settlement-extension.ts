@@ -14,7 +14,7 @@ import {
   settlementAbi,
   toChainError,
 } from "@gbt/contracts";
-import { GbtError, HttpError, type HttpStatusTable, sendJson, toHttpError } from "@gbt/protocol";
+import { GbtError, HttpError, sendJson, toHttpError } from "@gbt/protocol";
 import { type Address, createClient, getAddress, type Hex, http, isAddress } from "viem";
 import { readContract } from "viem/actions";
 import type { GatewayExtension, GatewayExtensionContext } from "../server/gateway-extension.js";
@@ -22,16 +22,6 @@ import { readCumulativeEarnings } from "./cumulative-earnings.js";
 import { EpochStore, type PostedEpoch } from "./epoch-store.js";
 
 export const SETTLEMENT_PROOFS_PATH = "/v1/settlement/proofs";
-
-const statusTable: HttpStatusTable = {
-  NOT_FOUND: [404, "invalid_request_error", "not_found"],
-  INVALID_ADDRESS: [400, "invalid_request_error", "invalid_address"],
-  CHAIN_UNREACHABLE: [502, "api_error", "chain_unreachable"],
-  TRANSACTION_REVERTED: [502, "api_error", "transaction_reverted"],
-  INSUFFICIENT_FUNDS: [502, "api_error", "insufficient_funds"],
-  UNAUTHORIZED: [502, "api_error", "unauthorized"],
-  CONFLICT: [409, "invalid_request_error", "conflict"],
-};
 
 /** The outcome of one epoch run. */
 export type EpochOutcome =
@@ -249,7 +239,7 @@ export function createSettlementExtension(options: SettlementExtensionOptions = 
             return undefined;
           } catch (error) {
             if (error instanceof HttpError) throw error;
-            throw toHttpError(error, statusTable);
+            throw toHttpError(error, "chain", "settlement");
           }
         },
         async close() {

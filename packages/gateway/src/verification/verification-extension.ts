@@ -871,5 +871,5 @@ function safeDecode(text: string): string {
 }
 
 function methodNotAllowed(allow: string): HttpError {
-  return new HttpError(405, "invalid_request_error", "method_not_allowed", `Use ${allow}.`, null, { allow });
+  return new HttpError("method_not_allowed", `Use ${allow}.`, null, { allow });
 }

@@ -18,11 +18,16 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
+  HttpError,
   RECEIPT_HEADER,
   RECEIPT_SSE_PREFIX,
   REQUEST_ID_HEADER,
   type ReceiptTimings,
+  readBody,
   type SignedObject,
+  sendError,
+  sendJson,
+  toHttpError,
 } from "@gbt/protocol";
 import type { Logger } from "pino";
 import type { Backend, BackendTimings, ChatStreamEvent, FinishReason, Usage } from "../backends/types.js";
@@ -30,7 +35,6 @@ import type { GatewayLink } from "../gateway-link.js";
 import type { ApiKeyStore } from "./api-keys.js";
 import { parseChatCompletionRequest } from "./chat-request.js";
 import { createNodeMetrics, type NodeMetrics } from "./node-metrics.js";
-import { HttpError, readBody, sendError, sendJson, toHttpError } from "./openai-error.js";
 
 export interface NodeServerOptions {
   backend: Backend;
@@ -133,8 +137,6 @@ function pooledRequestId(req: IncomingMessage): string {
   const value = req.headers[REQUEST_ID_HEADER];
   if (typeof value !== "string" || !REQUEST_ID_PATTERN.test(value)) {
     throw new HttpError(
-      400,
-      "invalid_request_error",
       "invalid_value",
       `Pooled requests need a ${REQUEST_ID_HEADER} header of 1–128 letters, digits or . _ : - (starting with a letter or digit).`,
       REQUEST_ID_HEADER,
@@ -216,21 +218,14 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     pooled: boolean,
   ): Promise<void> {
     if (draining) {
-      throw new HttpError(503, "server_error", "shutting_down", "The node is shutting down.", null, {
+      throw new HttpError("shutting_down", "The node is shutting down.", null, {
         "retry-after": "5",
       });
     }
     if (drained) {
-      throw new HttpError(
-        503,
-        "server_error",
-        "draining",
-        "The node is draining: it takes no new requests.",
-        null,
-        {
-          "retry-after": "30",
-        },
-      );
+      throw new HttpError("draining", "The node is draining: it takes no new requests.", null, {
+        "retry-after": "30",
+      });
     }
     const requestId = pooled ? pooledRequestId(req) : undefined;
     const raw = await readBody(req, maxBody);
@@ -238,27 +233,14 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     try {
       body = JSON.parse(raw.toString("utf8"));
     } catch {
-      throw new HttpError(
-        400,
-        "invalid_request_error",
-        "invalid_json",
-        "The request body is not valid JSON.",
-      );
+      throw new HttpError("invalid_json", "The request body is not valid JSON.");
     }
     const parsed = parseChatCompletionRequest(body);
-    if (!parsed.ok)
-      throw new HttpError(400, "invalid_request_error", "invalid_value", parsed.message, parsed.param);
+    if (!parsed.ok) throw new HttpError("invalid_value", parsed.message, parsed.param);
     if (active.size >= capacity) {
-      throw new HttpError(
-        429,
-        "rate_limit_error",
-        "over_capacity",
-        `The node is at capacity (${capacity} requests).`,
-        null,
-        {
-          "retry-after": "1",
-        },
-      );
+      throw new HttpError("over_capacity", `The node is at capacity (${capacity} requests).`, null, {
+        "retry-after": "1",
+      });
     }
     const { request, stream, includeUsage } = parsed.value;
     const controller = new AbortController();
@@ -326,7 +308,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
             step = await events.next();
           }
         } catch (error) {
-          const http = toHttpError(error);
+          const http = toHttpError(error, "node", "node server");
           res.end(
             `data: ${JSON.stringify({ error: { message: http.message, type: http.type, code: http.code } })}\n\n`,
           );
@@ -449,15 +431,13 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       // Served to loopback callers, and on any listener to the gateway relaying an owner's job (its
       // link token): the agent verifies the signed job the same way whoever carried it.
       if (!options.agent || !(agentServed || isPooled(req))) {
-        throw new HttpError(404, "invalid_request_error", "not_found", `No route ${method} ${path}.`);
+        throw new HttpError("not_found", `No route ${method} ${path}.`);
       }
       return routeAgent(options.agent, req, res, path, method);
     }
     const pooled = isPooled(req);
     if (!pooled && !authorized(req)) {
       throw new HttpError(
-        401,
-        "authentication_error",
         "invalid_api_key",
         "Missing or invalid API key (Authorization: Bearer gbt_sk_…).",
         null,
@@ -468,7 +448,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     }
     if (path === "/v1/chat/completions") {
       if (method !== "POST")
-        throw new HttpError(405, "invalid_request_error", "method_not_allowed", "Use POST.", null, {
+        throw new HttpError("method_not_allowed", "Use POST.", null, {
           allow: "POST",
         });
       await handleChat(req, res, started, pooled);
@@ -494,7 +474,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       res.end(text);
       return "metrics";
     }
-    throw new HttpError(404, "invalid_request_error", "not_found", `No route ${method} ${path}.`);
+    throw new HttpError("not_found", `No route ${method} ${path}.`);
   }
 
   async function routeAgent(
@@ -506,7 +486,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   ): Promise<string> {
     if (path === "/agent/jobs") {
       if (method !== "POST")
-        throw new HttpError(405, "invalid_request_error", "method_not_allowed", "Use POST.", null, {
+        throw new HttpError("method_not_allowed", "Use POST.", null, {
           allow: "POST",
         });
       const body = await readBody(req, MAX_JOB_BODY_BYTES);
@@ -523,19 +503,19 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       const jobId = decodeURIComponent(match[1]);
       const outcome = agent.status(jobId);
       if (outcome === null || outcome === undefined) {
-        throw new HttpError(404, "invalid_request_error", "not_found", `This node has no job ${jobId}.`);
+        throw new HttpError("not_found", `This node has no job ${jobId}.`);
       }
       sendJson(res, 200, outcome);
       return "agent_status";
     }
-    throw new HttpError(404, "invalid_request_error", "not_found", `No route ${method} ${path}.`);
+    throw new HttpError("not_found", `No route ${method} ${path}.`);
   }
 
   const server: Server = createServer((req, res) => {
     route(req, res)
       .then((name) => metrics.requests.inc({ route: name, status: String(res.statusCode) }))
       .catch((error: unknown) => {
-        const http = toHttpError(error);
+        const http = toHttpError(error, "node", "node server");
         if (http.status >= 500 && !(error instanceof HttpError))
           logger.error({ err: error, path: req.url }, "request failed");
         if (!(http as HttpError & { alreadySent?: boolean }).alreadySent) sendError(res, http);
