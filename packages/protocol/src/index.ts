@@ -2,6 +2,10 @@
  * @gbt/protocol: the wire language of gbt. Schemas of every signed object, EIP-712 signing and
  * verification under the `gbt` domain, canonical JSON hashing, keystores, and the GbtError codes.
  */
+
+export * from "./api/agent/index.js";
+export * from "./api/gateway/index.js";
+export * from "./api/node/index.js";
 export { canonicalJson, hashPayload } from "./canonical-json.js";
 export {
   type ErrorCode,

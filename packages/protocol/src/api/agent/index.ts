@@ -1,0 +1,2 @@
+/** The agent API: paths, request and response schemas, and its typed client. */
+export {};
