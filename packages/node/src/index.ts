@@ -155,7 +155,7 @@ export {
   redactedLogPaths,
   tailLogFile,
 } from "./node-log.js";
-export { DEFAULT_PORT, isLoopback, type RunningNode, type ServeParameters, startServe } from "./serve.js";
+export { DEFAULT_PORT, type RunningNode, type ServeParameters, startServe } from "./serve.js";
 export { type ApiKeyInfo, ApiKeyStore, type CreatedApiKey, withNodeApiKeys } from "./server/api-keys.js";
 export {
   agentOutcomeStatus,
@@ -171,6 +171,7 @@ export {
   type SetupResult,
   setupNode,
 } from "./setup.js";
+export { type StartedNode, type StartNodeParameters, startNode } from "./start-node.js";
 export { nodeStatus } from "./status.js";
 export {
   DEFAULT_GGUF_ALIGNMENT,

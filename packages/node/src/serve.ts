@@ -5,7 +5,7 @@
  * unlocks the node key up front, then links to the gateway in the background once listening:
  * serving never waits for the gateway, which may be down.
  */
-import { GbtError } from "@gbt/protocol";
+import { GbtError, isLoopbackHost } from "@gbt/protocol";
 import type { GbtPaths } from "@gbt/store";
 import type { Logger } from "pino";
 import type { Address } from "viem";
@@ -40,7 +40,7 @@ export interface ServeParameters {
   publicUrl?: string;
   /** Unlocks an encrypted node key (needed only when linking to a gateway). */
   passphrase?: string;
-  /** The node agent answering `/agent/jobs` (composed by the caller: @gbt/agent depends on this package). */
+  /** The node agent answering `/agent/jobs` (`startNode()` composes it). */
   agent?: NodeAgentEndpoint;
   /**
    * Serve the model of this signed manifest (embedded backend): the signature is checked (against
@@ -59,10 +59,6 @@ export interface RunningNode {
   link: GatewayLink | null;
   /** Graceful stop: finish in-flight work up to the deadline, then release the backend. */
   close(deadlineMs?: number): Promise<void>;
-}
-
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export async function startServe(parameters: ServeParameters): Promise<RunningNode> {
@@ -94,7 +90,7 @@ export async function startServe(parameters: ServeParameters): Promise<RunningNo
 
   const db = openNodeDatabase(paths.nodeDatabase);
   const apiKeys = new ApiKeyStore(db);
-  const requireApiKey = parameters.requireApiKey === true || !isLoopback(host);
+  const requireApiKey = parameters.requireApiKey === true || !isLoopbackHost(host);
   if (requireApiKey && !apiKeys.hasKeys()) {
     db.close();
     throw new GbtError("USAGE", `Serving on ${host} requires API keys, and this node has none.`, {

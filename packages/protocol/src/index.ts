@@ -61,6 +61,7 @@ export {
   unlockKeystoreKey,
   writeKeystore,
 } from "./keystore.js";
+export { isLoopbackHost, isLoopbackUrl } from "./loopback.js";
 export {
   artifactPathSchema,
   jsonPath,

@@ -1,9 +1,8 @@
-import { createNodeLogger, DEFAULT_PORT, nodeLogFile, resolvePaths, startServe } from "@gbt/node";
-import { GbtError, isGbtError } from "@gbt/protocol";
+import { createNodeLogger, DEFAULT_PORT, nodeLogFile, resolvePaths, startNode } from "@gbt/node";
+import { GbtError } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import { type Address, getAddress, isAddress } from "viem";
 import { GbtCommand } from "../gbt-command.js";
-import { openNodeAgent } from "../node-agent.js";
 import { passphraseFromFlags } from "../terminal-input.js";
 import { runUntilSignal, serverLifecycleFlags } from "../wait-for-signal.js";
 
@@ -103,19 +102,8 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       file: nodeLogFile(paths),
     });
     const passphrase = await passphraseFromFlags({ passphraseFile: flags["passphrase-file"] });
-    // An encrypted node key without a passphrase still serves inference (as before); only the
-    // agent, which signs every JobResult, needs the key unlocked.
-    const agent = await openNodeAgent({
+    const node = await startNode({
       paths,
-      logger,
-      ...(passphrase !== undefined ? { passphrase } : {}),
-    }).catch((error: unknown) => {
-      if (isGbtError(error, "PASSPHRASE_REQUIRED")) return undefined;
-      throw error;
-    });
-    const node = await startServe({
-      paths,
-      ...(agent ? { agent: agent.endpoint } : {}),
       logger,
       ...(flags.gateway !== undefined ? { gatewayUrl: flags.gateway } : {}),
       ...(flags["public-url"] !== undefined ? { publicUrl: flags["public-url"] } : {}),
@@ -134,11 +122,7 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
       ...(flags.capacity !== undefined ? { capacity: flags.capacity } : {}),
       requireApiKey: flags["require-api-key"],
-    }).catch((error: unknown) => {
-      agent?.close();
-      throw error;
     });
-    agent?.attach(node);
     const models = node.models.map((m) => m.id);
     if (this.jsonEnabled()) {
       process.stdout.write(
@@ -153,8 +137,8 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
           (node.link
             ? "  Joining the gateway in the background (signed registration, then heartbeats every 10 s).\n"
             : "") +
-          (agent
-            ? `  agent: POST /agent/jobs (signed jobs from owners${isLoopbackUrl(node.server.url) ? "" : "; not served on this non-loopback host"})\n`
+          (node.agent !== "off"
+            ? `  agent: POST /agent/jobs (signed jobs from owners${node.agent === "served" ? "" : "; not served on this non-loopback host"})\n`
             : "  agent: off (the node key is encrypted; give --passphrase-file or GBT_PASSPHRASE to take signed jobs)\n") +
           `  Try: curl ${node.server.url}/v1/models\n  Ctrl-C stops.\n`,
       );
@@ -164,16 +148,10 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       await node
         .close(flags["shutdown-timeout"] * 1000)
         .catch((error) => logger.error({ err: error }, "error during shutdown"));
-      agent?.close();
     });
     if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify({ event: "stopped" })}\n`);
     logger.flush();
   }
-}
-
-/** Whether the server listens on loopback, where the agent's routes are served. */
-function isLoopbackUrl(url: string): boolean {
-  return /^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost):/.test(url);
 }
 
 function publisherAddress(value: string): Address {

@@ -7,8 +7,11 @@
 import { access, rm } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type { JobHandlers } from "@gbt/agent";
-import { type Backend, type GbtPaths, generateTestModel, type RunningNode } from "@gbt/node";
 import { GbtError } from "@gbt/protocol";
+import type { GbtPaths } from "@gbt/store";
+import type { Backend } from "../backends/types.js";
+import type { RunningNode } from "../serve.js";
+import { generateTestModel } from "../test-model/test-model.js";
 
 /** The generated test models a pull may create, by id. */
 const pullableTestModels: Record<string, "tiny" | "small"> = {

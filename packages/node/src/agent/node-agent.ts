@@ -1,8 +1,8 @@
 /**
- * Composes the node agent for `gbt serve`: @gbt/agent depends on @gbt/node, so the node server
- * only knows the agent structurally and the CLI wires the two together. The handlers give the
+ * The node's agent: opens the agent's stores (replay database, audit log), unlocks the node key
+ * and creates the @gbt/agent executor with this node's JobHandlers. The handlers give the
  * allowlisted executors the real node: its status, the server's drain switch, config.json, and its
- * models and services (node-model-handlers.ts).
+ * models and services (model-handlers.ts). `startNode()` composes it with the server and the link.
  */
 import { join } from "node:path";
 import {
@@ -18,26 +18,21 @@ import {
   openAuditLog,
   runFixedCommand,
 } from "@gbt/agent";
-import {
-  type Backend,
-  detectBackends,
-  type GbtPaths,
-  loadConfig,
-  loadNodeAccount,
-  type NodeAgentEndpoint,
-  nodeConfigSchema,
-  nodeLogFile,
-  nodeStatus,
-  probeHardware,
-  type RunningNode,
-  runNodeBenchmark,
-  saveConfig,
-  tailLogFile,
-} from "@gbt/node";
 import { GbtError } from "@gbt/protocol";
+import type { GbtPaths } from "@gbt/store";
 import type { Logger } from "pino";
 import type { Address } from "viem";
-import { modelJobHandlers } from "./node-model-handlers.js";
+import type { Backend } from "../backends/types.js";
+import { runNodeBenchmark } from "../benchmark/run-benchmark.js";
+import { loadConfig, nodeConfigSchema, saveConfig } from "../config.js";
+import { detectBackends } from "../detect-backends.js";
+import { probeHardware } from "../hardware.js";
+import { loadNodeAccount } from "../identity.js";
+import { nodeLogFile, tailLogFile } from "../node-log.js";
+import type { RunningNode } from "../serve.js";
+import type { NodeAgentEndpoint } from "../server/node-server.js";
+import { nodeStatus } from "../status.js";
+import { modelJobHandlers } from "./model-handlers.js";
 
 export interface NodeAgentParameters {
   paths: GbtPaths;
