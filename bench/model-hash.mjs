@@ -1,4 +1,4 @@
-// Artifact hashing: throughput of gbt's streaming sha256 (`sha256File` from @gbt/node, what
+// Artifact hashing: throughput of gbt's streaming sha256 (`sha256File` from @gbt/protocol, what
 // `gbt model publish` and `gbt model verify` run) against coreutils `sha256sum` on the same
 // generated file, with the file in the page cache for both (each pass runs both, alternating
 // which goes first). gbt's hasher runs in its own process so its peak RSS is its own; an idle
@@ -42,16 +42,16 @@ try {
   closeSync(fd);
   const expectedHex = expected.digest("hex");
 
-  const nodeDist = new URL("../packages/node/dist/index.js", import.meta.url).href;
+  const protocolDist = new URL("../packages/protocol/dist/index.js", import.meta.url).href;
   const child = `
-    const { sha256File } = await import(${JSON.stringify(nodeDist)});
+    const { sha256File } = await import(${JSON.stringify(protocolDist)});
     const started = process.hrtime.bigint();
     const digest = await sha256File(${JSON.stringify(file)}, { chunkBytes: ${chunkBytes} });
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     process.stdout.write(JSON.stringify({ ...digest, ms, maxRssKiB: process.resourceUsage().maxRSS }));
   `;
   const idle = `
-    await import(${JSON.stringify(nodeDist)});
+    await import(${JSON.stringify(protocolDist)});
     process.stdout.write(JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS }));
   `;
   const runGbt = () => {

@@ -3,8 +3,9 @@
  * GBT_GATEWAY_URL, else the local default), the admin token for approve/delist, and artifact
  * hashing progress on stderr (one line per artifact and per 1 GiB, never on stdout).
  */
-import { type ArtifactProgress, RegistryClient, type RegistryClientOptions } from "@gbt/node";
+
 import { parseModelRef, type RegistryModel } from "@gbt/protocol";
+import { type ArtifactProgress, RegistryClient, type RegistryClientOptions } from "@gbt/publish";
 import { Args, Flags } from "@oclif/core";
 import { gatewayAdminToken } from "./gateway-paths.js";
 

@@ -144,7 +144,6 @@ export {
   type SystemInformation,
 } from "./hardware.js";
 export { ensureIdentity, loadNodeAccount } from "./identity.js";
-export * from "./model-publish/index.js";
 export { getMeta, type NodeDatabase, nodeMigrations, openNodeDatabase, setMeta } from "./node-database.js";
 export {
   createNodeLogger,

@@ -16,7 +16,7 @@ import { listBenchmarkRecords } from "./benchmark/benchmark-record.js";
 import { type BackendConfig, gatewayConfigSchema, loadConfig } from "./config.js";
 import { type GatewayLink, startGatewayLink } from "./gateway-link.js";
 import { loadNodeAccount } from "./identity.js";
-import { embeddedModelFromManifestFile } from "./model-publish/manifest-model-file.js";
+import { embeddedModelFromManifestFile } from "./model-manifest-file.js";
 import { openNodeDatabase } from "./node-database.js";
 import { ApiKeyStore } from "./server/api-keys.js";
 import { type NodeAgentEndpoint, type NodeServer, startNodeServer } from "./server/node-server.js";

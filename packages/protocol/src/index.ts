@@ -17,6 +17,13 @@ export {
   isGbtError,
 } from "./errors.js";
 export {
+  DEFAULT_HASH_CHUNK_BYTES,
+  type FileDigest,
+  type HashProgress,
+  type Sha256FileOptions,
+  sha256File,
+} from "./file-digest.js";
+export {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   GATEWAY_HEARTBEAT_PATH,
   GATEWAY_INFO_PATH,

@@ -17,12 +17,11 @@
  *   first step (prompt decode + first sample), decode the later steps, each one token. These
  *   include node-llama-cpp's batching and sampling, and exclude time spent waiting for the reader.
  */
-import { createHash, randomInt } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { randomInt } from "node:crypto";
 import { readdir, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
-import { GbtError, isGbtError } from "@gbt/protocol";
+import { GbtError, isGbtError, sha256File } from "@gbt/protocol";
 import type {
   ChatHistoryItem,
   ChatWrapper,
@@ -634,13 +633,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
   async function fileDigest(path: string, size: number, mtimeMs: number): Promise<string> {
     const cached = digests.get(path);
     if (cached && cached.size === size && cached.mtimeMs === mtimeMs) return cached.digest;
-    const digest = new Promise<string>((resolveDigest, reject) => {
-      const hash = createHash("sha256");
-      createReadStream(path)
-        .on("data", (chunk) => hash.update(chunk))
-        .on("error", reject)
-        .on("end", () => resolveDigest(`sha256:${hash.digest("hex")}`));
-    });
+    const digest = sha256File(path).then((file) => `sha256:${file.sha256}`);
     digests.set(path, { size, mtimeMs, digest });
     digest.catch(() => digests.delete(path));
     return digest;

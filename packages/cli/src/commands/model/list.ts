@@ -1,5 +1,5 @@
-import { RegistryClient } from "@gbt/node";
 import { type RegistryEntry, registryStatuses } from "@gbt/protocol";
+import { RegistryClient } from "@gbt/publish";
 import { Flags } from "@oclif/core";
 import { renderTable } from "../../format.js";
 import { GbtCommand } from "../../gbt-command.js";

@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
-import { publishModel } from "@gbt/node";
 import type { RegistryStatus, SignedModelManifest } from "@gbt/protocol";
+import { publishModel } from "@gbt/publish";
 import { Args, Flags } from "@oclif/core";
 import { parseGbtAmount } from "../../chain-amount.js";
 import { GbtCommand } from "../../gbt-command.js";

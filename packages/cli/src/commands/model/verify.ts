@@ -1,5 +1,5 @@
-import { type VerifyModelResult, verifyModel } from "@gbt/node";
 import { GbtError, schemas } from "@gbt/protocol";
+import { type VerifyModelResult, verifyModel } from "@gbt/publish";
 import { Args, Flags } from "@oclif/core";
 import type { Address } from "viem";
 import { GbtCommand } from "../../gbt-command.js";

@@ -1,11 +1,8 @@
-/** Model publishing: streaming artifact hashes, manifest completion, the registry client, publish and verify. */
-export {
-  DEFAULT_HASH_CHUNK_BYTES,
-  type FileDigest,
-  type HashProgress,
-  type Sha256FileOptions,
-  sha256File,
-} from "./hash-artifact.js";
+/**
+ * @gbt/publish: model manifests for publishers and CI. Completes a manifest from its artifacts
+ * (streaming sha256 and sizes), signs it (EIP-712), submits it to a gateway's registry, and
+ * verifies a published manifest and its artifacts.
+ */
 export {
   type ArtifactCheck,
   type ArtifactProgress,
@@ -16,11 +13,6 @@ export {
   rehashArtifacts,
   resolveArtifactFile,
 } from "./manifest-artifacts.js";
-export {
-  embeddedModelFromManifest,
-  embeddedModelFromManifestFile,
-  type ManifestModelFileOptions,
-} from "./manifest-model-file.js";
 export {
   DEFAULT_MANIFEST_CHAIN_ID,
   type PublishModelParameters,

@@ -7,13 +7,14 @@ import { readFile, realpath } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import {
   GbtError,
+  type HashProgress,
   type ModelManifest,
   type ModelManifestDraft,
   parseManifestText,
   parseModelManifest,
   parseModelManifestDraft,
+  sha256File,
 } from "@gbt/protocol";
-import { type HashProgress, sha256File } from "./hash-artifact.js";
 
 /** Progress of one artifact's hashing, for a CLI's stderr. */
 export interface ArtifactProgress extends HashProgress {

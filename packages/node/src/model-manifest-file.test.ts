@@ -1,13 +1,13 @@
 import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { publishModel } from "@gbt/publish";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createEmbeddedBackend } from "../backends/embedded.js";
-import type { Backend } from "../backends/types.js";
-import { generateTestModel } from "../test-model/test-model.js";
-import { embeddedModelFromManifest, embeddedModelFromManifestFile } from "./manifest-model-file.js";
-import { publishModel } from "./publish-model.js";
+import { createEmbeddedBackend } from "./backends/embedded.js";
+import type { Backend } from "./backends/types.js";
+import { embeddedModelFromManifest, embeddedModelFromManifestFile } from "./model-manifest-file.js";
+import { generateTestModel } from "./test-model/test-model.js";
 
 let dir: string;
 let backend: Backend | undefined;

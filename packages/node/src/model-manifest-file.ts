@@ -3,9 +3,9 @@
  * under the model's name, with the sha256 the backend checks before loading it.
  */
 import { GbtError, type SignedModelManifest, verifyModelManifest } from "@gbt/protocol";
+import { manifestBaseDir, readManifestFile, resolveArtifactFile } from "@gbt/publish";
 import type { Address } from "viem";
-import type { EmbeddedModelFile } from "../backends/embedded.js";
-import { manifestBaseDir, readManifestFile, resolveArtifactFile } from "./manifest-artifacts.js";
+import type { EmbeddedModelFile } from "./backends/embedded.js";
 
 export async function embeddedModelFromManifest(
   signed: SignedModelManifest,
