@@ -17,6 +17,14 @@ export { transferGbt } from "./actions/transfer-gbt.js";
 export { unbond } from "./actions/unbond.js";
 export { withdraw } from "./actions/withdraw.js";
 export type { ChainReader, ChainWriter } from "./chain-client.js";
+export {
+  type ChainConfig,
+  type ChainConfigInput,
+  chainConfigPath,
+  chainConfigSchema,
+  loadChainConfig,
+  writeChainConfig,
+} from "./chain-config.js";
 export { toChainError } from "./chain-error.js";
 export {
   buildCumulativeTree,

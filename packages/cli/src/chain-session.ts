@@ -4,13 +4,12 @@
  * TTY), and the checks that the RPC serves the configured chain and the contracts exist there.
  */
 import type { ChainWriter, GbtDeployment } from "@gbt/contracts";
-import { toChainError } from "@gbt/contracts";
+import { chainConfigPath, loadChainConfig, toChainError } from "@gbt/contracts";
 import { loadNodeAccount, resolvePaths } from "@gbt/node";
 import { GbtError, readKeystore } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import { createClient, http, type LocalAccount } from "viem";
 import { getChainId, getCode } from "viem/actions";
-import { chainConfigPath, loadChainConfig } from "./chain-config.js";
 import { ask, isInteractive, passphraseFromFlags } from "./terminal-input.js";
 
 export const chainSessionFlags = {

@@ -3,10 +3,8 @@
  * load: a corrupt or hand-edited file names itself and the bad field and exits with the config
  * code. Writes are atomic and only happen when the content changes, so re-running setup is a no-op.
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
 import { GbtError, schemas } from "@gbt/protocol";
+import { readJsonFile, writeJsonFile } from "@gbt/store";
 import { z } from "zod";
 
 export const nodeModes = ["local", "managed", "network"] as const;
@@ -76,69 +74,13 @@ export async function loadConfig(path: string): Promise<NodeConfig> {
 
 /** Like loadConfig, but undefined when the file does not exist. */
 export async function readConfigIfPresent(path: string): Promise<NodeConfig | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return undefined;
-    throw new GbtError("CONFIG_UNREADABLE", `Cannot read the config ${path} (${code}).`, {
-      details: { path },
-      cause,
-    });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    throw new GbtError(
-      "CONFIG_INVALID",
-      `The config ${path} is not valid JSON: ${(cause as Error).message}.`,
-      {
-        details: { path },
-        hint: "Fix the file by hand, or move it away and run `gbt setup` again.",
-      },
-    );
-  }
-  const parsed = nodeConfigSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.join(".") || "(root)";
-    throw new GbtError(
-      "CONFIG_INVALID",
-      `The config ${path} is invalid at ${field}: ${issue?.message ?? "malformed"}.`,
-      {
-        details: {
-          path,
-          field,
-          issues: parsed.error.issues
-            .slice(0, 5)
-            .map((i) => ({ field: i.path.join("."), message: i.message })),
-        },
-        hint: "Fix that field, or move the file away and run `gbt setup` again.",
-      },
-    );
-  }
-  return parsed.data;
+  return readJsonFile(path, nodeConfigSchema, {
+    what: "The config",
+    hint: "Fix the file by hand, or move it away and run `gbt setup` again.",
+  });
 }
 
 /** Writes the config atomically if it differs from what is on disk; returns whether it wrote. */
 export async function saveConfig(path: string, config: NodeConfig): Promise<boolean> {
-  const valid = nodeConfigSchema.parse(config);
-  const text = `${JSON.stringify(valid, null, 2)}\n`;
-  try {
-    if ((await readFile(path, "utf8")) === text) return false;
-  } catch {
-    // absent or unreadable: write it
-  }
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  try {
-    await writeFile(temp, text, { mode: 0o600 });
-    await rename(temp, path);
-  } catch (cause) {
-    await rm(temp, { force: true });
-    throw cause;
-  }
-  return true;
+  return writeJsonFile(path, nodeConfigSchema.parse(config));
 }

@@ -5,4 +5,5 @@
  */
 
 export { type Migrations, migrate, openDatabase, type SqliteDatabase } from "./database.js";
+export { type JsonFileOptions, readJsonFile, writeJsonFile } from "./json-file.js";
 export { type GbtPaths, resolvePaths } from "./paths.js";

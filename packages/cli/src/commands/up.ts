@@ -1,9 +1,9 @@
 import { join } from "node:path";
+import { sendFirstRequest, startLocalNetwork } from "@gbt/devnet";
 import { resolvePaths, TEST_MODEL_ID } from "@gbt/node";
 import { Flags } from "@oclif/core";
 import pino from "pino";
 import { GbtCommand } from "../gbt-command.js";
-import { sendFirstRequest, startLocalNetwork } from "../local-network.js";
 import { runUntilSignal } from "../wait-for-signal.js";
 
 export default class Up extends GbtCommand {

@@ -1,11 +1,11 @@
+import { chainConfigPath, writeChainConfig } from "@gbt/contracts";
+import { DEV_NODE_GBT, startDevChain, writeGatewaySettlement } from "@gbt/devnet";
 import { ensureGatewaySecrets } from "@gbt/gateway";
 import { resolvePaths } from "@gbt/node";
 import { readKeystore } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import type { Address } from "viem";
 import { formatGbt } from "../../chain-amount.js";
-import { chainConfigPath, writeChainConfig } from "../../chain-config.js";
-import { DEV_NODE_GBT, startDevChain, writeGatewaySettlement } from "../../chain-dev.js";
 import { labelTable } from "../../format.js";
 import { gatewayPathFlags, gatewayPaths } from "../../gateway-paths.js";
 import { GbtCommand } from "../../gbt-command.js";

@@ -4,14 +4,13 @@
  * `GBT_HOME=<dir>/node-N gbt payout claim` works against the local gateway).
  */
 import { join } from "node:path";
-import { ANVIL_DEV_PRIVATE_KEY, stake, transferGbt } from "@gbt/contracts";
+import { ANVIL_DEV_PRIVATE_KEY, stake, transferGbt, writeChainConfig } from "@gbt/contracts";
 import { createSettlementExtension, ensureGatewaySecrets, type SettlementExtension } from "@gbt/gateway";
 import { type GbtPaths, loadNodeAccount } from "@gbt/node";
 import { createClient, http, parseEther, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
-import { writeChainConfig } from "./chain-config.js";
-import { DEV_NODE_GBT, type DevChain, startDevChain } from "./chain-dev.js";
+import { DEV_NODE_GBT, type DevChain, startDevChain } from "./dev-chain.js";
 
 /** What `gbt up` stakes for each node out of its dev funding. */
 export const LOCAL_NODE_STAKE = parseEther("1000");

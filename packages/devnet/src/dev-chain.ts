@@ -4,7 +4,6 @@
  * gateway keys of this gbt home given ETH for gas (and the node 10,000 GBT to stake). Used by
  * `gbt chain dev` and `gbt up`.
  */
-import { readFile } from "node:fs/promises";
 import {
   ANVIL_DEV_PRIVATE_KEY,
   deployAll,
@@ -14,10 +13,11 @@ import {
   transferGbt,
 } from "@gbt/contracts";
 import { GbtError } from "@gbt/protocol";
+import { readJsonFile, writeJsonFile } from "@gbt/store";
 import { type Address, createClient, http, parseEther, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
-import { writeJsonAtomic } from "./chain-config.js";
+import { z } from "zod";
 
 export const DEV_NODE_GBT = parseEther("10000");
 const DEV_ETH = parseEther("100");
@@ -92,20 +92,12 @@ export async function writeGatewaySettlement(
   configFile: string,
   settlement: { rpcUrl: string; chainId: number; contract: Address; epochSeconds: number },
 ): Promise<void> {
-  let current: Record<string, unknown> = {};
-  try {
-    const parsed: unknown = JSON.parse(await readFile(configFile, "utf8"));
-    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
-      throw new SyntaxError("not an object");
-    current = parsed as Record<string, unknown>;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
-      throw new GbtError("CONFIG_INVALID", `${configFile} is not a JSON object; not touching it.`, {
-        details: { path: configFile },
-        hint: "Fix or remove the file, then run `gbt chain dev` again.",
-      });
-    }
-  }
+  // Only the settlement section is ours: the rest of the file is kept as it is, unvalidated.
+  const current =
+    (await readJsonFile(configFile, z.record(z.string(), z.unknown()), {
+      what: "The gateway config",
+      hint: "Fix or remove the file, then run `gbt chain dev` again; it was not touched.",
+    })) ?? {};
   const previous = (current.settlement ?? {}) as Record<string, unknown>;
-  await writeJsonAtomic(configFile, { ...current, settlement: { ...previous, ...settlement } });
+  await writeJsonFile(configFile, { ...current, settlement: { ...previous, ...settlement } });
 }

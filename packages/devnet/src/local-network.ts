@@ -10,7 +10,7 @@ import { type RunningGateway, startGateway } from "@gbt/gateway";
 import { probeHardware, type RunningNode, resolvePaths, setupNode, startServe } from "@gbt/node";
 import { GbtError, isGbtError } from "@gbt/protocol";
 import type { Logger } from "pino";
-import { type LocalChain, startLocalChain } from "./chain-local-network.js";
+import { type LocalChain, startLocalChain } from "./local-chain.js";
 
 export interface LocalNetworkParameters {
   /** Where the gateway and the nodes keep their state. */
