@@ -46,17 +46,6 @@ export {
   runMicroBenchmark,
 } from "./benchmark/micro.js";
 export {
-  createProgressReporter,
-  formatProgress,
-  type ProgressReporter,
-} from "./benchmark/progress-bar.js";
-export {
-  renderBenchmarkRecord,
-  renderComparison,
-  renderHistory,
-  renderMetricDefinitions,
-} from "./benchmark/render-benchmark.js";
-export {
   type BenchmarkProgress,
   belowThresholdError,
   benchmarkHistory,
@@ -89,6 +78,7 @@ export {
   requestMetrics,
   type Summary,
   sampleSd,
+  statisticsDefinition,
   summarize,
 } from "./benchmark/stats.js";
 export {

@@ -1,6 +1,5 @@
 import {
   belowThresholdError,
-  createProgressReporter,
   DEFAULT_GEN_TOKENS,
   DEFAULT_MAX_CONCURRENCY,
   DEFAULT_PROMPT_TOKENS,
@@ -8,9 +7,6 @@ import {
   DEFAULT_TTFT_P99_TARGET_MS,
   DEFAULT_WARMUP,
   FLOOR_TOK_PER_SEC,
-  renderBenchmarkRecord,
-  renderComparison,
-  renderMetricDefinitions,
   resolvePaths,
   runNodeBenchmark,
   type SignedBenchmarkRecord,
@@ -18,6 +14,8 @@ import {
 import { ExitCode, GbtError, isGbtError } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import { GbtCommand } from "../../gbt-command.js";
+import { createProgressReporter } from "../../progress-bar.js";
+import { renderBenchmarkRecord, renderComparison, renderMetricDefinitions } from "../../render-benchmark.js";
 import { passphraseFromFlags } from "../../terminal-input.js";
 
 /** Parses --fail-under: a non-negative number of tokens per second. */

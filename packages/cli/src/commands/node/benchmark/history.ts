@@ -1,6 +1,7 @@
-import { benchmarkHistory, renderHistory, resolvePaths, type SignedBenchmarkRecord } from "@gbt/node";
+import { benchmarkHistory, resolvePaths, type SignedBenchmarkRecord } from "@gbt/node";
 import { Flags } from "@oclif/core";
 import { GbtCommand } from "../../../gbt-command.js";
+import { renderHistory } from "../../../render-benchmark.js";
 
 export default class NodeBenchmarkHistory extends GbtCommand {
   static override summary = "List this node's stored benchmark records, newest first.";

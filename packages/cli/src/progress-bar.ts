@@ -3,7 +3,7 @@
  * lines (at most one a second, plus each phase change) when stderr is a pipe or a CI log. Never
  * writes to stdout and never reads input.
  */
-import type { BenchmarkProgress } from "./run-benchmark.js";
+import type { BenchmarkProgress } from "@gbt/node";
 
 /** `[#########-----------]  45%  measure  repetition 3/5` */
 export function formatProgress(progress: BenchmarkProgress, width = 24): string {

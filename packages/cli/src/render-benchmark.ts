@@ -3,10 +3,15 @@
  * the previous record, the history list, and the metric definitions that `--help` shows. The JSON
  * record is the contract; these tables are for reading.
  */
-import type { RecordComparison, SignedBenchmarkRecord } from "./benchmark-record.js";
-import { headlineMetrics } from "./benchmark-record.js";
-import type { ServeLevel } from "./serve-sweep.js";
-import { benchmarkMetrics, type Summary, statisticsDefinition } from "./stats.js";
+import {
+  benchmarkMetrics,
+  headlineMetrics,
+  type RecordComparison,
+  type ServeLevel,
+  type SignedBenchmarkRecord,
+  type Summary,
+  statisticsDefinition,
+} from "@gbt/node";
 
 function fixed(value: number | null | undefined, digits = 1): string {
   return value === null || value === undefined ? "—" : value.toFixed(digits);
