@@ -1,0 +1,20 @@
+/** Every action of the gateway client, each taking the client (a GatewayTransport) first; exported as `gatewayActions`. */
+export { challengeNode } from "./challenge-node.js";
+export { createAccount } from "./create-account.js";
+export { createKey } from "./create-key.js";
+export { getEvidence } from "./get-evidence.js";
+export { getHealth } from "./get-health.js";
+export { getInfo } from "./get-info.js";
+export { getNodeTrust } from "./get-node-trust.js";
+export { checkLedger } from "./ledger-check.js";
+export { listAccounts } from "./list-accounts.js";
+export { listEvidence } from "./list-evidence.js";
+export { listModels } from "./list-models.js";
+export { listNodes } from "./list-nodes.js";
+export { getRegistryModel } from "./registry-get.js";
+export { listRegistryModels } from "./registry-list.js";
+export { setRegistryModelStatus } from "./registry-set-status.js";
+export { submitRegistryModel } from "./registry-submit.js";
+export { getSettlementProof } from "./settlement-proof.js";
+export { settleEpoch } from "./settlement-settle.js";
+export { getSettlementStatus } from "./settlement-status.js";
