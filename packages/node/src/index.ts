@@ -195,23 +195,3 @@ export {
   testModelPath,
   testModelShapes,
 } from "./test-model/test-model.js";
-export {
-  type FakeOllama,
-  type FakeOllamaModel,
-  type FakeOllamaModelDetails,
-  type FakeOllamaOptions,
-  type FakeOllamaRequest,
-  ollamaModelName,
-  startFakeOllama,
-} from "./testing/fake-ollama.js";
-export {
-  type FakeOpenAIRequest,
-  type FakeOpenAIServer,
-  type FakeOpenAIServerOptions,
-  startFakeOpenAIServer,
-} from "./testing/fake-openai-server.js";
-export {
-  createScriptedBackend,
-  type ScriptedBackend,
-  type ScriptedBackendOptions,
-} from "./testing/scripted-backend.js";

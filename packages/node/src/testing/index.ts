@@ -1,0 +1,26 @@
+/**
+ * @gbt/node/testing: fakes that speak the real protocols, for tests of gbt and of code built on it
+ * (an Ollama server, an OpenAI-compatible server, a scripted backend). Never imported by the
+ * main entry point.
+ */
+
+export {
+  type FakeOllama,
+  type FakeOllamaModel,
+  type FakeOllamaModelDetails,
+  type FakeOllamaOptions,
+  type FakeOllamaRequest,
+  ollamaModelName,
+  startFakeOllama,
+} from "./fake-ollama.js";
+export {
+  type FakeOpenAIRequest,
+  type FakeOpenAIServer,
+  type FakeOpenAIServerOptions,
+  startFakeOpenAIServer,
+} from "./fake-openai-server.js";
+export {
+  createScriptedBackend,
+  type ScriptedBackend,
+  type ScriptedBackendOptions,
+} from "./scripted-backend.js";
