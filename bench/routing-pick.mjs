@@ -1,4 +1,4 @@
-// Routing pick: the time `Router.selectInstance` takes to choose among 10,000 instances of one
+// Routing pick: the time `InstancePool.lease` takes to choose among 10,000 instances of one
 // model (the lease's release is not timed). Scenarios: all idle and equal (every instance ties,
 // so the health and random tie-breaks run over all of them); a steady heterogeneous load
 // (ramping instances, mixed capacities, some stale, parked or below the floor, thousands of
@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { InstanceRegistry, Router } from "@gbt/gateway";
+import { InstancePool } from "@gbt/gateway";
 import { seededRandom } from "@gbt/protocol";
 
 const { values } = parseArgs({
@@ -26,22 +26,25 @@ const warmup = Math.min(5_000, picks);
 const MODEL = "llama-3.1-8b-instruct";
 const DAY = 86_400_000;
 
+function fail(error) {
+  throw error;
+}
+
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 function build(kind) {
   const random = seededRandom(42);
-  // The registry's clock, skewed back while registering the instances that are to be stale.
+  // The pool's clock, skewed back while registering the instances that are to be stale.
   let skew = 0;
-  const registry = new InstanceRegistry({ random: seededRandom(7) }, () => Date.now() + skew);
-  const router = new Router(registry);
+  const pool = new InstancePool({ random: seededRandom(7) }, () => Date.now() + skew);
   const now = Date.now();
   const equal = kind === "idle-equal";
   for (let i = 0; i < instanceCount; i++) {
     // 10% stale: their last heartbeat (the registration) is a minute old.
     skew = !equal && random() < 0.1 ? -60_000 : 0;
-    registry.register({
+    pool.register({
       id: `0xnode${i}/0`,
       nodeAddress: `0xnode${i}`,
       url: `http://10.0.${(i >> 8) & 255}.${i & 255}:8080`,
@@ -53,18 +56,18 @@ function build(kind) {
   }
   skew = 0;
   if (!equal) {
-    // Park 5% with three failures each.
+    // Park 5% with three failed requests each.
     for (let k = 0; k < instanceCount / 20; k++) {
-      const instance = registry.get(`0xnode${Math.floor(random() * instanceCount)}/0`);
-      for (let f = 0; f < 3; f++) instance.breaker.record("failure");
-      registry.reconcile(instance, Date.now());
+      const id = `0xnode${Math.floor(random() * instanceCount)}/0`;
+      const target = { admit: (instance) => instance.id === id };
+      for (let f = 0; f < 3; f++) pool.lease(MODEL, target).lease?.release("failure");
     }
   }
-  return { router, random };
+  return { pool, random };
 }
 
 function run(kind) {
-  const { router, random } = build(kind);
+  const { pool, random } = build(kind);
   const outstanding = [];
   const keep = kind === "steady-load" || kind === "retry-exclude" ? 20_000 : 0;
   const samples = new Float64Array(picks);
@@ -72,8 +75,9 @@ function run(kind) {
   const options = exclude === undefined ? {} : { exclude };
   for (let i = -warmup; i < picks; i++) {
     const t0 = process.hrtime.bigint();
-    const lease = router.selectInstance(MODEL, options);
+    const picked = pool.lease(MODEL, options);
     const t1 = process.hrtime.bigint();
+    const lease = picked.lease ?? fail(picked.error);
     if (i >= 0) samples[i] = Number(t1 - t0) / 1000;
     outstanding.push(lease);
     if (outstanding.length > keep) {

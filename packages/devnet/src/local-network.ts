@@ -104,11 +104,11 @@ export async function startLocalNetwork(parameters: LocalNetworkParameters): Pro
       if (chain) await chain.joinNode(paths, gateway.url);
     }
     const until = Date.now() + (parameters.registerTimeoutMs ?? 30_000);
-    while (gateway.router.registry.size < parameters.nodes) {
+    while (gateway.pool.size < parameters.nodes) {
       if (Date.now() > until) {
         throw new GbtError(
           "GATEWAY_UNREACHABLE",
-          `Only ${gateway.router.registry.size} of ${parameters.nodes} nodes registered with the gateway in time.`,
+          `Only ${gateway.pool.size} of ${parameters.nodes} nodes registered with the gateway in time.`,
           { hint: "Run again with --log-level info to see the nodes' link errors." },
         );
       }

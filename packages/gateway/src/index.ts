@@ -28,6 +28,56 @@ export {
 } from "./gateway-service.js";
 export * from "./ledger/index.js";
 export {
+  ADMITTED,
+  type Admission,
+  type BreakerState,
+  type CallOutcome,
+  CircuitBreaker,
+  type CircuitBreakerOptions,
+  defaultBreakerOptions,
+  REFUSED,
+  type ResolvedBreakerOptions,
+  resolveBreakerOptions,
+} from "./pool/circuit-breaker.js";
+export {
+  defaultHealthWindowOptions,
+  type HealthCounts,
+  HealthWindow,
+  type HealthWindowOptions,
+  type ResolvedHealthWindowOptions,
+  resolveHealthWindowOptions,
+} from "./pool/health-score.js";
+export {
+  type HeartbeatUpdate,
+  InstancePool,
+  type InstanceView,
+  type ModelAdmission,
+  type PoolOptions,
+} from "./pool/instance-pool.js";
+export type {
+  CandidateCounts,
+  Lease,
+  Leased,
+  LeaseOptions,
+  LeaseResult,
+  NoCandidate,
+  ReleaseStats,
+} from "./pool/lease.js";
+export { NodeRegistrar, type NodeRegistrarOptions } from "./pool/node-registrar.js";
+export { type InstanceLink, type InstanceRegistration, PoolInstance } from "./pool/pool-instance.js";
+export {
+  defaultRampUpOptions,
+  defaultSwitchPenaltyOptions,
+  type RampUpOptions,
+  type ResolvedRampUpOptions,
+  type ResolvedSwitchPenaltyOptions,
+  rampFactor,
+  resolveRampUpOptions,
+  resolveSwitchPenaltyOptions,
+  type SwitchPenaltyOptions,
+  switchPenalty,
+} from "./pool/ramp-up.js";
+export {
   createModelRegistryExtension,
   type ModelRegistryExtensionOptions,
   ModelRegistryStore,
@@ -40,52 +90,6 @@ export {
   MAX_RELAYED_JOB_BYTES,
   RELAYED_BY_HEADER,
 } from "./relay/job-relay.js";
-export {
-  ADMITTED,
-  type Admission,
-  type BreakerState,
-  type CallOutcome,
-  CircuitBreaker,
-  type CircuitBreakerOptions,
-  defaultBreakerOptions,
-  REFUSED,
-  type ResolvedBreakerOptions,
-  resolveBreakerOptions,
-} from "./routing/circuit-breaker.js";
-export {
-  defaultHealthWindowOptions,
-  type HealthCounts,
-  HealthWindow,
-  type HealthWindowOptions,
-  type ResolvedHealthWindowOptions,
-  resolveHealthWindowOptions,
-} from "./routing/health-score.js";
-export {
-  type HeartbeatUpdate,
-  type InstanceRegistration,
-  InstanceRegistry,
-  type RegistryOptions,
-  type ReleaseStats,
-  RoutingInstance,
-} from "./routing/instance-registry.js";
-export {
-  defaultRampUpOptions,
-  defaultSwitchPenaltyOptions,
-  type RampUpOptions,
-  type ResolvedRampUpOptions,
-  type ResolvedSwitchPenaltyOptions,
-  rampFactor,
-  resolveRampUpOptions,
-  resolveSwitchPenaltyOptions,
-  type SwitchPenaltyOptions,
-  switchPenalty,
-} from "./routing/ramp-up.js";
-export {
-  type GatewayInstanceView,
-  Router,
-  type RoutingLease,
-  type SelectOptions,
-} from "./routing/router.js";
 export {
   MIN_TIER_HEADER,
   type ObservedCompletion,
@@ -102,7 +106,6 @@ export {
   type GatewayServerOptions,
   startGatewayServer,
 } from "./server/gateway-server.js";
-export { type InstanceLink, type ModelAdmission, NodeLinks } from "./server/node-links.js";
 export { type CompletedRequest, completionTolerance, ReceiptSettler } from "./server/receipt-settler.js";
 export { SseRelay } from "./server/sse-relay.js";
 export {

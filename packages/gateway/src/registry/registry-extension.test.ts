@@ -200,11 +200,11 @@ describe("the model registry extension", () => {
     expect((await node.register(url)).status).toBe(403); // pending is not approved
     await admin(url, "/v1/registry/models/fake-model/1.0.0/approve");
     expect((await node.register(url)).status).toBe(200);
-    expect(gateway?.router.gatewayView()[0]?.models).toEqual(["fake-model"]);
+    expect(gateway?.pool.live()[0]?.models).toEqual(["fake-model"]);
 
     await admin(url, "/v1/registry/models/fake-model/1.0.0/delist");
     expect((await node.heartbeat(url)).status).toBe(200);
-    expect(gateway?.router.gatewayView()[0]?.models).toEqual([]);
+    expect(gateway?.pool.live()[0]?.models).toEqual([]);
   });
 
   it("migrates idempotently beside the gateway's own schema, and a digest must match an approved artifact", () => {

@@ -46,7 +46,7 @@ export function createModelRegistryExtension(options: ModelRegistryExtensionOpti
     start(context) {
       const store = new ModelRegistryStore(context.db, context.now);
       const requireApproved = options.requireApproved ?? context.config.registry?.requireApproved ?? false;
-      if (requireApproved) context.links.setModelAdmission((model) => store.isApproved(model));
+      if (requireApproved) context.pool.setAdmission((model) => store.isApproved(model));
       const publishers = context.config.registry?.publishers;
 
       async function route(request: GatewayRequest): Promise<string | undefined> {
@@ -152,7 +152,7 @@ export function createModelRegistryExtension(options: ModelRegistryExtensionOpti
           }
         },
         close() {
-          if (requireApproved) context.links.setModelAdmission(undefined);
+          if (requireApproved) context.pool.setAdmission(undefined);
         },
       };
     },

@@ -17,12 +17,12 @@
  */
 import { HttpError, readBody, recoverSignerNative, verifyObject } from "@gbt/protocol";
 import { getAddress, isAddress, isAddressEqual } from "viem";
+import type { InstanceLink } from "../pool/pool-instance.js";
 import type {
   GatewayExtension,
   GatewayExtensionContext,
   GatewayRequest,
 } from "../server/gateway-extension.js";
-import type { InstanceLink } from "../server/node-links.js";
 
 /** A signed Job is small by design (the agent's own limit). */
 export const MAX_RELAYED_JOB_BYTES = 64 * 1024;
@@ -124,17 +124,10 @@ async function checkEnvelope(
 
 /** The live link of `node`: 404 when it is not registered here, 503 when its heartbeats stopped. */
 function linkOf(context: GatewayExtensionContext, node: `0x${string}`): InstanceLink {
-  let staleOnly = false;
-  for (const instance of context.registry.instances()) {
-    if (!isAddressEqual(instance.nodeAddress as `0x${string}`, node)) continue;
-    if (context.registry.isStale(instance)) {
-      staleOnly = true;
-      continue;
-    }
-    const link = context.links.link(instance.id);
-    if (link) return link;
-  }
-  if (staleOnly) {
+  // An instance's id is its node's lower-case address.
+  const instance = context.pool.get(node.toLowerCase());
+  if (instance !== undefined && !context.pool.isStale(instance)) return instance.link;
+  if (instance !== undefined) {
     throw new HttpError("node_unreachable", `Node ${node} has stopped sending heartbeats.`, null, {
       "retry-after": "10",
     });

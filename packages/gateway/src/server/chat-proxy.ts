@@ -20,9 +20,10 @@ import type { GatewayConfig } from "../gateway-config.js";
 import type { AccountStore } from "../ledger/accounts.js";
 import { costMicro, type ModelPrice, priceFor } from "../ledger/pricing.js";
 import type { CreditHold, CreditReservations } from "../ledger/reservations.js";
-import type { Router, RoutingLease } from "../routing/router.js";
+import type { InstancePool } from "../pool/instance-pool.js";
+import type { Lease } from "../pool/lease.js";
+import type { InstanceLink } from "../pool/pool-instance.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
-import type { InstanceLink, NodeLinks } from "./node-links.js";
 import type { CompletedRequest, ReceiptSettler } from "./receipt-settler.js";
 import { SseRelay } from "./sse-relay.js";
 
@@ -30,8 +31,7 @@ export interface ChatProxyDependencies {
   config: GatewayConfig;
   accounts: AccountStore;
   reservations: CreditReservations;
-  router: Router;
-  links: NodeLinks;
+  pool: InstancePool;
   settler: ReceiptSettler;
   metrics: GatewayMetrics;
   logger: Logger;
@@ -206,7 +206,7 @@ class AttemptFailed extends Error {
 }
 
 export function createChatProxy(deps: ChatProxyDependencies) {
-  const { config, accounts, reservations, router, links, settler, metrics, logger, trust } = deps;
+  const { config, accounts, reservations, pool, settler, metrics, logger, trust } = deps;
   const routing = config.routing;
   const capacity = new CapacityQueue(routing.maxQueued);
 
@@ -255,49 +255,35 @@ export function createChatProxy(deps: ChatProxyDependencies) {
     let handedOver = false;
     try {
       for (let attempt = 0; ; attempt++) {
-        let lease: RoutingLease;
-        try {
-          lease = router.selectInstance(chat.model, admit ? { exclude: tried, admit } : { exclude: tried });
-        } catch (error) {
-          if (isGbtError(error) && error.code === "MODEL_NOT_FOUND") {
-            throw new HttpError("model_not_found", error.message, "model");
+        const picked = pool.lease(chat.model, admit ? { exclude: tried, admit } : { exclude: tried });
+        if (picked.lease === null) {
+          if (picked.reason === "unknown_model") {
+            throw new HttpError("model_not_found", picked.error.message, "model");
           }
-          if (isGbtError(error) && error.code === "BUSY") {
-            const counts = error.details as
-              | { instances?: number; stale?: number; belowTier?: number }
-              | undefined;
-            const belowTier = counts?.belowTier ?? 0;
-            if (belowTier > 0 && (counts?.instances ?? 0) - (counts?.stale ?? 0) - belowTier <= 0) {
-              throw new HttpError(
-                "tier_unavailable",
-                `No active node serving ${chat.model} meets the minimum trust tier ${TIER_NAMES[minRank] ?? minRank} (${belowTier} below it). Retry later, or ask for a lower tier (${MIN_TIER_HEADER}).`,
-                null,
-                { "retry-after": "30" },
-              );
-            }
-            // Every candidate is at capacity: wait in line for a slot rather than fail at once.
-            const full = (error.details as { full?: number } | undefined)?.full ?? 0;
-            if (full > 0 && !res.destroyed && (await capacity.wait(queueDeadline))) {
-              attempt -= 1;
-              continue;
-            }
+          const counts = picked.counts;
+          if (counts.belowTier > 0 && counts.instances - counts.stale - counts.belowTier <= 0) {
             throw new HttpError(
-              tried.length > 0 ? "upstream_failed" : "no_capacity",
-              tried.length > 0
-                ? `Every node tried for ${chat.model} failed (${tried.length}); no other candidate. ${error.message}`
-                : error.message,
+              "tier_unavailable",
+              `No active node serving ${chat.model} meets the minimum trust tier ${TIER_NAMES[minRank] ?? minRank} (${counts.belowTier} below it). Retry later, or ask for a lower tier (${MIN_TIER_HEADER}).`,
               null,
-              { "retry-after": "1" },
+              { "retry-after": "30" },
             );
           }
-          throw error;
+          // Every candidate is at capacity: wait in line for a slot rather than fail at once.
+          if (counts.full > 0 && !res.destroyed && (await capacity.wait(queueDeadline))) {
+            attempt -= 1;
+            continue;
+          }
+          throw new HttpError(
+            tried.length > 0 ? "upstream_failed" : "no_capacity",
+            tried.length > 0
+              ? `Every node tried for ${chat.model} failed (${tried.length}); no other candidate. ${picked.error.message}`
+              : picked.error.message,
+            null,
+            { "retry-after": "1" },
+          );
         }
-        const link = links.link(lease.instance.id);
-        if (link === undefined) {
-          lease.release("neutral");
-          tried.push(lease.instance.id);
-          continue;
-        }
+        const { lease, link } = picked;
         try {
           const completed = await forward(res, raw, chat, lease, link, requestId, started);
           completed.accountId = principal.accountId;
@@ -345,7 +331,7 @@ export function createChatProxy(deps: ChatProxyDependencies) {
     res: ServerResponse,
     raw: Buffer,
     chat: ParsedChat,
-    lease: RoutingLease,
+    lease: Lease,
     link: InstanceLink,
     requestId: string,
     started: number,
@@ -556,7 +542,7 @@ export function createChatProxy(deps: ChatProxyDependencies) {
 function completedOf(
   requestId: string,
   chat: ParsedChat,
-  lease: RoutingLease,
+  lease: Lease,
   since: number,
   contentEvents: number,
   generationMs: number,

@@ -70,7 +70,7 @@ describe("gateway extensions", () => {
     };
     gateway = await start([echo]);
     expect(seen?.ledger).toBe(gateway.ledger);
-    expect(seen?.links).toBe(gateway.links);
+    expect(seen?.pool).toBe(gateway.pool);
 
     const echoed = await fetch(`${gateway.url}/v1/echo?q=1`, { method: "POST", body: '{"a":[1]}' });
     expect(await echoed.json()).toEqual({ body: { a: [1] }, q: "1" });

@@ -11,9 +11,7 @@ import type { GatewayConfig } from "../gateway-config.js";
 import type { AccountStore } from "../ledger/accounts.js";
 import type { GatewayDatabase } from "../ledger/gateway-database.js";
 import type { Ledger } from "../ledger/ledger.js";
-import type { InstanceRegistry } from "../routing/instance-registry.js";
-import type { Router } from "../routing/router.js";
-import type { NodeLinks } from "./node-links.js";
+import type { InstancePool } from "../pool/instance-pool.js";
 
 /** What an extension may use: the gateway's own state, not a copy. */
 export interface GatewayExtensionContext {
@@ -23,9 +21,7 @@ export interface GatewayExtensionContext {
   db: GatewayDatabase;
   ledger: Ledger;
   accounts: AccountStore;
-  registry: InstanceRegistry;
-  router: Router;
-  links: NodeLinks;
+  pool: InstancePool;
   logger: Logger;
   now: () => number;
   /** Resolves once every finished request so far is settled in the ledger. */

@@ -172,9 +172,7 @@ describe("failures", () => {
       expect(answer.choices[0]?.message.content).toContain("tok0");
     }
     expect(bad?.served.length).toBe(3);
-    const view = gateway.router
-      .gatewayView()
-      .find((instance) => instance.id === bad?.account.address.toLowerCase());
+    const view = gateway.pool.live().find((instance) => instance.id === bad?.account.address.toLowerCase());
     expect(view?.breaker).toBe("open"); // 3 failures within 60 s park it
     // Parked now: the next request goes straight to the healthy node.
     await openai.chat.completions.create({
@@ -191,9 +189,7 @@ describe("failures", () => {
     await addNodes(1, { capacity: 1 });
     const ok = await post("/v1/chat/completions", chatBody());
     expect(ok.status).toBe(200);
-    const view = gateway.router
-      .gatewayView()
-      .find((instance) => instance.id === busy?.account.address.toLowerCase());
+    const view = gateway.pool.live().find((instance) => instance.id === busy?.account.address.toLowerCase());
     expect(view?.cooldownUntil).not.toBeNull();
     expect(view?.health.failures).toBe(0);
   });

@@ -28,12 +28,11 @@ import { AccountStore } from "../ledger/accounts.js";
 import { consumerAccount, type GatewayDatabase, openGatewayDatabase } from "../ledger/gateway-database.js";
 import { Ledger, SettlementQueue } from "../ledger/ledger.js";
 import { CreditReservations } from "../ledger/reservations.js";
-import { InstanceRegistry } from "../routing/instance-registry.js";
-import { Router } from "../routing/router.js";
+import { InstancePool } from "../pool/instance-pool.js";
+import { NodeRegistrar } from "../pool/node-registrar.js";
 import { bearerToken, createChatProxy, type RequestTrust } from "./chat-proxy.js";
 import type { GatewayExtension, GatewayExtensionInstance, GatewayRequest } from "./gateway-extension.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
-import { NodeLinks } from "./node-links.js";
 import { ReceiptSettler } from "./receipt-settler.js";
 
 export interface GatewayServerOptions {
@@ -60,8 +59,8 @@ export interface GatewayServerOptions {
 export interface GatewayServer {
   readonly url: string;
   readonly address: `0x${string}`;
-  readonly router: Router;
-  readonly links: NodeLinks;
+  /** Every serving instance: routing state and link. */
+  readonly pool: InstancePool;
   readonly accounts: AccountStore;
   readonly ledger: Ledger;
   readonly metrics: GatewayMetrics;
@@ -98,7 +97,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     },
   });
   const DAY_MS = 86_400_000;
-  const registry = new InstanceRegistry(
+  const pool = new InstancePool(
     {
       heartbeatIntervalMs: config.routing.heartbeatIntervalMs,
       missedHeartbeats: config.routing.missedHeartbeats,
@@ -108,9 +107,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     },
     now,
   );
-  const router = new Router(registry);
-  const links = new NodeLinks({
-    registry,
+  const registrar = new NodeRegistrar({
+    pool,
     account,
     chainId: config.chainId,
     heartbeatIntervalMs: config.routing.heartbeatIntervalMs,
@@ -122,7 +120,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     config,
     account,
     ...(options.signDigest ? { signDigest: options.signDigest } : {}),
-    registry,
+    pool,
     queue,
     metrics,
     logger,
@@ -133,8 +131,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     config,
     accounts,
     reservations,
-    router,
-    links,
+    pool,
     settler,
     metrics,
     logger,
@@ -155,9 +152,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
           db,
           ledger,
           accounts,
-          registry,
-          router,
-          links,
+          pool,
           logger: logger.child({ extension: extension.name }),
           now,
           settled: () => settler.idle(),
@@ -223,21 +218,21 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       requireConsumer(req);
       sendJson(res, 200, {
         object: "list",
-        data: registry.activeModels().map((id) => ({ id, object: "model", created: 0, owned_by: "gbt" })),
+        data: pool.activeModels().map((id) => ({ id, object: "model", created: 0, owned_by: "gbt" })),
       });
       return "models";
     }
     if (path === GATEWAY_INFO_PATH && method === "GET") {
-      sendJson(res, 200, links.info());
+      sendJson(res, 200, registrar.info());
       return "info";
     }
     if (path === GATEWAY_REGISTER_PATH && method === "POST") {
-      sendJson(res, 200, await links.register(await readJson(req, 1024 * 1024)));
+      sendJson(res, 200, await registrar.register(await readJson(req, 1024 * 1024)));
       return "register";
     }
     if (path === GATEWAY_HEARTBEAT_PATH && method === "POST") {
       try {
-        await links.heartbeat(await readJson(req, 256 * 1024));
+        await registrar.heartbeat(await readJson(req, 256 * 1024));
       } catch (error) {
         if (error instanceof Error && (error as { code?: string }).code === "NOT_FOUND") {
           throw new HttpError("unknown_instance", error.message);
@@ -252,8 +247,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         status: draining ? "draining" : "ok",
         address: account.address,
         chainId: config.chainId,
-        instances: registry.size,
-        models: registry.activeModels(),
+        instances: pool.size,
+        models: pool.activeModels(),
         inFlight,
       });
       return "healthz";
@@ -294,8 +289,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     method: string,
   ): Promise<string> {
     if (path === "/v1/gateway/nodes" && method === "GET") {
-      const view = router.gatewayView().map((instance) => {
-        const link = links.link(instance.id);
+      const view = pool.live().map(({ backend, modelDigests, lastHealth, ...instance }) => {
         const trust = (options.trust?.nodeView(instance.id) ?? null) as {
           tier?: string;
           reputation?: number;
@@ -308,9 +302,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
           reputation: trust?.reputation ?? null,
           evidence: trust?.evidence ?? [],
           trust,
-          backend: link?.backend ?? null,
-          modelDigests: link?.models ?? [],
-          lastHealth: link?.lastHealth ?? null,
+          backend,
+          modelDigests,
+          lastHealth,
         };
       });
       sendJson(res, 200, { object: "list", data: view });
@@ -389,8 +383,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   return {
     url,
     address: account.address,
-    router,
-    links,
+    pool,
     accounts,
     ledger,
     metrics,

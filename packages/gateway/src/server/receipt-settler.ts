@@ -27,7 +27,8 @@ import type { GatewayConfig } from "../gateway-config.js";
 import type { ReceiptStatus, SettlementQueue, UsageSettlement } from "../ledger/ledger.js";
 import { costMicro, type ModelPrice, providerCreditMicro } from "../ledger/pricing.js";
 import type { CreditHold } from "../ledger/reservations.js";
-import type { InstanceRegistry, RoutingInstance } from "../routing/instance-registry.js";
+import type { InstancePool } from "../pool/instance-pool.js";
+import type { PoolInstance } from "../pool/pool-instance.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 
 /** A request the proxy finished with, handed over for settlement. */
@@ -35,7 +36,7 @@ export interface CompletedRequest {
   requestId: string;
   model: string;
   stream: boolean;
-  instance: RoutingInstance;
+  instance: PoolInstance;
   /** complete: served in full; failed: the node failed mid-stream; cancelled: the consumer left; rejected: the node refused it (4xx). */
   state: "complete" | "failed" | "cancelled" | "rejected";
   /** Content chunks relayed on a stream (the gateway's own count). */
@@ -59,7 +60,8 @@ export interface ReceiptSettlerOptions {
   account: PrivateKeyAccount;
   /** Countersigns a receipt digest (default: the account, in JS). */
   signDigest?: (digest: Uint8Array) => `0x${string}` | Promise<`0x${string}`>;
-  registry: InstanceRegistry;
+  /** The multipliers' source: ramp-up, switch penalty and how many instances serve a model. */
+  pool: Pick<InstancePool, "rampFactor" | "switchPenalty" | "activeCount">;
   queue: SettlementQueue;
   metrics: GatewayMetrics;
   logger: Logger;
@@ -160,7 +162,7 @@ export class ReceiptSettler {
 
   /** Works out what a finished request costs and who earns it. */
   async settlementOf(completed: CompletedRequest): Promise<UsageSettlement> {
-    const { config, registry, metrics } = this.#options;
+    const { config, pool, metrics } = this.#options;
     const view = gatewayView(completed);
     let status: ReceiptStatus = "missing";
     let promptTokens = view.promptTokens;
@@ -220,10 +222,10 @@ export class ReceiptSettler {
     const debitMicro = costMicro(completed.price, prompt, completion);
     const instance = completed.instance;
     const now = (this.#options.now ?? Date.now)();
-    const rampFactor = registry.rampFactor(instance, now);
-    const switchPenalty = registry.switchPenalty(instance, now);
+    const rampFactor = pool.rampFactor(instance, now);
+    const switchPenalty = pool.switchPenalty(instance, now);
     // Counting stops at minInstances: only "fewer than that" matters.
-    const active = countActive(registry, completed.model, now, config.bounty.minInstances);
+    const active = pool.activeCount(completed.model, config.bounty.minInstances, now);
     const bounty = active < config.bounty.minInstances ? config.bounty.multiplier : 1;
     const reputation = this.#options.payoutFactor?.(instance.id) ?? 1;
     const multipliers = {
@@ -295,17 +297,4 @@ function gatewayView(completed: CompletedRequest): { promptTokens: number | null
     return { promptTokens: null, completionTokens: 0 };
   }
   return { promptTokens: null, completionTokens: completed.relayedCompletionTokens };
-}
-
-/** Active (not stale) instances of the model, counted up to `enough`. */
-function countActive(registry: InstanceRegistry, model: string, now: number, enough: number): number {
-  const pool = registry.pool(model);
-  if (pool === undefined) return 0;
-  let active = 0;
-  for (const member of pool.members) {
-    if (active >= enough) break;
-    const instance = registry.instanceAt[member.slot];
-    if (instance !== undefined && !registry.isStale(instance, now)) active += 1;
-  }
-  return active;
 }

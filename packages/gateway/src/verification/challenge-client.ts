@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { RECEIPT_HEADER, REQUEST_ID_HEADER } from "@gbt/protocol";
 import { z } from "zod";
-import type { InstanceLink } from "../server/node-links.js";
+import type { InstanceLink } from "../pool/pool-instance.js";
 
 /** The part of an OpenAI chat completion a check reads; the rest may be anything. */
 const completionSchema = z.object({

@@ -22,7 +22,7 @@
 import { createHash } from "node:crypto";
 import { GbtError, HttpError, isGbtError, recoverSignerNative, sendJson, verifyObject } from "@gbt/protocol";
 import { z } from "zod";
-import type { RoutingInstance } from "../routing/instance-registry.js";
+import type { InstanceLink, PoolInstance } from "../pool/pool-instance.js";
 import type { ObservedCompletion, RequestTrust } from "../server/chat-proxy.js";
 import type {
   GatewayExtension,
@@ -30,7 +30,6 @@ import type {
   GatewayExtensionInstance,
   GatewayRequest,
 } from "../server/gateway-extension.js";
-import type { InstanceLink } from "../server/node-links.js";
 import { askNode, challengeRequestId, measureDecode } from "./challenge-client.js";
 import {
   type ChallengeOutcome,
@@ -269,7 +268,7 @@ class Running {
       if (finding === null) continue;
       this.#open();
       // The ledger keeps addresses lower-case; evidence names the node as it signs (checksummed).
-      const node = this.context.registry.get(refused.node.toLowerCase())?.nodeAddress ?? refused.node;
+      const node = this.context.pool.get(refused.node.toLowerCase())?.nodeAddress ?? refused.node;
       const record = this.store.addEvidence({
         instanceId: refused.node.toLowerCase(),
         node,
@@ -342,8 +341,7 @@ class Running {
     await this.context.settled();
     await this.scanReceipts();
     const now = this.context.now();
-    for (const instance of this.context.registry.instances()) {
-      if (this.context.registry.isStale(instance, now)) continue;
+    for (const instance of this.context.pool.active()) {
       const last = this.#lastRun.get(instance.id) ?? {
         canary: Number.NEGATIVE_INFINITY,
         benchmark: Number.NEGATIVE_INFINITY,
@@ -355,17 +353,15 @@ class Running {
     }
   }
 
-  #instance(instanceId: string): { instance: RoutingInstance; link: InstanceLink } {
-    const id = instanceId.toLowerCase();
-    const instance = this.context.registry.get(id);
-    const link = this.context.links.link(id);
-    if (instance === undefined || link === undefined) {
+  #instance(instanceId: string): { instance: PoolInstance; link: InstanceLink } {
+    const instance = this.context.pool.get(instanceId.toLowerCase());
+    if (instance === undefined) {
       throw new GbtError("NOT_FOUND", `No node ${instanceId} is registered with this gateway.`, {
         details: { instance: instanceId },
         hint: "List the pool with `gbt gateway nodes`.",
       });
     }
-    return { instance, link };
+    return { instance, link: instance.link };
   }
 
   tierOf(instanceId: string): TrustTier {
@@ -384,9 +380,9 @@ class Running {
 
   view(instanceId: string): TrustView | null {
     const id = instanceId.toLowerCase();
-    const instance = this.context.registry.get(id);
+    const instance = this.context.pool.get(id);
     if (instance === undefined) return null;
-    const link = this.context.links.link(id);
+    const link = instance.link;
     const now = this.context.now();
     const since = now - this.#config.windowDays * DAY_MS;
     return trustOf({
@@ -394,8 +390,8 @@ class Running {
       healthScore: instance.health.score(now),
       challenges: this.store.challenges(id, since),
       evidence: this.store.listEvidence({ instanceId: id, since }),
-      runtimeVersion: link?.backend.version ?? null,
-      models: (link?.models ?? []).filter((m) => instance.models.includes(m.id)),
+      runtimeVersion: link.backend?.version ?? null,
+      models: link.models.filter((m) => instance.models.includes(m.id)),
       benchmarkTokPerSec: instance.benchmarkTokPerSec,
       halfLifeMs: this.#config.reputationHalfLifeDays * DAY_MS,
       verifiedTtlMs: this.#config.verifiedTtlHours * HOUR_MS,
@@ -403,7 +399,7 @@ class Running {
   }
 
   #record(
-    instance: RoutingInstance,
+    instance: PoolInstance,
     kind: ChallengeRecord["kind"],
     outcome: ChallengeOutcome,
     details: Record<string, unknown>,
@@ -463,7 +459,7 @@ class Running {
   }
 
   /** The canaries whose answer is known for what this node claims to serve. */
-  #canariesFor(instance: RoutingInstance, link: InstanceLink): Canary[] {
+  #canariesFor(instance: PoolInstance, link: InstanceLink): Canary[] {
     return this.#config.canaries.filter((canary) => {
       if (!instance.models.includes(canary.model)) return false;
       if (canary.digest === undefined) return true;
@@ -471,7 +467,7 @@ class Running {
     });
   }
 
-  async #canary(instance: RoutingInstance, link: InstanceLink): Promise<ChallengeResult> {
+  async #canary(instance: PoolInstance, link: InstanceLink): Promise<ChallengeResult> {
     const canaries = this.#canariesFor(instance, link);
     if (canaries.length === 0) {
       return skipped("canary", "no canary is known for the models (and digests) this node claims");
@@ -525,7 +521,7 @@ class Running {
 
   /** Objective fraud in a challenge answer's receipt: signed by another key, or for tokens not delivered. */
   async #receiptFraud(
-    instance: RoutingInstance,
+    instance: PoolInstance,
     answer: { receipt: string | null; completionTokens: number | null; requestId: string },
     maxTokens: number,
   ): Promise<{ kind: EvidenceKind; summary: string; details: Record<string, unknown> } | null> {
@@ -572,7 +568,7 @@ class Running {
     }
   }
 
-  async #benchmark(instance: RoutingInstance, link: InstanceLink): Promise<ChallengeResult> {
+  async #benchmark(instance: PoolInstance, link: InstanceLink): Promise<ChallengeResult> {
     const claimed = instance.benchmarkTokPerSec;
     if (claimed === null || !(claimed > 0)) return skipped("benchmark", "the node has no signed benchmark");
     const model = instance.models[0];
@@ -656,7 +652,7 @@ class Running {
     } catch {
       return null;
     }
-    const first = this.context.registry.get(completion.instanceId);
+    const first = this.context.pool.get(completion.instanceId);
     if (first === undefined) return null;
     const second = this.#otherInstance(body.model, [completion.instanceId]);
     if (second === undefined) return null;
@@ -668,15 +664,8 @@ class Running {
     });
   }
 
-  #otherInstance(model: string, exclude: readonly string[]): RoutingInstance | undefined {
-    const now = this.context.now();
-    const candidates = [...this.context.registry.instances()].filter(
-      (instance) =>
-        instance.models.includes(model) &&
-        !exclude.includes(instance.id) &&
-        !this.context.registry.isStale(instance, now) &&
-        this.context.links.link(instance.id) !== undefined,
-    );
+  #otherInstance(model: string, exclude: readonly string[]): PoolInstance | undefined {
+    const candidates = this.context.pool.active(model).filter((instance) => !exclude.includes(instance.id));
     return candidates[Math.floor(this.random() * candidates.length)];
   }
 

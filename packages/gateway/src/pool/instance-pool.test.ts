@@ -1,18 +1,24 @@
 import { isGbtError, seededRandom } from "@gbt/protocol";
 import { describe, expect, it } from "vitest";
-import { type InstanceRegistration, InstanceRegistry, type RegistryOptions } from "./instance-registry.js";
-import { Router, type RoutingLease } from "./router.js";
+import { InstancePool, type PoolOptions } from "./instance-pool.js";
+import type { Lease, LeaseOptions } from "./lease.js";
+import type { InstanceRegistration } from "./pool-instance.js";
 
 const DAY = 86_400_000;
 const MODEL = "test-model";
 
-function setup(options: RegistryOptions = {}, seed = 1) {
+function setup(options: PoolOptions = {}, seed = 1) {
   const clock = { t: 1_700_000_000_000 };
   const now = () => clock.t;
-  const registry = new InstanceRegistry({ random: seededRandom(seed), ...options }, now);
-  const router = new Router(registry);
+  const pool = new InstancePool({ random: seededRandom(seed), ...options }, now);
+  /** A lease, or the no-candidate answer's error thrown. */
+  const select = (model: string, options: LeaseOptions = {}): Lease => {
+    const picked = pool.lease(model, options);
+    if (picked.lease === null) throw picked.error;
+    return picked.lease;
+  };
   const add = (id: string, extra: Partial<InstanceRegistration> = {}) =>
-    registry.register({
+    pool.register({
       id,
       nodeAddress: `0x${id}`,
       url: `http://127.0.0.1/${id}`,
@@ -25,8 +31,8 @@ function setup(options: RegistryOptions = {}, seed = 1) {
   const advance = (ms: number) => {
     clock.t += ms;
   };
-  const pick = (exclude?: string[]) => router.selectInstance(MODEL, exclude === undefined ? {} : { exclude });
-  return { clock, registry, router, add, advance, pick };
+  const pick = (exclude?: string[]) => select(MODEL, exclude === undefined ? {} : { exclude });
+  return { clock, pool, select, add, advance, pick };
 }
 
 function errorOf(fn: () => unknown): unknown {
@@ -38,7 +44,7 @@ function errorOf(fn: () => unknown): unknown {
   throw new Error("expected a throw");
 }
 
-describe("Router.selectInstance", () => {
+describe("InstancePool.lease", () => {
   it("picks the instance with the most spare capacity", () => {
     const { add, pick } = setup();
     add("a", { declaredCapacity: 2 });
@@ -85,7 +91,7 @@ describe("Router.selectInstance", () => {
   });
 
   it("ramps new instances: 25% of declared capacity at registration", () => {
-    const { add, pick, clock, registry } = setup();
+    const { add, pick, clock, pool } = setup();
     add("old", { declaredCapacity: 4 });
     add("new", { declaredCapacity: 8, registeredAt: clock.t }); // 8 × 0.25 = 2 spare
     const counts = new Map<string, number>();
@@ -100,7 +106,7 @@ describe("Router.selectInstance", () => {
       ]),
     );
     expect(() => pick()).toThrow(expect.objectContaining({ code: "BUSY" }));
-    expect(registry.rampFactor(registry.get("new") as never)).toBe(0.25);
+    expect(pool.rampFactor(pool.get("new") as never)).toBe(0.25);
   });
 
   it("never picks an instance with no spare capacity", () => {
@@ -143,26 +149,26 @@ describe("Router.selectInstance", () => {
   });
 
   it("an instance is stale after 3 missed heartbeats (10 s interval), back with the next one", () => {
-    const { add, pick, advance, registry } = setup();
+    const { add, pick, advance, pool } = setup();
     add("a");
     advance(30_000);
     expect(pick().instance.id).toBe("a");
     advance(1);
-    expect(registry.isStale(registry.get("a") as never)).toBe(true);
+    expect(pool.isStale(pool.get("a") as never)).toBe(true);
     const error = errorOf(() => pick());
     expect(isGbtError(error, "BUSY")).toBe(true);
     expect((error as { details: Record<string, unknown> }).details).toMatchObject({ stale: 1 });
-    registry.heartbeat("a");
+    pool.heartbeat("a");
     expect(pick().instance.id).toBe("a");
-    expect(registry.activeModels()).toEqual([MODEL]);
+    expect(pool.activeModels()).toEqual([MODEL]);
   });
 
   it("heartbeats keep an instance active; the interval and count are configurable", () => {
-    const { add, pick, advance, registry } = setup({ heartbeatIntervalMs: 1_000, missedHeartbeats: 2 });
+    const { add, pick, advance, pool } = setup({ heartbeatIntervalMs: 1_000, missedHeartbeats: 2 });
     add("a");
     for (let i = 0; i < 10; i++) {
       advance(1_900);
-      registry.heartbeat("a");
+      pool.heartbeat("a");
     }
     expect(pick().instance.id).toBe("a");
     advance(2_001);
@@ -170,7 +176,7 @@ describe("Router.selectInstance", () => {
   });
 
   it("applies the 5 tok/s floor: signed benchmark first, then observed throughput", () => {
-    const { add, pick, registry } = setup();
+    const { add, pick, pool } = setup();
     add("slow", { benchmarkTokPerSec: 4.9, declaredCapacity: 100 });
     add("unknown", { benchmarkTokPerSec: null, declaredCapacity: 2 });
     expect(pick().instance.id).toBe("unknown");
@@ -178,7 +184,7 @@ describe("Router.selectInstance", () => {
     expect(lease.instance.id).toBe("unknown");
     // It turns out to decode at 2 tok/s: the floor now excludes it too.
     lease.release("success", { outputTokens: 100, generationMs: 50_000 });
-    expect(registry.get("unknown")?.observedTokPerSec).toBe(2);
+    expect(pool.get("unknown")?.observedTokPerSec).toBe(2);
     const error = errorOf(() => pick());
     expect((error as { details: Record<string, unknown> }).details).toMatchObject({ belowFloor: 2 });
     // Re-benchmarked faster: admitted again.
@@ -224,7 +230,7 @@ describe("Router.selectInstance", () => {
   });
 
   it("consumer 4xx is neutral and a node's 429 is a cooldown, not a failure", () => {
-    const { add, pick, advance, router } = setup();
+    const { add, pick, advance, pool } = setup();
     add("a");
     for (let i = 0; i < 10; i++) pick().release("neutral");
     pick().release("cooldown");
@@ -234,21 +240,19 @@ describe("Router.selectInstance", () => {
     advance(2_999);
     expect(() => pick()).toThrow(expect.objectContaining({ code: "BUSY" }));
     advance(1);
-    const view = router.gatewayView()[0];
+    const view = pool.live()[0];
     expect(view).toMatchObject({ breaker: "closed", eligible: true, health: { failures: 0, neutral: 12 } });
     expect(pick().instance.id).toBe("a");
   });
 
   it("says MODEL_NOT_FOUND when nothing serves the model", () => {
-    const { add, router } = setup();
+    const { add, select } = setup();
     add("a");
-    expect(() => router.selectInstance("other")).toThrow(
-      expect.objectContaining({ code: "MODEL_NOT_FOUND" }),
-    );
+    expect(() => select("other")).toThrow(expect.objectContaining({ code: "MODEL_NOT_FOUND" }));
   });
 
   it("a lease releases once; a removed instance's lease still settles", () => {
-    const { add, pick, registry } = setup();
+    const { add, pick, pool } = setup();
     const a = add("a");
     const lease = pick();
     expect(a.inFlight).toBe(1);
@@ -256,41 +260,41 @@ describe("Router.selectInstance", () => {
     expect(lease.release("success")).toBe(false);
     expect(a.inFlight).toBe(0);
     const held = pick();
-    registry.remove("a");
+    pool.remove("a");
     expect(held.release("failure")).toBe(true);
     expect(a.inFlight).toBe(0);
-    expect(registry.get("a")).toBeUndefined();
+    expect(pool.get("a")).toBeUndefined();
   });
 
   it("a model switch re-indexes the instance and starts its payout penalty", () => {
-    const { add, router, registry, advance } = setup();
+    const { add, select, pool, advance } = setup();
     add("a");
-    registry.heartbeat("a", { models: ["other"] });
-    expect(() => router.selectInstance(MODEL)).toThrow(expect.objectContaining({ code: "MODEL_NOT_FOUND" }));
-    expect(router.selectInstance("other").instance.id).toBe("a");
-    expect(router.gatewayView()[0]?.switchPenalty).toBe(0.5);
+    pool.heartbeat("a", { models: ["other"] });
+    expect(() => select(MODEL)).toThrow(expect.objectContaining({ code: "MODEL_NOT_FOUND" }));
+    expect(select("other").instance.id).toBe("a");
+    expect(pool.live()[0]?.switchPenalty).toBe(0.5);
     advance(36 * 3_600_000);
-    registry.heartbeat("a");
-    expect(router.gatewayView()[0]?.switchPenalty).toBeCloseTo(0.75, 12);
+    pool.heartbeat("a");
+    expect(pool.live()[0]?.switchPenalty).toBeCloseTo(0.75, 12);
   });
 
   it("refuses an unknown heartbeat and a nonsense registration", () => {
-    const { add, registry } = setup();
-    expect(() => registry.heartbeat("ghost")).toThrow(expect.objectContaining({ code: "NOT_FOUND" }));
+    const { add, pool } = setup();
+    expect(() => pool.heartbeat("ghost")).toThrow(expect.objectContaining({ code: "NOT_FOUND" }));
     expect(() => add("bad", { declaredCapacity: 0 })).toThrow(/declaredCapacity/);
     expect(() => add("bad", { models: [""] })).toThrow(expect.objectContaining({ code: "INVALID_INPUT" }));
   });
 });
 
-describe("Router.gatewayView", () => {
+describe("InstancePool.live", () => {
   it("shows each instance's state, load, breaker, ramp and health", () => {
-    const { add, pick, router, clock, advance } = setup();
+    const { add, pick, pool, clock, advance } = setup();
     add("b", { registeredAt: clock.t, declaredCapacity: 8 });
     add("a");
     const lease = pick();
     expect(lease.instance.id).toBe("a");
     advance(31_000);
-    const [a, b] = router.gatewayView();
+    const [a, b] = pool.live();
     expect(a).toMatchObject({
       id: "a",
       status: "stale",
@@ -312,7 +316,7 @@ describe("Router.gatewayView", () => {
   });
 });
 
-describe("Router property: random acquire/release sequences", () => {
+describe("InstancePool property: random lease/release sequences", () => {
   for (const variant of [
     { name: "with ramp-up", options: {}, tolerance: 0.05 },
     {
@@ -324,7 +328,7 @@ describe("Router property: random acquire/release sequences", () => {
     it(`keeps in-flight exact and bounded, and picks the most spare (${variant.name})`, () => {
       for (let seed = 1; seed <= 12; seed++) {
         const rnd = seededRandom(seed * 7919);
-        const { add, router, registry, advance, clock } = setup(
+        const { add, select, pool, advance, clock } = setup(
           { ...variant.options, breaker: { failureThreshold: 3 } },
           seed,
         );
@@ -340,15 +344,14 @@ describe("Router property: random acquire/release sequences", () => {
             benchmarkTokPerSec: rnd() < 0.1 ? 3 : 20,
           });
         }
-        const outstanding: RoutingLease[] = [];
-        const released: RoutingLease[] = [];
+        const outstanding: Lease[] = [];
+        const released: Lease[] = [];
         const eligibleSpares = (model: string, exclude: string[]) => {
           const out = new Map<string, number>();
-          for (const instance of registry.instances()) {
+          for (const instance of pool.instances()) {
             if (!instance.models.includes(model) || exclude.includes(instance.id)) continue;
-            if (registry.isStale(instance) || registry.belowFloor(instance) || !instance.breaker.canAdmit())
-              continue;
-            const spare = instance.declaredCapacity * registry.rampFactor(instance) - instance.inFlight;
+            if (pool.isStale(instance) || pool.belowFloor(instance) || !instance.breaker.canAdmit()) continue;
+            const spare = instance.declaredCapacity * pool.rampFactor(instance) - instance.inFlight;
             if (spare > 0) out.set(instance.id, spare);
           }
           return out;
@@ -360,9 +363,9 @@ describe("Router property: random acquire/release sequences", () => {
             const exclude = ids.filter(() => rnd() < 0.15);
             const spares = eligibleSpares(model, exclude);
             const best = Math.max(0, ...spares.values());
-            let lease: RoutingLease | undefined;
+            let lease: Lease | undefined;
             try {
-              lease = router.selectInstance(model, { exclude });
+              lease = select(model, { exclude });
             } catch (error) {
               expect(isGbtError(error, "BUSY")).toBe(true);
               expect(spares.size).toBe(0);
@@ -372,14 +375,14 @@ describe("Router property: random acquire/release sequences", () => {
               expect(spares.has(instance.id)).toBe(true);
               expect(spares.get(instance.id) as number).toBeGreaterThanOrEqual(best - variant.tolerance);
               expect(instance.inFlight).toBeLessThanOrEqual(
-                Math.ceil(instance.declaredCapacity * registry.rampFactor(instance) - 1e-9),
+                Math.ceil(instance.declaredCapacity * pool.rampFactor(instance) - 1e-9),
               );
               outstanding.push(lease);
             }
           } else if (r < 0.8 && outstanding.length > 0) {
             const j = Math.floor(rnd() * outstanding.length);
-            const lease = outstanding[j] as RoutingLease;
-            outstanding[j] = outstanding[outstanding.length - 1] as RoutingLease;
+            const lease = outstanding[j] as Lease;
+            outstanding[j] = outstanding[outstanding.length - 1] as Lease;
             outstanding.pop();
             const o = rnd();
             const outcome = o < 0.7 ? "success" : o < 0.85 ? "failure" : o < 0.95 ? "neutral" : "cooldown";
@@ -391,16 +394,14 @@ describe("Router property: random acquire/release sequences", () => {
             advance(Math.floor(rnd() * 8_000));
           } else if (r < 0.98) {
             // Everyone but n7 heartbeats; n7 goes stale and comes back now and then.
-            for (const id of ids) if (id !== "n7" || rnd() < 0.2) registry.heartbeat(id);
+            for (const id of ids) if (id !== "n7" || rnd() < 0.2) pool.heartbeat(id);
           } else if (released.length > 0) {
-            expect((released[Math.floor(rnd() * released.length)] as RoutingLease).release("success")).toBe(
-              false,
-            );
+            expect((released[Math.floor(rnd() * released.length)] as Lease).release("success")).toBe(false);
           }
           const held = new Map<string, number>();
           for (const lease of outstanding)
             held.set(lease.instance.id, (held.get(lease.instance.id) ?? 0) + 1);
-          for (const instance of registry.instances()) {
+          for (const instance of pool.instances()) {
             // Plain comparison first: expect() on every step of every seed is slow.
             if (instance.inFlight !== (held.get(instance.id) ?? 0) || instance.inFlight < 0) {
               expect({ id: instance.id, step, inFlight: instance.inFlight }).toEqual({
@@ -412,7 +413,7 @@ describe("Router property: random acquire/release sequences", () => {
           }
         }
         for (const lease of outstanding) lease.release("success");
-        for (const instance of registry.instances()) expect(instance.inFlight).toBe(0);
+        for (const instance of pool.instances()) expect(instance.inFlight).toBe(0);
       }
     });
   }

@@ -1,31 +1,32 @@
 /**
- * The gateway's side of the node link: signed registrations and heartbeats in, routing
- * instances out. Each object must be a valid signature by the node it names, addressed to this
- * gateway, for this chain, inside its time window, and newer than the last one seen from that node
+ * The gateway's side of the node link: signed registrations and heartbeats in, pool instances
+ * out. Each object must be a valid signature by the node it names, addressed to this gateway, for
+ * this chain, inside its time window, and newer than the last one seen from that node
  * (registration nonces and heartbeat seqs only grow), so a captured object cannot be replayed.
- * A registration hands the node a fresh link token; the proxy presents it on every forwarded
- * request, and the node serves pooled traffic only with it.
+ * A registration hands the node a fresh link token, kept in the instance's link; the proxy
+ * presents it on every forwarded request, and the node serves pooled traffic only with it. The
+ * pool's admission check (the model registry's "approved only") filters the models routed.
  */
 import { randomBytes } from "node:crypto";
 import {
   type GatewayInfo,
   GbtError,
-  type HeartbeatDetails,
   HttpError,
   heartbeatDetailsSchema,
-  type RegistrationDetails,
   type RegistrationResponse,
   recoverSignerNative,
   registrationDetailsSchema,
   verifyObject,
 } from "@gbt/protocol";
 import type { Logger } from "pino";
-import type { Address, PrivateKeyAccount } from "viem";
-import type { InstanceRegistry, RoutingInstance } from "../routing/instance-registry.js";
+import type { Address } from "viem";
+import type { InstancePool } from "./instance-pool.js";
+import type { PoolInstance } from "./pool-instance.js";
 
-export interface NodeLinksOptions {
-  registry: InstanceRegistry;
-  account: PrivateKeyAccount;
+export interface NodeRegistrarOptions {
+  pool: InstancePool;
+  /** The gateway's own identity: registrations and heartbeats must be addressed to it. */
+  account: { address: Address };
   chainId: number;
   heartbeatIntervalMs: number;
   skewSeconds: number;
@@ -33,35 +34,14 @@ export interface NodeLinksOptions {
   now?: () => number;
 }
 
-/**
- * Whether a node may register and serve one of its models (e.g. the model registry's "approved
- * only" policy). Models refused are left out of the node's routing; a node left with none is
- * refused with 403 `policy_denied`.
- */
-export type ModelAdmission = (model: { id: string; digest?: string | undefined }, node: Address) => boolean;
-
-/** What the proxy needs to forward a request to an instance. */
-export interface InstanceLink {
-  instanceId: string;
-  node: Address;
-  url: string;
-  /** `Bearer <token>`, precomputed. */
-  authorization: string;
-  models: RegistrationDetails["models"];
-  backend: RegistrationDetails["backend"];
-  lastHealth: HeartbeatDetails["health"] | null;
-}
-
-export class NodeLinks {
-  readonly #options: NodeLinksOptions;
+export class NodeRegistrar {
+  readonly #options: NodeRegistrarOptions;
   readonly #now: () => number;
   /** Per node (lower-case address): the last registration nonce and heartbeat seq accepted. */
   readonly #lastNonce = new Map<string, number>();
   readonly #lastSeq = new Map<string, number>();
-  readonly #links = new Map<string, InstanceLink>();
-  #admission: ModelAdmission | undefined;
 
-  constructor(options: NodeLinksOptions) {
+  constructor(options: NodeRegistrarOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
   }
@@ -74,22 +54,9 @@ export class NodeLinks {
     };
   }
 
-  link(instanceId: string): InstanceLink | undefined {
-    return this.#links.get(instanceId);
-  }
-
-  links(): IterableIterator<InstanceLink> {
-    return this.#links.values();
-  }
-
-  /** Installs (or removes) the check of which models nodes may register and serve. */
-  setModelAdmission(admission: ModelAdmission | undefined): void {
-    this.#admission = admission;
-  }
-
   /** Verifies a signed NodeRegistration and (re-)registers its instance. */
   async register(body: unknown): Promise<RegistrationResponse> {
-    const { registry, account, chainId, skewSeconds, logger } = this.#options;
+    const { pool, account, chainId, skewSeconds, logger } = this.#options;
     const signed = await verifyObject(body, {
       recoverSigner: recoverSignerNative,
       kind: "NodeRegistration",
@@ -125,10 +92,7 @@ export class NodeLinks {
         details: { capacity: message.capacity },
       });
     }
-    const admission = this.#admission;
-    const models = admission
-      ? details.data.models.filter((model) => admission(model, message.node))
-      : details.data.models;
+    const models = details.data.models.filter((model) => pool.admits(model, message.node));
     if (models.length === 0) {
       throw new HttpError(
         "policy_denied",
@@ -140,24 +104,20 @@ export class NodeLinks {
     // A heartbeat signed before this registration must not count afterwards.
     this.#lastSeq.set(nodeKey, Math.max(this.#lastSeq.get(nodeKey) ?? 0, message.nonce));
     const instanceId = nodeKey;
-    registry.register({
+    const linkToken = randomBytes(32).toString("base64url");
+    pool.register({
       id: instanceId,
       nodeAddress: message.node,
       url: message.url.replace(/\/+$/, ""),
       models: models.map((model) => model.id),
       declaredCapacity: message.capacity,
       benchmarkTokPerSec,
-    });
-    const linkToken = randomBytes(32).toString("base64url");
-    this.#links.set(instanceId, {
-      instanceId,
-      node: message.node,
-      url: message.url.replace(/\/+$/, ""),
-      authorization: `Bearer ${linkToken}`,
-      // Everything the node reported (with digests): the admission is re-checked on each heartbeat.
-      models: details.data.models,
-      backend: details.data.backend,
-      lastHealth: null,
+      link: {
+        authorization: `Bearer ${linkToken}`,
+        // Everything the node reported (with digests): the admission is re-checked on each heartbeat.
+        models: details.data.models,
+        backend: details.data.backend,
+      },
     });
     logger.info(
       {
@@ -173,8 +133,8 @@ export class NodeLinks {
   }
 
   /** Verifies a signed Heartbeat and records it; NOT_FOUND (→ 404 unknown_instance) for an unregistered node. */
-  async heartbeat(body: unknown): Promise<RoutingInstance> {
-    const { registry, account, chainId, skewSeconds } = this.#options;
+  async heartbeat(body: unknown): Promise<PoolInstance> {
+    const { pool, account, chainId, skewSeconds } = this.#options;
     const signed = await verifyObject(body, {
       recoverSigner: recoverSignerNative,
       kind: "Heartbeat",
@@ -194,8 +154,8 @@ export class NodeLinks {
       );
     }
     const nodeKey = message.node.toLowerCase();
-    const link = this.#links.get(nodeKey);
-    if (link === undefined || registry.get(nodeKey) === undefined) {
+    const registered = pool.get(nodeKey);
+    if (registered === undefined) {
       throw new GbtError("NOT_FOUND", `Node ${message.node} is not registered with this gateway.`, {
         details: { node: message.node },
         hint: "Register again (POST /v1/gateway/register).",
@@ -208,26 +168,17 @@ export class NodeLinks {
       });
     }
     this.#lastSeq.set(nodeKey, message.seq);
-    link.lastHealth = details.data.health;
-    const admission = this.#admission;
+    const reported = registered.link.models;
     // Re-checked on every heartbeat: a model delisted since registration stops being routed.
-    const models = admission
-      ? details.data.models.filter((id) =>
-          admission({ id, digest: link.models.find((model) => model.id === id)?.digest }, message.node),
-        )
-      : details.data.models;
-    const instance = registry.heartbeat(nodeKey, { models });
-    if (details.data.capacity >= 1 && details.data.capacity !== instance.declaredCapacity) {
-      registry.register({
-        id: nodeKey,
-        nodeAddress: instance.nodeAddress,
-        url: instance.url,
-        models,
-        declaredCapacity: details.data.capacity,
-        benchmarkTokPerSec: instance.benchmarkTokPerSec,
-      });
-    }
-    return instance;
+    const models = details.data.models.filter((id) =>
+      pool.admits({ id, digest: reported.find((model) => model.id === id)?.digest }, message.node),
+    );
+    const capacity = details.data.capacity;
+    return pool.heartbeat(nodeKey, {
+      models,
+      health: details.data.health,
+      ...(capacity >= 1 && capacity !== registered.declaredCapacity ? { capacity } : {}),
+    });
   }
 
   /** Decode tok/s from the node's signed benchmark record; null when absent, not the node's, or expired. */

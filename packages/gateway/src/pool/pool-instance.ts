@@ -1,0 +1,156 @@
+/**
+ * One serving instance of the pool, as one record: what the node declared (models, capacity,
+ * benchmark), its routing state (breaker, health, and the live numbers kept in the pool's slot
+ * table), and its link (URL, link token, reported models and backend, last health) that the proxy,
+ * verification and the job relay use to reach it.
+ */
+import type { Address } from "viem";
+import type { Membership } from "./candidate-heap.js";
+import { CircuitBreaker, type ResolvedBreakerOptions } from "./circuit-breaker.js";
+import { HealthWindow, type ResolvedHealthWindowOptions } from "./health-score.js";
+import type { SlotTable } from "./slot-table.js";
+
+/** How the gateway reaches an instance and what the node reported about itself. */
+export interface InstanceLink {
+  instanceId: string;
+  node: Address;
+  url: string;
+  /** `Bearer <link token>`, precomputed; empty for an instance registered without a link. */
+  authorization: string;
+  /** The models as the node reported them, with their digests. */
+  models: readonly { id: string; digest?: string | undefined }[];
+  /** The backend the node reported; null when it registered without one. */
+  backend: { kind: string; version?: string | undefined } | null;
+  /** The health of its last heartbeat. */
+  lastHealth: { ok: boolean; detail?: string | undefined } | null;
+}
+
+/** What an instance declares when it registers (already signature-checked and parsed upstream). */
+export interface InstanceRegistration {
+  id: string;
+  nodeAddress: string;
+  url: string;
+  models: readonly string[];
+  /** Concurrent requests the instance can serve at full ramp. */
+  declaredCapacity: number;
+  /** Defaults to now for a new instance; a re-registration keeps the original time. */
+  registeredAt?: number;
+  /** Decode throughput from the node's signed benchmark record, if any. */
+  benchmarkTokPerSec?: number | null;
+  /** The link a signed registration opens (link token, reported models, backend); absent in routing-only use. */
+  link?: Pick<InstanceLink, "authorization" | "models" | "backend">;
+}
+
+export class PoolInstance {
+  readonly id: string;
+  nodeAddress: string;
+  /** The models routed to it (the admitted ones among those it serves). */
+  models: readonly string[];
+  declaredCapacity: number;
+  readonly registeredAt: number;
+  benchmarkTokPerSec: number | null;
+  /** When the served models last changed (null: never), for the anti-flapping multiplier. */
+  modelSwitchedAt: number | null = null;
+  readonly breaker: CircuitBreaker;
+  readonly health: HealthWindow;
+  /** Replaced (not mutated) when the node registers again, so per-link caches follow it. */
+  link: InstanceLink;
+
+  // The pool's bookkeeping; only pool/ reads these.
+  /** Index into the pool's slot table; −1 once removed. */
+  slot: number;
+  /** Its entries in the heaps of the models it serves. */
+  memberships: Membership[] = [];
+  /** Whether its memberships are in their heaps (it may take a request). */
+  inHeaps = false;
+  /** The wake-up time queued for it while parked (−∞ when none). */
+  wakeAt = Number.NEGATIVE_INFINITY;
+
+  readonly #slots: SlotTable;
+  /** The live numbers, kept here once the instance is removed so outstanding leases still finish. */
+  #detached = { inFlight: 0, lastHeartbeatAt: 0, observedTokPerSec: Number.NaN };
+
+  constructor(
+    slots: SlotTable,
+    slot: number,
+    init: InstanceRegistration,
+    registeredAt: number,
+    options: { breaker: ResolvedBreakerOptions; health: ResolvedHealthWindowOptions; now: () => number },
+  ) {
+    this.#slots = slots;
+    this.slot = slot;
+    this.id = init.id;
+    this.nodeAddress = init.nodeAddress;
+    this.models = [...init.models];
+    this.declaredCapacity = init.declaredCapacity;
+    this.registeredAt = registeredAt;
+    this.benchmarkTokPerSec = init.benchmarkTokPerSec ?? null;
+    this.breaker = new CircuitBreaker(options.breaker, options.now);
+    this.health = new HealthWindow(options.health);
+    this.link = linkOf(init, null);
+  }
+
+  get url(): string {
+    return this.link.url;
+  }
+
+  get inFlight(): number {
+    return this.slot < 0 ? this.#detached.inFlight : (this.#slots.inFlight[this.slot] ?? 0);
+  }
+
+  get lastHeartbeatAt(): number {
+    return this.slot < 0 ? this.#detached.lastHeartbeatAt : (this.#slots.lastHeartbeatAt[this.slot] ?? 0);
+  }
+
+  /** Moving average of measured decode throughput, null until measured. */
+  get observedTokPerSec(): number | null {
+    const value =
+      this.slot < 0
+        ? this.#detached.observedTokPerSec
+        : (this.#slots.observedTokPerSec[this.slot] ?? Number.NaN);
+    return Number.isNaN(value) ? null : value;
+  }
+
+  /** The throughput the floor is checked against: observed when known, else the benchmark. */
+  get tokPerSec(): number | null {
+    return this.observedTokPerSec ?? this.benchmarkTokPerSec;
+  }
+
+  /** Called by the pool when the instance is removed: the live numbers move in here. */
+  detach(): void {
+    const slots = this.#slots;
+    const slot = this.slot;
+    this.#detached = {
+      inFlight: slots.inFlight[slot] ?? 0,
+      lastHeartbeatAt: slots.lastHeartbeatAt[slot] ?? 0,
+      observedTokPerSec: slots.observedTokPerSec[slot] ?? Number.NaN,
+    };
+    this.slot = -1;
+  }
+
+  /** Used by a lease of a removed instance. */
+  adjustDetachedInFlight(delta: number): void {
+    this.#detached.inFlight += delta;
+  }
+
+  setDetachedObserved(value: number): void {
+    this.#detached.observedTokPerSec = value;
+  }
+}
+
+/** The link of a (re-)registration: a new link replaces the old; without one, the old is kept (its URL updated). */
+export function linkOf(registration: InstanceRegistration, previous: InstanceLink | null): InstanceLink {
+  const url = registration.url;
+  if (registration.link === undefined && previous !== null) {
+    return previous.url === url ? previous : { ...previous, url };
+  }
+  return {
+    instanceId: registration.id,
+    node: registration.nodeAddress as Address,
+    url,
+    authorization: registration.link?.authorization ?? "",
+    models: registration.link?.models ?? [],
+    backend: registration.link?.backend ?? null,
+    lastHealth: null,
+  };
+}
