@@ -35,7 +35,6 @@ import {
 } from "./benchmark-record.js";
 import { DEFAULT_SEED, type MicroResults, runMicroBenchmark } from "./micro.js";
 import {
-  chatCompletionsUrl,
   DEFAULT_MAX_CONCURRENCY,
   DEFAULT_MIN_GAIN_PCT,
   DEFAULT_TTFT_P99_TARGET_MS,
@@ -44,6 +43,7 @@ import {
   type ServeResults,
 } from "./serve-sweep.js";
 import { benchmarkMetrics, statisticsDefinition, tokenEstimateDefinition } from "./stats.js";
+import { chatCompletionsUrl } from "./stream-client.js";
 import { calibrateSyntheticPrompt, syntheticMessages } from "./synthetic-prompt.js";
 
 export const DEFAULT_PROMPT_TOKENS = 256;
