@@ -1,49 +1,30 @@
 /**
- * The client side of a node's job endpoint: sends a signed Job to `POST /agent/jobs` and reads
- * outcomes back from `GET /agent/jobs/:id`, directly or relayed by the node's gateway
- * (`/v1/nodes/:address/jobs`) for a managed node out of reach. The node answers every job with an outcome document;
- * a rejected or failed one becomes the GbtError of its code, so scripts get its exit class.
+ * The job commands' side of the agent API: reading a signed Job from a file or stdin, the
+ * `--node-url` and `--gateway` flags, and the two calls the commands make with @gbt/protocol's
+ * agent client, to the node's agent directly or relayed by the node's gateway
+ * (`/v1/nodes/:address/jobs`) for a managed node out of reach.
  */
 import { readFile } from "node:fs/promises";
-import { type ErrorCode, errorCodes, GbtError } from "@gbt/protocol";
+import { type AgentClient, createAgentClient, GbtError, type JobOutcome } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 
 export const DEFAULT_NODE_URL = "http://127.0.0.1:8787";
 
-/** What a node answers about a job (see @gbt/agent's AgentOutcome). */
-export interface JobOutcome {
-  jobId?: string;
-  state: string;
-  code?: string;
-  message?: string;
-  states?: string[];
-  output?: unknown;
-  result?: unknown;
-}
-
-export interface SubmitJobOptions {
+interface JobTarget {
   nodeUrl: string;
-  /** The signed Job as JSON text. */
-  body: string;
-  /** Relay through this gateway instead of calling the node (the Job names the node). */
+  /** Relay through this gateway instead of calling the node. */
   gatewayUrl?: string;
 }
 
-/** Where a job request goes: the node's agent, or the gateway's relay for `node`. */
-function jobTarget(options: { nodeUrl: string; gatewayUrl?: string }, node: string | undefined, suffix = "") {
-  if (options.gatewayUrl === undefined) {
-    return { base: options.nodeUrl, url: endpoint(options.nodeUrl, `/agent/jobs${suffix}`), label: "node" };
-  }
+/** The agent client of a target: the node's agent, or the gateway's relay for `node`. */
+function agentClient(target: JobTarget, node: string | undefined, fetchFn: typeof fetch): AgentClient {
+  if (target.gatewayUrl === undefined) return createAgentClient({ url: target.nodeUrl, fetch: fetchFn });
   if (node === undefined || !/^0x[0-9a-fA-F]{40}$/.test(node)) {
     throw new GbtError("USAGE", "Relaying through a gateway needs the node's address.", {
       hint: "Give --node 0x… (gbt job status), or a Job whose message.node is the node's address.",
     });
   }
-  return {
-    base: options.gatewayUrl,
-    url: endpoint(options.gatewayUrl, `/v1/nodes/${node}/jobs${suffix}`),
-    label: "gateway",
-  };
+  return createAgentClient({ url: target.gatewayUrl, relay: { node }, fetch: fetchFn });
 }
 
 /** The node a signed Job names (message.node), when it names one. */
@@ -81,124 +62,21 @@ export async function readJobInput(
   return text;
 }
 
-/** POSTs a signed Job to the node; resolves with its outcome whatever the job's fate. */
-export async function submitJob(
-  options: SubmitJobOptions,
+/** POSTs a signed Job (its JSON text, sent byte for byte); resolves with its outcome whatever the job's fate. */
+export function submitJob(
+  options: JobTarget & { body: string },
   fetchFn: typeof fetch = fetch,
 ): Promise<JobOutcome> {
-  const target = jobTarget(options, options.gatewayUrl === undefined ? undefined : jobNode(options.body));
-  const response = await send(target.base, () =>
-    fetchFn(target.url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: options.body,
-    }),
-  );
-  return outcomeOf(target.base, response);
+  const node = options.gatewayUrl === undefined ? undefined : jobNode(options.body);
+  return agentClient(options, node, fetchFn).submitJob({ job: options.body });
 }
 
 /** The node's outcome of a job; NOT_FOUND when the node never accepted it. */
-export async function jobStatus(
-  options: { nodeUrl: string; jobId: string; gatewayUrl?: string; node?: string },
+export function jobStatus(
+  options: JobTarget & { jobId: string; node?: string },
   fetchFn: typeof fetch = fetch,
 ): Promise<JobOutcome> {
-  const target = jobTarget(options, options.node, `/${encodeURIComponent(options.jobId)}`);
-  const response = await send(target.base, () => fetchFn(target.url));
-  if (response.status === 404 && options.gatewayUrl !== undefined) return outcomeOf(target.base, response);
-  if (response.status === 404) {
-    throw new GbtError("NOT_FOUND", `The node at ${options.nodeUrl} has no job ${options.jobId}.`, {
-      details: { jobId: options.jobId },
-      hint: "Check the job id (it is the Job's message.jobId), or the node with --node-url.",
-    });
-  }
-  return outcomeOf(target.base, response);
-}
-
-/** The GbtError of an outcome that did not succeed (INTERNAL for a code this CLI does not know). */
-export function outcomeError(outcome: JobOutcome): GbtError {
-  const code: ErrorCode =
-    outcome.code !== undefined && Object.hasOwn(errorCodes, outcome.code)
-      ? (outcome.code as ErrorCode)
-      : "INTERNAL";
-  return new GbtError(
-    code,
-    `Job ${outcome.jobId ?? "(unnamed)"} ${outcome.state}: ${outcome.message ?? code}`,
-    {
-      details: { outcome },
-    },
-  );
-}
-
-function endpoint(nodeUrl: string, path: string): string {
-  try {
-    return new URL(path, nodeUrl).toString();
-  } catch {
-    throw new GbtError("USAGE", `--node-url ${nodeUrl} is not a URL.`, {
-      hint: "Give the node's base URL, e.g. http://127.0.0.1:8787.",
-    });
-  }
-}
-
-async function send(nodeUrl: string, request: () => Promise<Response>): Promise<Response> {
-  try {
-    return await request();
-  } catch (cause) {
-    throw new GbtError("NODE_UNREACHABLE", `Cannot reach the node at ${nodeUrl}.`, {
-      hint: "Start it with `gbt serve`, or point --node-url at it.",
-      cause,
-    });
-  }
-}
-
-async function outcomeOf(nodeUrl: string, response: Response): Promise<JobOutcome> {
-  const text = await response.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  if (isOutcome(json)) return json;
-  const relayError = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-  if (relayError && typeof relayError.message === "string")
-    throw relayedError(nodeUrl, response.status, relayError);
-  if (response.status === 404) {
-    throw new GbtError("NOT_FOUND", `The node at ${nodeUrl} serves no job endpoint (HTTP 404).`, {
-      hint: "The agent answers only on a loopback listener; submit on the node itself.",
-    });
-  }
-  throw new GbtError(
-    "INVALID_OBJECT",
-    `The node at ${nodeUrl} answered HTTP ${response.status} without an outcome.`,
-    {
-      details: { status: response.status, body: text.slice(0, 500) },
-      hint: "Check that --node-url points at a gbt node.",
-    },
-  );
-}
-
-/**
- * A gateway's error body (OpenAI style, `code` in snake case) as the GbtError of the same code,
- * so a job refused by the relay exits with the class it would have had at the node.
- */
-function relayedError(base: string, status: number, error: { code?: unknown; message?: unknown }): GbtError {
-  const raw = typeof error.code === "string" ? error.code.toUpperCase() : "";
-  const code: ErrorCode = Object.hasOwn(errorCodes, raw)
-    ? (raw as ErrorCode)
-    : status === 404
-      ? "NOT_FOUND"
-      : status >= 500
-        ? "NODE_UNREACHABLE"
-        : "INVALID_INPUT";
-  return new GbtError(code, `${base} refused the job (HTTP ${status}): ${String(error.message)}`, {
-    details: { status, code: error.code ?? null },
-  });
-}
-
-function isOutcome(value: unknown): value is JobOutcome {
-  return (
-    value !== null && typeof value === "object" && typeof (value as { state?: unknown }).state === "string"
-  );
+  return agentClient(options, options.node, fetchFn).getJobStatus({ jobId: options.jobId });
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {

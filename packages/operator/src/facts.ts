@@ -3,8 +3,9 @@
  * result from the node's agent, or the gateway's admin view of this node. Answers quote the
  * source next to the fact; the Operator never states anything about the node from elsewhere.
  */
+
+import type { JobOutcome } from "@gbt/protocol";
 import { z } from "zod";
-import type { JobOutcome } from "./agent-client.js";
 import type { GatewayNodeView } from "./gateway-view.js";
 import { printable } from "./proposal.js";
 

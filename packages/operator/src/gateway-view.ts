@@ -1,30 +1,40 @@
 /**
- * The gateway's view of this node, read from its admin API (`GET /v1/gateway/nodes`): whether the
- * gateway routes to it (parked by the breaker? cooling down? below the floor?), how far its ramp-up
- * has gone, its health score. Read-only; the Operator quotes it as a source of facts.
+ * The gateway's view of this node, read from its admin API (`GET /v1/gateway/nodes`) with
+ * @gbt/protocol's gateway client: whether the gateway routes to it (parked by the breaker?
+ * cooling down? below the floor?), how far its ramp-up has gone, its health score. Read-only;
+ * the Operator quotes it as a source of facts.
+ *
+ * The Operator reads only the fields it quotes, typed as the gateway API's node schema types
+ * them, and skips an entry it cannot read instead of failing: the other instances are still facts.
  */
-import { GbtError } from "@gbt/protocol";
+import { createGatewayClient, gatewayNodeSchema, gatewayPaths } from "@gbt/protocol";
 import { type Address, isAddressEqual } from "viem";
 import { z } from "zod";
 
 const instanceViewSchema = z.object({
-  id: z.string().max(200),
-  nodeAddress: z.string().max(64),
-  url: z.string().max(500).optional(),
-  models: z.array(z.string().max(200)).max(100).optional(),
-  status: z.string().max(32),
-  breaker: z.string().max(32),
-  probing: z.boolean().optional(),
-  cooldownUntil: z.number().nullable().optional(),
-  eligible: z.boolean(),
-  rampFactor: z.number(),
-  switchPenalty: z.number().optional(),
-  declaredCapacity: z.number().optional(),
-  inFlight: z.number().optional(),
-  healthScore: z.number(),
-  belowFloor: z.boolean().optional(),
-  lastHeartbeatAt: z.number().optional(),
-  tokPerSec: z.object({ benchmark: z.number().nullable(), observed: z.number().nullable() }).optional(),
+  ...gatewayNodeSchema.pick({
+    id: true,
+    nodeAddress: true,
+    status: true,
+    breaker: true,
+    eligible: true,
+    rampFactor: true,
+    healthScore: true,
+  }).shape,
+  ...gatewayNodeSchema
+    .pick({
+      url: true,
+      models: true,
+      probing: true,
+      cooldownUntil: true,
+      switchPenalty: true,
+      declaredCapacity: true,
+      inFlight: true,
+      belowFloor: true,
+      lastHeartbeatAt: true,
+      tokPerSec: true,
+    })
+    .partial().shape,
 });
 export type GatewayNodeView = z.infer<typeof instanceViewSchema>;
 
@@ -42,40 +52,31 @@ export type GatewayViewSource = (node: Address) => Promise<{ url: string; instan
 
 /** Reads the gateway's pool and keeps the instances of `node`; malformed entries are skipped. */
 export function gatewayViewSource(options: GatewayViewOptions): GatewayViewSource {
-  const fetchFn = options.fetch ?? fetch;
+  // Made on each ask: a bad --gateway-url is then a failed fact, as an unreachable gateway is.
+  const client = () =>
+    createGatewayClient({
+      url: options.gatewayUrl,
+      adminToken: options.adminToken,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      hints: {
+        unreachable: "Check --gateway-url, or start the gateway (`gbt gateway serve`).",
+        adminToken: "Pass that gateway's admin token with --gateway-admin-token-file.",
+        shape: "Check that --gateway-url points at a gbt gateway.",
+      },
+    });
   return async (node) => {
-    let response: Response;
-    try {
-      response = await fetchFn(new URL("/v1/gateway/nodes", options.gatewayUrl), {
-        headers: { authorization: `Bearer ${options.adminToken}` },
-        signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-      });
-    } catch (cause) {
-      throw new GbtError("GATEWAY_UNREACHABLE", `No gateway answers at ${options.gatewayUrl}.`, {
-        hint: "Check --gateway-url, or start the gateway (`gbt gateway serve`).",
-        cause,
-      });
-    }
-    if (response.status === 401 || response.status === 403) {
-      throw new GbtError("UNAUTHORIZED", "The gateway refused the admin token.", {
-        hint: "Pass that gateway's admin token with --gateway-admin-token-file.",
-      });
-    }
-    if (!response.ok) {
-      throw new GbtError("GATEWAY_UNREACHABLE", `The gateway answered HTTP ${response.status}.`);
-    }
-    const list = nodesListSchema.safeParse(await response.json().catch(() => undefined));
-    if (!list.success) {
-      throw new GbtError("INVALID_OBJECT", "The gateway's node list is malformed.", {
-        hint: "Check that --gateway-url points at a gbt gateway.",
-      });
-    }
+    const list = await client().request({
+      path: gatewayPaths.nodes,
+      auth: "admin",
+      schema: nodesListSchema,
+      what: "node list",
+      maxBytes: 64 * 1024 * 1024,
+    });
     const instances: GatewayNodeView[] = [];
-    for (const entry of list.data.data) {
+    for (const entry of list.data) {
       const parsed = instanceViewSchema.safeParse(entry);
-      if (!parsed.success) continue;
-      const address = parsed.data.nodeAddress;
-      if (/^0x[0-9a-fA-F]{40}$/.test(address) && isAddressEqual(address as Address, node)) {
+      if (parsed.success && isAddressEqual(parsed.data.nodeAddress as Address, node)) {
         instances.push(parsed.data);
       }
     }

@@ -2,18 +2,9 @@
  * @gbt/operator: the terminal assistant of a node's admin. It plans with a deterministic planner
  * or an LLM (Ollama, any OpenAI-compatible endpoint, or a GGUF in process), explains from the
  * node's status and the gateway's view, and hands work to the Node Agent only as jobs the admin
- * approved and the owner key signed. It talks to the agent over HTTP only.
+ * approved and the owner key signed. It talks to the agent over HTTP only,
+ * with @gbt/protocol's agent client. Test fakes are in `@gbt/operator/testing`.
  */
-export {
-  type AgentClient,
-  type AgentClientOptions,
-  createAgentClient,
-  FINAL_JOB_STATES,
-  type JobOutcome,
-  jobOutcomeSchema,
-  type PublishedAllowlist,
-  publishedAllowlistSchema,
-} from "./agent-client.js";
 export type { AgentConnection, OperatorEvent, OperatorEventType } from "./events.js";
 export { type Fact, gatewayFacts, renderFacts, statusFacts } from "./facts.js";
 export {
@@ -49,15 +40,3 @@ export {
 } from "./proposal.js";
 export { type RunOperatorOptions, runOperator } from "./run-operator.js";
 export { signApprovedJob } from "./sign-job.js";
-export {
-  startTestAgentServer,
-  type TestAgentServer,
-  type TestAgentServerOptions,
-} from "./testing/agent-server.js";
-export {
-  type ScriptedAnswer,
-  type ScriptedChatRequest,
-  type ScriptedChatServer,
-  type ScriptedToolCall,
-  startScriptedChatServer,
-} from "./testing/scripted-chat-server.js";

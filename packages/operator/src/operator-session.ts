@@ -4,10 +4,16 @@
  * job with the owner key, submits it to the agent over HTTP and follows it to its result. Both the
  * Ink app and headless mode drive a session and render its events.
  */
-import { type AllowlistRegistry, createAllowlist } from "@gbt/agent";
-import { GbtError, isGbtError } from "@gbt/protocol";
+import {
+  type AgentClient,
+  createJobTypeRegistry,
+  describeAllowlist,
+  GbtError,
+  isGbtError,
+  type JobTypeRegistry,
+  type PublishedAllowlist,
+} from "@gbt/protocol";
 import type { Address, LocalAccount } from "viem";
-import type { AgentClient, PublishedAllowlist } from "./agent-client.js";
 import type { AgentConnection, OperatorEvent } from "./events.js";
 import { type Fact, gatewayFacts, statusFacts } from "./facts.js";
 import type { GatewayViewSource } from "./gateway-view.js";
@@ -24,7 +30,8 @@ export interface OperatorSessionOptions {
   /** The owner key, asked for only when a job is approved. */
   signer: () => Promise<LocalAccount>;
   gateway?: GatewayViewSource;
-  allowlist?: AllowlistRegistry;
+  /** The job types this Operator signs (default: the allowlist of its gbt version). */
+  allowlist?: JobTypeRegistry;
   now?: () => number;
   newJobId?: () => string;
 }
@@ -51,7 +58,7 @@ export interface OperatorSession {
 const MAX_HISTORY = 20;
 
 export function createOperatorSession(options: OperatorSessionOptions): OperatorSession {
-  const allowlist = options.allowlist ?? createAllowlist();
+  const allowlist = options.allowlist ?? createJobTypeRegistry();
   const now = options.now ?? Date.now;
   const listeners = new Set<(event: OperatorEvent) => void>();
   const pending = new Map<string, ProposedJob>();
@@ -59,7 +66,7 @@ export function createOperatorSession(options: OperatorSessionOptions): Operator
   const facts = new Map<string, Fact>();
   const abort = new AbortController();
   let published: PublishedAllowlist | undefined;
-  let connection: AgentConnection = { state: "connecting", nodeUrl: options.agent.nodeUrl };
+  let connection: AgentConnection = { state: "connecting", nodeUrl: options.agent.url };
   let proposalCount = 0;
   let lastNonce = 0;
   let account: LocalAccount | undefined;
@@ -85,16 +92,7 @@ export function createOperatorSession(options: OperatorSessionOptions): Operator
   });
 
   /** What planners are offered: the agent's published types, else (agent unreachable) the local allowlist. */
-  const offered = (): PublishedAllowlist =>
-    published ?? {
-      version: allowlist.version,
-      types: allowlist.entries().map((e) => ({
-        type: e.type,
-        risk: e.risk,
-        description: e.description,
-        paramsSchema: e.jsonSchema(),
-      })),
-    };
+  const offered = (): PublishedAllowlist => published ?? describeAllowlist(allowlist);
 
   async function refreshGateway(): Promise<void> {
     if (!options.gateway) return;
@@ -112,32 +110,32 @@ export function createOperatorSession(options: OperatorSessionOptions): Operator
     plannerLabel: options.planner.label,
     async connect() {
       try {
-        published = await options.agent.allowlist(abort.signal);
+        published = await options.agent.getAllowlist({ signal: abort.signal });
         const other = boundElsewhere(published, options.node);
         connection = other
           ? {
               state: "incompatible",
-              nodeUrl: options.agent.nodeUrl,
+              nodeUrl: options.agent.url,
               allowlistVersion: published.version,
               message: other,
             }
           : published.version === allowlist.version
             ? {
                 state: "connected",
-                nodeUrl: options.agent.nodeUrl,
+                nodeUrl: options.agent.url,
                 allowlistVersion: published.version,
                 types: published.types.map((t) => t.type),
               }
             : {
                 state: "incompatible",
-                nodeUrl: options.agent.nodeUrl,
+                nodeUrl: options.agent.url,
                 allowlistVersion: published.version,
                 message: `The agent speaks allowlist v${published.version}, this Operator v${allowlist.version}: jobs would be rejected. Use the same gbt version on both.`,
               };
       } catch (error) {
         connection = {
           state: "unreachable",
-          nodeUrl: options.agent.nodeUrl,
+          nodeUrl: options.agent.url,
           message: isGbtError(error) ? error.message : String(error),
         };
       }
@@ -267,7 +265,8 @@ export function createOperatorSession(options: OperatorSessionOptions): Operator
         });
         const jobId = signed.message.jobId;
         emit({ type: "signed", proposalId, jobId, jobType: job.type, issuer: account.address });
-        const outcome = await options.agent.run(signed, {
+        const outcome = await options.agent.runJob({
+          job: signed,
           signal: abort.signal,
           onProgress: (progress) => emit({ type: "progress", proposalId, jobId, state: progress.state }),
         });

@@ -1,10 +1,10 @@
-import { createAllowlist } from "@gbt/agent";
+import { createJobTypeRegistry } from "@gbt/protocol";
 import type { Address } from "viem";
 import { describe, expect, it } from "vitest";
 import { printable, validateProposal } from "./proposal.js";
 
 const node = "0x1c57469600882AdB59114358086aef1692EC3624" as Address;
-const context = { allowlist: createAllowlist(), node };
+const context = { allowlist: createJobTypeRegistry(), node };
 
 describe("validateProposal: the agent's schemas decide, bound to this node", () => {
   it("accepts an allowlisted job with valid params and shows its risk and why", () => {

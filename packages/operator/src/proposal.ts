@@ -1,11 +1,10 @@
 /**
  * The gate between a planner and the admin: every proposal, whatever planner made it, is parsed
- * here with the agent's own allowlist schemas (createAllowlist().parseParams) and bound to this
+ * here with the agent's own allowlist schemas (createJobTypeRegistry().parseParams) and bound to this
  * node. What fails is dropped with the reason the admin sees; only a ProposedJob can be approved,
  * and only an approved one is ever signed.
  */
-import type { AllowlistRegistry } from "@gbt/agent";
-import { type ErrorCode, GbtError, isGbtError, schemas } from "@gbt/protocol";
+import { type ErrorCode, GbtError, isGbtError, type JobTypeRegistry, schemas } from "@gbt/protocol";
 import { type Address, isAddressEqual } from "viem";
 import { z } from "zod";
 
@@ -44,7 +43,7 @@ export interface DroppedProposal {
 }
 
 export interface ProposalContext {
-  allowlist: AllowlistRegistry;
+  allowlist: JobTypeRegistry;
   /** The types the node's agent publishes; a type it does not publish is dropped. */
   agentTypes?: ReadonlySet<string>;
   node: Address;

@@ -2,7 +2,7 @@
  * One or a few human lines for a job's outcome, by type: what the admin needs to see in the
  * transcript (the full output stays in the JSON events).
  */
-import type { JobOutcome } from "./agent-client.js";
+import type { JobOutcome } from "@gbt/protocol";
 import { shortId } from "./facts.js";
 import { printable } from "./proposal.js";
 

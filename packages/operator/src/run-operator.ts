@@ -3,9 +3,8 @@
  * view, the owner key as a signer) and runs it headless (one prompt, events on stdout) or as the
  * Ink app. The CLI command only maps flags to these options.
  */
-import { GbtError } from "@gbt/protocol";
+import { createAgentClient, GbtError } from "@gbt/protocol";
 import type { Address, LocalAccount } from "viem";
-import { createAgentClient } from "./agent-client.js";
 import { gatewayViewSource } from "./gateway-view.js";
 import { type HeadlessEvent, runHeadless } from "./headless.js";
 import { createOperatorSession, type OperatorSession } from "./operator-session.js";
@@ -49,7 +48,7 @@ export async function runOperator(options: RunOperatorOptions): Promise<number> 
   }
   const planner = "plan" in options.planner ? options.planner : createPlanner(options.planner);
   const session = createOperatorSession({
-    agent: createAgentClient({ nodeUrl: options.nodeUrl }),
+    agent: createAgentClient({ url: options.nodeUrl }),
     planner,
     node: options.node,
     signer,

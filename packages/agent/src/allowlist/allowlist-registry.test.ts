@@ -1,8 +1,8 @@
-import { GbtError } from "@gbt/protocol";
+import { ALLOWLIST_VERSION, GbtError } from "@gbt/protocol";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { ALLOWLIST_VERSION, createAllowlist, jobTypes } from "./index.js";
+import { createAllowlist, jobTypes } from "./index.js";
 
 const a = privateKeyToAccount(`0x${"11".repeat(32)}`).address;
 const b = privateKeyToAccount(`0x${"22".repeat(32)}`).address;

@@ -1,137 +1,44 @@
 /**
- * The job types a node accepts, version ALLOWLIST_VERSION of the allowlist. Each has a strict,
- * bounded parameter schema and, where a valid request can still be harmful, a policy. Executors
- * (preflight, execute, verify, rollback) are attached elsewhere; this file only says what may be asked.
+ * The job types a node accepts: the wire schemas of protocol's allowlist (name, risk, description,
+ * strict parameters) with the policies the agent applies on top, where a valid request can still
+ * be harmful. Executors (preflight, execute, verify, rollback) are attached elsewhere; this file
+ * only says what may be asked and what is refused even when well-formed.
  */
-import { GbtError, MODEL_SWITCH_PENALTY, modelSwitchCost, schemas } from "@gbt/protocol";
+import { GbtError, type JobTypeSchema, jobTypeSchemas, type ownerParams } from "@gbt/protocol";
 import { isAddressEqual } from "viem";
-import { z } from "zod";
-import type { AllowlistEntryDefinition } from "./allowlist-registry.js";
-import { modelName, operatorNote } from "./safe-strings.js";
+import type { z } from "zod";
+import type { AllowlistEntryDefinition, PolicyContext } from "./allowlist-registry.js";
 
-/** Bumped whenever a type is added, removed, or its parameters change meaning. */
-export const ALLOWLIST_VERSION = 1;
+type Policy = (params: unknown, ctx: PolicyContext) => void;
 
-/** The settings `config.set` may change, each with the values it accepts. */
-export const configSettings = {
-  "backend.threads": z.number().int().min(1).max(256),
-  "backend.capacity": z.number().int().min(1).max(256),
-  "backend.contextSize": z.number().int().min(64).max(1_048_576),
-  "server.port": z.number().int().min(1024).max(65_535),
-  "node.mode": z.enum(["local", "managed"]),
-} as const;
-export type ConfigKey = keyof typeof configSettings;
-const configKeys = Object.keys(configSettings) as [ConfigKey, ...ConfigKey[]];
-
-const configSetParams = z
-  .strictObject({
-    key: z.enum(configKeys),
-    value: z.union([z.number(), z.string().max(64)]),
-  })
-  .superRefine((params, ctx) => {
-    const parsed = configSettings[params.key].safeParse(params.value);
-    if (!parsed.success) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["value"],
-        message: `invalid value for ${params.key}: ${parsed.error.issues[0]?.message ?? "rejected"}`,
+/** The policies by job type. */
+const policies: Record<string, Policy> = {
+  "owner.remove": (params, ctx) => {
+    const { address } = params as z.infer<typeof ownerParams>;
+    if (!ctx.owners.some((owner) => isAddressEqual(owner, address))) {
+      throw new GbtError("POLICY_DENIED", `${address} is not an owner of this node.`, {
+        details: { address },
+        hint: "List the node's owners and name one of them.",
       });
     }
-  });
+    if (ctx.owners.length <= 1) {
+      throw new GbtError("POLICY_DENIED", "Refusing to remove the node's last owner.", {
+        details: { address },
+        hint: "Add another owner first (owner.add), then remove this one.",
+      });
+    }
+  },
+};
 
-const ownerParams = z.strictObject({ address: schemas.address });
+/** Every job type of this allowlist version, in order, with its policy where it has one. */
+export const jobTypes = withPolicies(jobTypeSchemas);
 
-/** Every job type of this allowlist version. */
-export const jobTypes = [
-  {
-    type: "status.read",
-    risk: "read",
-    params: z.strictObject({}),
-    description: "Report the node's status: backend, models, load, version.",
-  },
-  {
-    type: "model.pull",
-    risk: "change",
-    params: z.strictObject({ model: modelName }),
-    description: "Download a model into the backend's store.",
-  },
-  {
-    type: "model.remove",
-    risk: "change",
-    params: z.strictObject({ model: modelName }),
-    description: "Delete a model from the backend's store.",
-  },
-  {
-    type: "model.switch",
-    risk: "change",
-    params: z.strictObject({ model: modelName }),
-    description: `Serve another (already pulled) model instead of the current one. In a pool this costs: payout ×${MODEL_SWITCH_PENALTY.startMultiplier}, recovering over ${MODEL_SWITCH_PENALTY.recoveryHours} h (≈${modelSwitchCost().lostEarningsHours} h of earnings).`,
-  },
-  {
-    type: "service.restart",
-    risk: "change",
-    params: z.strictObject({ service: z.enum(["backend", "server"]) }),
-    description: "Restart the inference backend or the node's server.",
-  },
-  {
-    type: "node.drain",
-    risk: "change",
-    params: z.strictObject({ reason: operatorNote(200).optional() }),
-    description: "Stop taking new requests; requests in flight finish.",
-  },
-  {
-    type: "node.resume",
-    risk: "change",
-    params: z.strictObject({}),
-    description: "Take requests again after a drain.",
-  },
-  {
-    type: "benchmark.run",
-    risk: "change",
-    params: z.strictObject({
-      mode: z.enum(["micro", "serve"]).optional(),
-      genTokens: z.number().int().min(1).max(1024).optional(),
-      promptTokens: z.number().int().min(1).max(8192).optional(),
-    }),
-    description: "Run a benchmark and sign its record.",
-  },
-  {
-    type: "config.set",
-    risk: "change",
-    params: configSetParams,
-    description: `Change one allowlisted setting (${configKeys.join(", ")}).`,
-  },
-  {
-    type: "logs.tail",
-    risk: "read",
-    params: z.strictObject({ lines: z.number().int().min(1).max(500).optional() }),
-    description: "Return the last lines of the node's log (at most 500; secrets redacted).",
-  },
-  {
-    type: "owner.add",
-    risk: "change",
-    params: ownerParams,
-    description: "Allow another address to sign jobs for this node.",
-  },
-  {
-    type: "owner.remove",
-    risk: "change",
-    params: ownerParams,
-    description: "Stop an address from signing jobs for this node; never the last owner.",
-    policy: (params, ctx) => {
-      const { address } = params as z.infer<typeof ownerParams>;
-      if (!ctx.owners.some((owner) => isAddressEqual(owner, address))) {
-        throw new GbtError("POLICY_DENIED", `${address} is not an owner of this node.`, {
-          details: { address },
-          hint: "List the node's owners and name one of them.",
-        });
-      }
-      if (ctx.owners.length <= 1) {
-        throw new GbtError("POLICY_DENIED", "Refusing to remove the node's last owner.", {
-          details: { address },
-          hint: "Add another owner first (owner.add), then remove this one.",
-        });
-      }
-    },
-  },
-] as const satisfies readonly AllowlistEntryDefinition[];
+/** The schemas with their policies attached; the tuple type is kept, so `jobTypes[0]` is an entry. */
+function withPolicies<const T extends readonly JobTypeSchema[]>(
+  schemas: T,
+): { readonly [K in keyof T]: T[K] & AllowlistEntryDefinition } {
+  return schemas.map((schema) => {
+    const policy = policies[schema.type];
+    return policy ? { ...schema, policy } : schema;
+  }) as unknown as { readonly [K in keyof T]: T[K] & AllowlistEntryDefinition };
+}

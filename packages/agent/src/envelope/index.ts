@@ -1,5 +1,5 @@
 /** The job envelope: parsing a received body, verifying the signed job, and the replay store. */
-export { MAX_JOB_BODY_BYTES, parseJobBody } from "./parse-job-body.js";
+export { parseJobBody } from "./parse-job-body.js";
 export {
   ACCEPTED_STATE,
   type ClaimResult,

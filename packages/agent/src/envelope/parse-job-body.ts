@@ -2,10 +2,7 @@
  * The first gate of a job arriving over the wire: a size limit before parsing, then JSON.
  * Everything after this works on a plain value.
  */
-import { GbtError } from "@gbt/protocol";
-
-/** The largest job body accepted, in bytes. */
-export const MAX_JOB_BODY_BYTES = 64 * 1024;
+import { GbtError, MAX_JOB_BODY_BYTES } from "@gbt/protocol";
 
 /** Parses a received job body; INVALID_INPUT when over `maxBytes`, INVALID_OBJECT when not JSON. */
 export function parseJobBody(raw: Buffer | string, maxBytes: number = MAX_JOB_BODY_BYTES): unknown {

@@ -7,12 +7,12 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GbtError, type SignedObject, seededRandom, signObject } from "@gbt/protocol";
+import { ALLOWLIST_VERSION, GbtError, type SignedObject, seededRandom, signObject } from "@gbt/protocol";
 import { bytesToHex, hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentDatabase, openAgentDatabase } from "../agent-database.js";
-import { ALLOWLIST_VERSION, createAllowlist } from "../allowlist/index.js";
+import { createAllowlist } from "../allowlist/index.js";
 import { createReplayStore } from "./replay-store.js";
 import { type VerifyJobContext, verifyJobEnvelope } from "./verify-job.js";
 

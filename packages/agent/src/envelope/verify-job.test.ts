@@ -2,12 +2,19 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ErrorCode, GbtError, type SignedObject, type SignInput, signObject } from "@gbt/protocol";
+import {
+  ALLOWLIST_VERSION,
+  type ErrorCode,
+  GbtError,
+  type SignedObject,
+  type SignInput,
+  signObject,
+} from "@gbt/protocol";
 import { bytesToHex, hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type AgentDatabase, openAgentDatabase } from "../agent-database.js";
-import { ALLOWLIST_VERSION, createAllowlist } from "../allowlist/index.js";
+import { createAllowlist } from "../allowlist/index.js";
 import { parseJobBody } from "./parse-job-body.js";
 import { createReplayStore } from "./replay-store.js";
 import { type VerifyJobContext, verifyJobEnvelope } from "./verify-job.js";

@@ -11,11 +11,11 @@ import {
   type Job,
   recoverSignerNative,
   type SignedObject,
+  unknownJobType,
   verifyObject,
 } from "@gbt/protocol";
 import type { Address, Hex } from "viem";
 import type { AllowlistEntry, AllowlistRegistry } from "../allowlist/allowlist-registry.js";
-import { unknownJobType } from "../allowlist/allowlist-registry.js";
 import type { ClaimResult, ReplayStore } from "./replay-store.js";
 
 /** The longest a job may be valid, from notBefore to expiresAt, in seconds. */

@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type ScriptedChatServer, startScriptedChatServer } from "@gbt/operator";
+import { type ScriptedChatServer, startScriptedChatServer } from "@gbt/operator/testing";
 import { createKeystore, writeKeystore } from "@gbt/protocol";
 import { spawn } from "@lydell/node-pty";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";

@@ -12,13 +12,12 @@ import {
   createAgent,
   createExecutableAllowlist,
   defaultAuditLogPath,
-  describeAllowlist,
   type JobHandlers,
   openAgentDatabase,
   openAuditLog,
   runFixedCommand,
 } from "@gbt/agent";
-import { GbtError } from "@gbt/protocol";
+import { describeAllowlist, GbtError } from "@gbt/protocol";
 import type { GbtPaths } from "@gbt/store";
 import type { Logger } from "pino";
 import type { Address } from "viem";

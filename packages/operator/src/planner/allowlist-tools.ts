@@ -6,8 +6,7 @@
  * rules are enforced by parsing, never by the prompt.
  */
 
-import type { ErrorCode } from "@gbt/protocol";
-import type { PublishedAllowlist } from "../agent-client.js";
+import type { ErrorCode, PublishedAllowlist } from "@gbt/protocol";
 import { renderFacts } from "../facts.js";
 import { printable, type RawProposal } from "../proposal.js";
 import type { PlannerReply, PlanningContext } from "./planner.js";

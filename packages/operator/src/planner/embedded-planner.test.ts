@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createAllowlist, describeAllowlist } from "@gbt/agent";
 import { generateTestModel } from "@gbt/node";
+import { createJobTypeRegistry, describeAllowlist } from "@gbt/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SessionFixture, sessionFixture } from "../testing/session-fixture.js";
 import {
@@ -14,13 +14,15 @@ import {
 
 describe("embedded planner: grammar from the allowlist, answers still judged by the schemas", () => {
   it("maps each type's params to a grammar: enums stay enums, optional params may be null, strings are bounded", () => {
-    const restart = grammarSchemaOf(createAllowlist().get("service.restart")?.jsonSchema() ?? {});
+    const restart = grammarSchemaOf(createJobTypeRegistry().get("service.restart")?.jsonSchema() ?? {});
     expect(restart).toEqual({ type: "object", properties: { service: { enum: ["backend", "server"] } } });
-    const bench = grammarSchemaOf(createAllowlist().get("benchmark.run")?.jsonSchema() ?? {}) as unknown as {
+    const bench = grammarSchemaOf(
+      createJobTypeRegistry().get("benchmark.run")?.jsonSchema() ?? {},
+    ) as unknown as {
       properties: Record<string, unknown>;
     };
     expect(bench.properties.mode).toEqual({ oneOf: [{ enum: ["micro", "serve"] }, { type: "null" }] });
-    const answer = answerSchemaOf(describeAllowlist(createAllowlist())) as unknown as {
+    const answer = answerSchemaOf(describeAllowlist(createJobTypeRegistry())) as unknown as {
       properties: { jobs: { maxItems: number } };
     };
     expect(answer.properties.jobs.maxItems).toBe(3);
@@ -68,7 +70,7 @@ describe("embedded planner: grammar from the allowlist, answers still judged by 
       // The grammar holds even when the weights are noise: the answer is JSON of the agreed shape.
       const dropped = fixture.events.flatMap((e) => (e.type === "dropped" ? [e.dropped] : []));
       expect(dropped.filter((d) => /not JSON|not an object/.test(d.reason.message))).toEqual([]);
-      for (const p of proposals) expect(createAllowlist().types()).toContain(p.type);
+      for (const p of proposals) expect(createJobTypeRegistry().types()).toContain(p.type);
       expect(
         fixture.events.some((e) => e.type === "plan" || e.type === "dropped" || e.type === "reply"),
       ).toBe(true);

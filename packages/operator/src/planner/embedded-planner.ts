@@ -8,9 +8,8 @@
  * Grammar conventions: node-llama-cpp makes every object property required, so an optional
  * parameter is `oneOf [its schema, null]` and a null is read as "not given".
  */
-import { GbtError } from "@gbt/protocol";
+import { GbtError, type PublishedAllowlist } from "@gbt/protocol";
 import type { GbnfJsonSchema, Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
-import type { PublishedAllowlist } from "../agent-client.js";
 import { renderFacts } from "../facts.js";
 import type { RawProposal } from "../proposal.js";
 import type { Planner, PlannerReply, PlanningContext } from "./planner.js";

@@ -1,4 +1,4 @@
-import { createAllowlist, describeAllowlist } from "@gbt/agent";
+import { createJobTypeRegistry, describeAllowlist } from "@gbt/protocol";
 import type { Address } from "viem";
 import { describe, expect, it } from "vitest";
 import { createOfflinePlanner } from "./offline-planner.js";
@@ -7,7 +7,7 @@ const planner = createOfflinePlanner();
 const context = (message: string) => ({
   message,
   history: [],
-  allowlist: describeAllowlist(createAllowlist()),
+  allowlist: describeAllowlist(createJobTypeRegistry()),
   node: "0x1c57469600882AdB59114358086aef1692EC3624" as Address,
   facts: [],
 });

@@ -3,9 +3,8 @@
  * from the allowlist. Planners are untrusted (an LLM's output is data, not instructions): the
  * session parses every proposal with the agent's schemas before the admin ever sees it.
  */
-import type { ErrorCode } from "@gbt/protocol";
+import type { ErrorCode, PublishedAllowlist } from "@gbt/protocol";
 import type { Address } from "viem";
-import type { PublishedAllowlist } from "../agent-client.js";
 import type { Fact } from "../facts.js";
 import type { RawProposal } from "../proposal.js";
 

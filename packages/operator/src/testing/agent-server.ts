@@ -12,12 +12,11 @@ import { join } from "node:path";
 import {
   createAgent,
   createExecutableAllowlist,
-  describeAllowlist,
   type JobHandlers,
   openAgentDatabase,
   openAuditLog,
 } from "@gbt/agent";
-import { agentOutcomeStatus } from "@gbt/node";
+import { agentOutcomeStatus, describeAllowlist } from "@gbt/protocol";
 import type { Address, LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 

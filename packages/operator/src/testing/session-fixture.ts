@@ -2,9 +2,9 @@
  * Test wiring shared by the Operator's tests: a real agent on loopback, an owner key whose use is
  * counted, and a session on them with any planner.
  */
+import { createAgentClient } from "@gbt/protocol";
 import type { Address, LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { createAgentClient } from "../agent-client.js";
 import type { OperatorEvent } from "../events.js";
 import type { GatewayViewSource } from "../gateway-view.js";
 import { createOperatorSession, type OperatorSession } from "../operator-session.js";
@@ -39,7 +39,7 @@ export async function sessionFixture(
   });
   let calls = 0;
   const session = createOperatorSession({
-    agent: createAgentClient({ nodeUrl: options.nodeUrl ?? agent.url, pollIntervalMs: 10 }),
+    agent: createAgentClient({ url: options.nodeUrl ?? agent.url, pollIntervalMs: 10 }),
     planner,
     node: { address: agent.node.address, chainId: agent.chainId },
     signer: async () => {

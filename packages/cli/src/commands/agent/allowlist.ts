@@ -1,4 +1,9 @@
-import { ALLOWLIST_VERSION, type AllowlistDescription, createAllowlist, describeAllowlist } from "@gbt/agent";
+import {
+  ALLOWLIST_VERSION,
+  type AllowlistDescription,
+  createJobTypeRegistry,
+  describeAllowlist,
+} from "@gbt/protocol";
 import { renderTable } from "../../format.js";
 import { GbtCommand } from "../../gbt-command.js";
 import { summarizeParams } from "../../job-params.js";
@@ -24,7 +29,7 @@ The table shows each type's parameters by name (\`?\` marks an optional one); --
 
   async run(): Promise<AllowlistResult> {
     await this.parse(AgentAllowlist);
-    const described = describeAllowlist(createAllowlist());
+    const described = describeAllowlist(createJobTypeRegistry());
     const types = described.types;
     this.out(
       renderTable(

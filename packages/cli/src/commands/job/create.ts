@@ -1,6 +1,5 @@
-import { createAllowlist } from "@gbt/agent";
 import { loadConfig, readConfigIfPresent, resolvePaths } from "@gbt/node";
-import { GbtError, type SignedObject, schemas } from "@gbt/protocol";
+import { createJobTypeRegistry, GbtError, type SignedObject, schemas } from "@gbt/protocol";
 import { Args, Flags } from "@oclif/core";
 import type { Address } from "viem";
 import { GbtCommand } from "../../gbt-command.js";
@@ -109,7 +108,7 @@ The key is read from --key-file (a hex private key, or a gbt keystore unlocked w
 
   async run(): Promise<SignedObject<"Job">> {
     const { args, flags } = await this.parse(JobCreate);
-    const allowlist = createAllowlist();
+    const allowlist = createJobTypeRegistry();
     const entry = jobTypeEntry(allowlist, args.type);
     // Parameters are checked before the key is touched: a bad job never asks for a secret.
     const params = allowlist.parseParams(

@@ -1,6 +1,7 @@
+import type { JobOutcome } from "@gbt/protocol";
 import { Args, Flags } from "@oclif/core";
 import { GbtCommand } from "../../gbt-command.js";
-import { gatewayRelayFlag, type JobOutcome, jobStatus, nodeUrlFlag } from "../../job-client.js";
+import { gatewayRelayFlag, jobStatus, nodeUrlFlag } from "../../job-client.js";
 
 export default class JobStatus extends GbtCommand {
   static override summary = "Show what a node did with a job.";

@@ -1,13 +1,7 @@
+import { type JobOutcome, jobOutcomeError } from "@gbt/protocol";
 import { Args } from "@oclif/core";
 import { GbtCommand } from "../../gbt-command.js";
-import {
-  gatewayRelayFlag,
-  type JobOutcome,
-  nodeUrlFlag,
-  outcomeError,
-  readJobInput,
-  submitJob,
-} from "../../job-client.js";
+import { gatewayRelayFlag, nodeUrlFlag, readJobInput, submitJob } from "../../job-client.js";
 
 export default class JobSubmit extends GbtCommand {
   static override summary = "Send a signed job to a node and print its outcome.";
@@ -49,7 +43,7 @@ The outcome is printed on stdout as JSON (with or without --json). The exit code
     });
     this.out(JSON.stringify(outcome, null, 2));
     if (outcome.state !== "succeeded") {
-      const error = outcomeError(outcome);
+      const error = jobOutcomeError(outcome);
       this.note(`Error: ${error.message}`);
       process.exitCode = error.exitCode;
     }

@@ -3,8 +3,8 @@
  * rejection names its reason (control characters, shell metacharacters, path traversal, length) so
  * the issuer sees exactly what to change; nothing is ever quoted or escaped instead.
  */
-import { schemas } from "@gbt/protocol";
 import { z } from "zod";
+import { boundedText, hasControlCharacters } from "../../primitives.js";
 
 export const MAX_MODEL_NAME_LENGTH = 200;
 
@@ -24,7 +24,7 @@ export const modelName = z
 
 /** Why `value` is not a safe identifier, or undefined when it is. */
 export function unsafeIdentifierReason(value: string): string | undefined {
-  if (schemas.hasControlCharacters(value)) return "must not contain control characters";
+  if (hasControlCharacters(value)) return "must not contain control characters";
   if (SHELL_METACHARACTERS.test(value)) return "must not contain shell metacharacters";
   if (WHITESPACE.test(value)) return "must not contain whitespace";
   if (value.includes("..")) return "must not contain '..' (path traversal)";
@@ -35,5 +35,5 @@ export function unsafeIdentifierReason(value: string): string | undefined {
 
 /** Free text an operator reads (a drain reason): bounded, printable, one line. */
 export function operatorNote(max: number) {
-  return schemas.boundedText(max);
+  return boundedText(max);
 }
