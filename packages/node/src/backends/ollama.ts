@@ -8,6 +8,7 @@
 import { GbtError } from "@gbt/protocol";
 import { type AbortableAsyncIterator, type ChatResponse, Ollama, type Options } from "ollama";
 import { z } from "zod";
+import { createAbortScopes } from "./abort-scopes.js";
 import { systemErrorCode } from "./system-error-code.js";
 import type {
   Backend,
@@ -94,31 +95,24 @@ class OllamaHttpError extends Error {
 export function createOllamaBackend(options: OllamaBackendOptions = {}): Backend {
   const host = options.host ?? DEFAULT_HOST;
   const baseFetch = options.fetch ?? globalThis.fetch;
-  /** Controllers of requests in flight, aborted by close(). */
-  const inFlight = new Set<AbortController>();
+  /** Requests in flight, aborted by close(). */
+  const scopes = createAbortScopes();
   /** Models loaded by loadModel: every chat keeps them loaded (keep_alive -1) until unloadModel. */
   const pinned = new Set<string>();
 
   /** A client for one request: its fetch honours the request's signal and close(). */
   function scope(signal?: AbortSignal) {
-    const controller = new AbortController();
-    const onAbort = () => controller.abort(signal?.reason);
-    if (signal?.aborted) controller.abort(signal.reason);
-    else signal?.addEventListener("abort", onAbort, { once: true });
-    inFlight.add(controller);
+    const request = scopes.open(signal);
     const scopedFetch: typeof fetch = async (input, init) => {
-      const signals = [controller.signal, ...(init?.signal ? [init.signal] : [])];
+      const signals = [request.signal, ...(init?.signal ? [init.signal] : [])];
       const response = await baseFetch(input, { ...init, signal: AbortSignal.any(signals) });
       if (!response.ok) throw new OllamaHttpError(response.status, await errorMessage(response));
       return response;
     };
     return {
       client: new Ollama({ host, fetch: scopedFetch }),
-      signal: controller.signal,
-      release() {
-        signal?.removeEventListener("abort", onAbort);
-        inFlight.delete(controller);
-      },
+      signal: request.signal,
+      release: request.release,
     };
   }
 
@@ -292,7 +286,7 @@ export function createOllamaBackend(options: OllamaBackendOptions = {}): Backend
     },
 
     async close() {
-      for (const controller of inFlight) controller.abort(new Error("backend closed"));
+      scopes.abortAll(new Error("backend closed"));
       // Models pinned by loadModel would otherwise stay in memory after gbt exits.
       const unpin = [...pinned].map((model) =>
         call(model, AbortSignal.timeout(2000), (client) =>

@@ -9,6 +9,7 @@
 import { GbtError } from "@gbt/protocol";
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai";
 import { z } from "zod";
+import { createAbortScopes } from "./abort-scopes.js";
 import { systemErrorCode } from "./system-error-code.js";
 import type {
   Backend,
@@ -78,23 +79,9 @@ export function createOpenAICompatibleBackend(options: OpenAICompatibleBackendOp
     // The client's logger writes to the console; stdout carries `--json` results.
     logLevel: "off",
   });
-  /** Controllers of requests in flight, aborted by close(). */
-  const inFlight = new Set<AbortController>();
-
-  function scope(signal?: AbortSignal) {
-    const controller = new AbortController();
-    const onAbort = () => controller.abort(signal?.reason);
-    if (signal?.aborted) controller.abort(signal.reason);
-    else signal?.addEventListener("abort", onAbort, { once: true });
-    inFlight.add(controller);
-    return {
-      signal: controller.signal,
-      release() {
-        signal?.removeEventListener("abort", onAbort);
-        inFlight.delete(controller);
-      },
-    };
-  }
+  /** Requests in flight, aborted by close(). */
+  const scopes = createAbortScopes();
+  const scope = (signal?: AbortSignal) => scopes.open(signal);
 
   const fail = (error: unknown, model?: string) => toGbtError(error, baseURL, model, options.timeoutMs);
 
@@ -253,7 +240,7 @@ export function createOpenAICompatibleBackend(options: OpenAICompatibleBackendOp
     chat,
 
     async close() {
-      for (const controller of inFlight) controller.abort(new Error("backend closed"));
+      scopes.abortAll(new Error("backend closed"));
     },
   };
 }
