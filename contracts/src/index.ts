@@ -5,6 +5,11 @@
  * Settlement verifies, and a real anvil for tests and dev chains.
  */
 export { type ClaimParameters, claim } from "./actions/claim.js";
+export {
+  type CommitManifestParameters,
+  type CommittedManifest,
+  commitManifest,
+} from "./actions/commit-manifest.js";
 export { type DeployAllParameters, type DeployAllReturnType, deployAll } from "./actions/deploy-all.js";
 export { ensureAllowance } from "./actions/ensure-allowance.js";
 export { type PostRootParameters, postRoot } from "./actions/post-root.js";
