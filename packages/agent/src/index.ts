@@ -9,3 +9,4 @@ export * from "./allowlist/index.js";
 export * from "./audit/index.js";
 export * from "./envelope/index.js";
 export * from "./executor/index.js";
+export * from "./http/index.js";

@@ -125,6 +125,12 @@ describe("createAgent", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("publishes its allowlist with the node and chain its jobs must be bound to", () => {
+    const published = agent.allowlist();
+    expect(published).toMatchObject({ version: ALLOWLIST_VERSION, node: node.address, chainId: CHAIN_ID });
+    expect(published.types.map((t) => t.type)).toContain("status.read");
+  });
+
   it("runs a signed status.read and answers with a verifiable signed JobResult", async () => {
     const signed = await signJob("status.read", {});
     const outcome = await agent.submit(Buffer.from(JSON.stringify(signed)));

@@ -5,7 +5,16 @@
  * the node key; a rejected job is audited with its error code and never executed, and a duplicate
  * delivery answers with the stored outcome without running anything again.
  */
-import { digestOf, type ErrorCode, GbtError, type Job, kinds, type SignedObject } from "@gbt/protocol";
+import {
+  describeAllowlist,
+  digestOf,
+  type ErrorCode,
+  GbtError,
+  type Job,
+  kinds,
+  type PublishedAllowlist,
+  type SignedObject,
+} from "@gbt/protocol";
 import type { Address, Hex, LocalAccount } from "viem";
 import type { AgentDatabase } from "../agent-database.js";
 import type { AllowlistEntry, AllowlistRegistry } from "../allowlist/allowlist-registry.js";
@@ -71,6 +80,8 @@ export interface Agent {
   submit(body: unknown): Promise<AgentOutcome>;
   /** The outcome of a job: running, finished (stored), or null when this node never accepted it. */
   status(jobId: string): AgentOutcome | null;
+  /** The job types this agent accepts, with the node and chain its jobs must be bound to. */
+  allowlist(): PublishedAllowlist;
 }
 
 interface Failure {
@@ -86,6 +97,12 @@ export function createAgent(deps: CreateAgentDependencies): Agent {
   const replay = createReplayStore(deps.db, now);
   const withLock = createResourceLocks();
   const inFlight = new Map<string, { states: ExecutionState[]; done: Promise<AgentOutcome> }>();
+  // Who the agent is, with what it accepts: a client binds its jobs to this node and chain.
+  const published: PublishedAllowlist = {
+    ...describeAllowlist(deps.allowlist),
+    node: deps.account.address,
+    chainId: deps.chainId,
+  };
 
   async function finalize(
     job: { jobId: string; issuer: Address; type: string; digest: Hex },
@@ -258,6 +275,7 @@ export function createAgent(deps: CreateAgentDependencies): Agent {
       if (running) return { jobId, state: "running", states: [...running.states] };
       return stored(jobId);
     },
+    allowlist: () => published,
   };
 }
 
