@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { GbtError, schemas } from "@gbt/protocol";
 import { z } from "zod";
-import { priceTableSchema } from "./ledger/pricing.js";
+import { priceTableSchema } from "./billing/pricing.js";
 import { verificationConfigSchema } from "./verification/verification-config.js";
 
 const DAY_MS = 86_400_000;

@@ -6,15 +6,15 @@
 import { join } from "node:path";
 import { digestSignerNative } from "@gbt/protocol";
 import type { Logger } from "pino";
-import { type GatewayConfig, loadGatewayConfig } from "./gateway-config.js";
-import { ensureGatewaySecrets } from "./gateway-identity.js";
 import {
   type AccountInfo,
   type AccountStore,
   AccountStore as Accounts,
   type CreatedApiKey,
-} from "./ledger/accounts.js";
-import { openGatewayDatabase } from "./ledger/gateway-database.js";
+} from "./auth/accounts.js";
+import { type GatewayConfig, loadGatewayConfig } from "./gateway-config.js";
+import { openGatewayDatabase } from "./gateway-database.js";
+import { ensureGatewaySecrets } from "./gateway-identity.js";
 import { createModelRegistryExtension } from "./registry/registry-extension.js";
 import { jobRelay } from "./relay/job-relay.js";
 import type { GatewayExtension } from "./server/gateway-extension.js";

@@ -6,12 +6,61 @@
 
 export { recoverSignerNative } from "@gbt/protocol";
 export {
+  type AccountInfo,
+  AccountStore,
+  type AccountStoreOptions,
+  type ApiKeyInfo,
+  type Authenticated,
+  type CreatedApiKey,
+  DEFAULT_GRANT_MICRO,
+} from "./auth/accounts.js";
+export { bearerToken } from "./auth/bearer-token.js";
+export { type CreditHold, CreditHolds, type ReserveOptions } from "./billing/credit-holds.js";
+export {
+  type BatchOutcome,
+  type InvariantReport,
+  Ledger,
+  type LedgerEntry,
+  type LedgerPosting,
+  parseUsageSettlement,
+  type ReceiptStatus,
+  type TransactionKind,
+  type UsageRecord,
+  type UsageSettlement,
+  usageSettlementSchema,
+} from "./billing/ledger.js";
+export {
+  costMicro,
+  formatCredits,
+  MICRO_PER_CREDIT,
+  type ModelPrice,
+  modelPriceSchema,
+  type PayoutMultipliers,
+  type PriceTable,
+  priceFor,
+  priceTableSchema,
+  providerCreditMicro,
+} from "./billing/pricing.js";
+export { type CompletedRequest, completionTolerance, ReceiptSettler } from "./billing/receipt-settler.js";
+export { SettlementQueue, type SettlementQueueOptions } from "./billing/settlement-queue.js";
+export type { SettledUsage } from "./billing/settlement-writer.js";
+export {
   type GatewayConfig,
   type GatewayConfigInput,
   gatewayConfigSchema,
   loadGatewayConfig,
   parseGatewayConfig,
 } from "./gateway-config.js";
+export {
+  consumerAccount,
+  type GatewayDatabase,
+  gatewayMigrations,
+  openGatewayDatabase,
+  PLATFORM_ACCOUNT,
+  providerAccount,
+  SUSPENSE_ACCOUNT,
+  TREASURY_ACCOUNT,
+} from "./gateway-database.js";
 export {
   adminTokenPath,
   ensureGatewaySecrets,
@@ -26,7 +75,6 @@ export {
   startGateway,
   withGatewayAccounts,
 } from "./gateway-service.js";
-export * from "./ledger/index.js";
 export {
   ADMITTED,
   type Admission,
@@ -78,6 +126,12 @@ export {
   switchPenalty,
 } from "./pool/ramp-up.js";
 export {
+  MIN_TIER_HEADER,
+  type ObservedCompletion,
+  type RequestTrust,
+} from "./proxy/admission.js";
+export { SseRelay } from "./proxy/sse-relay.js";
+export {
   createModelRegistryExtension,
   type ModelRegistryExtensionOptions,
   ModelRegistryStore,
@@ -90,11 +144,6 @@ export {
   MAX_RELAYED_JOB_BYTES,
   RELAYED_BY_HEADER,
 } from "./relay/job-relay.js";
-export {
-  MIN_TIER_HEADER,
-  type ObservedCompletion,
-  type RequestTrust,
-} from "./server/chat-proxy.js";
 export type {
   GatewayExtension,
   GatewayExtensionContext,
@@ -106,8 +155,6 @@ export {
   type GatewayServerOptions,
   startGatewayServer,
 } from "./server/gateway-server.js";
-export { type CompletedRequest, completionTolerance, ReceiptSettler } from "./server/receipt-settler.js";
-export { SseRelay } from "./server/sse-relay.js";
 export {
   createSettlementExtension,
   type EpochOutcome,

@@ -12,7 +12,7 @@ import {
   type RegistryStatus,
   type SignedModelManifest,
 } from "@gbt/protocol";
-import type { GatewayDatabase } from "../ledger/gateway-database.js";
+import type { GatewayDatabase } from "../gateway-database.js";
 import { migrateModelRegistry } from "./registry-database.js";
 
 interface Row {

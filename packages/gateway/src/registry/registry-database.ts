@@ -5,7 +5,7 @@
  */
 
 import { migrate } from "@gbt/store";
-import type { GatewayDatabase } from "../ledger/gateway-database.js";
+import type { GatewayDatabase } from "../gateway-database.js";
 
 export const registryMigrations: readonly string[] = [
   `CREATE TABLE registry_models (

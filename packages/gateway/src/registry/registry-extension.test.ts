@@ -12,7 +12,7 @@ import pino from "pino";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../gateway-config.js";
-import { openGatewayDatabase } from "../ledger/gateway-database.js";
+import { openGatewayDatabase } from "../gateway-database.js";
 import { type GatewayServer, startGatewayServer } from "../server/gateway-server.js";
 import { type FakeNode, startFakeNode } from "../testing/fake-node.js";
 import { ModelRegistryStore } from "./model-registry-store.js";

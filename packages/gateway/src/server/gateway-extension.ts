@@ -7,10 +7,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { PrivateKeyAccount } from "viem";
+import type { AccountStore } from "../auth/accounts.js";
+import type { Ledger } from "../billing/ledger.js";
 import type { GatewayConfig } from "../gateway-config.js";
-import type { AccountStore } from "../ledger/accounts.js";
-import type { GatewayDatabase } from "../ledger/gateway-database.js";
-import type { Ledger } from "../ledger/ledger.js";
+import type { GatewayDatabase } from "../gateway-database.js";
 import type { InstancePool } from "../pool/instance-pool.js";
 
 /** What an extension may use: the gateway's own state, not a copy. */

@@ -5,14 +5,9 @@ import OpenAI from "openai";
 import pino from "pino";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { costMicro } from "../billing/pricing.js";
 import { type GatewayConfigInput, parseGatewayConfig } from "../gateway-config.js";
-import {
-  consumerAccount,
-  PLATFORM_ACCOUNT,
-  providerAccount,
-  SUSPENSE_ACCOUNT,
-} from "../ledger/gateway-database.js";
-import { costMicro } from "../ledger/pricing.js";
+import { consumerAccount, PLATFORM_ACCOUNT, providerAccount, SUSPENSE_ACCOUNT } from "../gateway-database.js";
 import { type FakeNode, type FakeNodeOptions, startFakeNode } from "../testing/fake-node.js";
 import { type GatewayServer, startGatewayServer } from "./gateway-server.js";
 

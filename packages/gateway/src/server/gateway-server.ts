@@ -23,17 +23,20 @@ import {
 } from "@gbt/protocol";
 import type { Logger } from "pino";
 import { bytesToHex, type PrivateKeyAccount } from "viem";
+import { AccountStore } from "../auth/accounts.js";
+import { bearerToken } from "../auth/bearer-token.js";
+import { CreditHolds } from "../billing/credit-holds.js";
+import { Ledger } from "../billing/ledger.js";
+import { ReceiptSettler } from "../billing/receipt-settler.js";
+import { SettlementQueue } from "../billing/settlement-queue.js";
 import type { GatewayConfig } from "../gateway-config.js";
-import { AccountStore } from "../ledger/accounts.js";
-import { consumerAccount, type GatewayDatabase, openGatewayDatabase } from "../ledger/gateway-database.js";
-import { Ledger, SettlementQueue } from "../ledger/ledger.js";
-import { CreditReservations } from "../ledger/reservations.js";
+import { consumerAccount, type GatewayDatabase, openGatewayDatabase } from "../gateway-database.js";
+import { createGatewayMetrics, type GatewayMetrics } from "../gateway-metrics.js";
 import { InstancePool } from "../pool/instance-pool.js";
 import { NodeRegistrar } from "../pool/node-registrar.js";
-import { bearerToken, createChatProxy, type RequestTrust } from "./chat-proxy.js";
+import type { RequestTrust } from "../proxy/admission.js";
+import { createChatProxy } from "../proxy/chat-proxy.js";
 import type { GatewayExtension, GatewayExtensionInstance, GatewayRequest } from "./gateway-extension.js";
-import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
-import { ReceiptSettler } from "./receipt-settler.js";
 
 export interface GatewayServerOptions {
   config: GatewayConfig;
@@ -88,7 +91,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   // A key revoked from the CLI (another process) stops working here within 10 s.
   const accounts = new AccountStore(db, now, { positiveTtlMs: 10_000 });
   const ledger = new Ledger(db, now);
-  const reservations = new CreditReservations((accountId) => ledger.balanceMicro(consumerAccount(accountId)));
+  const reservations = new CreditHolds((accountId) => ledger.balanceMicro(consumerAccount(accountId)));
   const queue = new SettlementQueue(ledger, {
     reservations,
     onError: (error, settlement) => {
@@ -170,7 +173,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   let draining = false;
 
   const requireAdmin = (req: IncomingMessage) => {
-    const token = bearerToken(req);
+    const token = bearerToken(req.headers.authorization);
     const given = Buffer.from(token ?? "");
     if (given.length !== adminTokenBuffer.length || !timingSafeEqual(given, adminTokenBuffer)) {
       throw new HttpError(
@@ -183,7 +186,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   };
 
   const requireConsumer = (req: IncomingMessage) => {
-    const key = bearerToken(req);
+    const key = bearerToken(req.headers.authorization);
     const authenticated = key === undefined ? null : accounts.authenticate(key);
     if (authenticated === null) {
       throw new HttpError("invalid_api_key", "Missing or invalid API key.", null, {

@@ -5,7 +5,7 @@
  */
 import type { CumulativeEarning } from "@gbt/contracts";
 import { getAddress } from "viem";
-import type { GatewayDatabase } from "../ledger/gateway-database.js";
+import type { GatewayDatabase } from "../gateway-database.js";
 
 export function readCumulativeEarnings(db: GatewayDatabase, weiPerMicroCredit: bigint): CumulativeEarning[] {
   const rows = db

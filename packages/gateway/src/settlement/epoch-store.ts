@@ -1,7 +1,7 @@
 /** The posted epochs in gateway.db, read back as the proofs' source. */
 import { buildCumulativeTree, type CumulativeTree } from "@gbt/contracts";
 import type { Address, Hex } from "viem";
-import type { GatewayDatabase } from "../ledger/gateway-database.js";
+import type { GatewayDatabase } from "../gateway-database.js";
 import { migrateSettlement } from "./settlement-database.js";
 
 export interface PostedEpoch {

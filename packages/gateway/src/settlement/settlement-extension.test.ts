@@ -22,7 +22,7 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { foundry } from "viem/chains";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../gateway-config.js";
-import { providerAccount } from "../ledger/gateway-database.js";
+import { providerAccount } from "../gateway-database.js";
 import { type GatewayServer, startGatewayServer } from "../server/gateway-server.js";
 import { type FakeNode, startFakeNode } from "../testing/fake-node.js";
 import { createSettlementExtension } from "./settlement-extension.js";

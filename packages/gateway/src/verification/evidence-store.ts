@@ -7,7 +7,7 @@
  */
 import { GbtError, hashPayload } from "@gbt/protocol";
 import { migrate } from "@gbt/store";
-import type { GatewayDatabase } from "../ledger/gateway-database.js";
+import type { GatewayDatabase } from "../gateway-database.js";
 
 export const verificationMigrations: readonly string[] = [
   `CREATE TABLE verification_challenges (

@@ -23,7 +23,7 @@ import { createHash } from "node:crypto";
 import { GbtError, HttpError, isGbtError, recoverSignerNative, sendJson, verifyObject } from "@gbt/protocol";
 import { z } from "zod";
 import type { InstanceLink, PoolInstance } from "../pool/pool-instance.js";
-import type { ObservedCompletion, RequestTrust } from "../server/chat-proxy.js";
+import type { ObservedCompletion, RequestTrust } from "../proxy/admission.js";
 import type {
   GatewayExtension,
   GatewayExtensionContext,

@@ -3,23 +3,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GbtError } from "@gbt/protocol";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AccountStore } from "./accounts.js";
-import { consumerAccount, type GatewayDatabase, openGatewayDatabase } from "./gateway-database.js";
+import { AccountStore } from "../auth/accounts.js";
+import { consumerAccount, type GatewayDatabase, openGatewayDatabase } from "../gateway-database.js";
+import { CreditHolds } from "./credit-holds.js";
 import { Ledger } from "./ledger.js";
-import { CreditReservations } from "./reservations.js";
 
 let dir: string;
 let db: GatewayDatabase;
 let accounts: AccountStore;
 let ledger: Ledger;
-let reservations: CreditReservations;
+let reservations: CreditHolds;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "gbt-reservations-"));
   db = openGatewayDatabase(join(dir, "gateway.db"));
   accounts = new AccountStore(db);
   ledger = new Ledger(db);
-  reservations = new CreditReservations((id) => ledger.balanceMicro(consumerAccount(id)));
+  reservations = new CreditHolds((id) => ledger.balanceMicro(consumerAccount(id)));
 });
 
 afterEach(() => {
@@ -37,7 +37,7 @@ function insufficient(fn: () => unknown): GbtError {
   throw new Error("expected INSUFFICIENT_FUNDS");
 }
 
-describe("CreditReservations", () => {
+describe("CreditHolds", () => {
   it("reduces availability by each hold and restores it on release, once", () => {
     const { id } = accounts.createAccount({ name: "alice" });
     expect(reservations.available(id)).toBe(5_000_000);
@@ -87,7 +87,7 @@ describe("CreditReservations", () => {
     let refused = 0;
     const request = async (i: number) => {
       await new Promise((resolve) => setTimeout(resolve, i % 7));
-      let hold: ReturnType<CreditReservations["reserve"]>;
+      let hold: ReturnType<CreditHolds["reserve"]>;
       try {
         hold = reservations.reserve(id, 300_000);
       } catch (error) {

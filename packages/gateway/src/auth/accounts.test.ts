@@ -3,14 +3,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AccountStore } from "./accounts.js";
+import { Ledger } from "../billing/ledger.js";
 import {
   consumerAccount,
   type GatewayDatabase,
   openGatewayDatabase,
   TREASURY_ACCOUNT,
-} from "./gateway-database.js";
-import { Ledger } from "./ledger.js";
+} from "../gateway-database.js";
+import { AccountStore } from "./accounts.js";
 
 function clock(start = 1_700_000_000_000) {
   const c = {

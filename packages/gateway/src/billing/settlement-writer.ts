@@ -13,7 +13,7 @@ import {
   PLATFORM_ACCOUNT,
   providerAccount,
   SUSPENSE_ACCOUNT,
-} from "./gateway-database.js";
+} from "../gateway-database.js";
 
 /** A settlement as `parseUsageSettlement` returns it: already validated. */
 export interface ParsedSettlement {

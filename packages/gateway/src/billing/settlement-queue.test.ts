@@ -3,18 +3,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GbtError, isGbtError, seededRandom } from "@gbt/protocol";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AccountStore } from "./accounts.js";
+import { AccountStore } from "../auth/accounts.js";
 import {
   consumerAccount,
   type GatewayDatabase,
   openGatewayDatabase,
   PLATFORM_ACCOUNT,
-  providerAccount,
   SUSPENSE_ACCOUNT,
-} from "./gateway-database.js";
-import { Ledger, type SettledUsage, SettlementQueue, type UsageSettlement } from "./ledger.js";
+} from "../gateway-database.js";
+import { type CreditHold, CreditHolds } from "./credit-holds.js";
+import { Ledger, type UsageSettlement } from "./ledger.js";
 import { costMicro, providerCreditMicro } from "./pricing.js";
-import { type CreditHold, CreditReservations } from "./reservations.js";
+import { SettlementQueue } from "./settlement-queue.js";
+import type { SettledUsage } from "./settlement-writer.js";
 
 const NODE_A = "0xAAAAaaaaAAAAaaaaAAAAaaaaAAAAaaaaAAAAaaaa";
 const NODE_B = "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -62,171 +63,14 @@ function snapshot() {
   };
 }
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof GbtError) return error.code;
-    throw error;
-  }
-  return "no error";
-}
-
-describe("Ledger.settleUsage", () => {
-  it("debits the consumer exactly what the provider and the platform are credited", () => {
-    const { id } = accounts.createAccount({ name: "alice" });
-    const settled = ledger.settleUsage(settlement(id, { receiptJson: '{"r":1}', gatewaySignature: "0xsig" }));
-    expect(settled).toMatchObject({
-      debitMicro: 1_000,
-      providerCreditMicro: 800,
-      platformCreditMicro: 200,
-      creditedAccount: providerAccount(NODE_A),
-    });
-    expect(ledger.balanceMicro(consumerAccount(id))).toBe(5_000_000 - 1_000);
-    expect(ledger.balanceMicro(`provider:${NODE_A.toLowerCase()}`)).toBe(800);
-    expect(ledger.balanceMicro(PLATFORM_ACCOUNT)).toBe(200);
-    expect(ledger.balanceMicro(SUSPENSE_ACCOUNT)).toBe(0);
-    expect(ledger.checkInvariants()).toMatchObject({ ok: true, totalMicro: 0 });
-
-    const [record] = ledger.usage(id, 10);
-    expect(record).toMatchObject({
-      requestId: "req_1",
-      node: NODE_A.toLowerCase(),
-      debitMicro: 1_000,
-      providerCreditMicro: 800,
-      platformCreditMicro: 200,
-      receiptStatus: "valid",
-      receiptJson: '{"r":1}',
-      gatewaySignature: "0xsig",
-      multipliers: { providerShare: 0.8, rampFactor: 1, switchPenalty: 1, bounty: 1 },
-      createdAt: "2023-11-14T22:13:20.000Z",
-    });
-  });
-
-  it("holds the provider's share in suspense when the receipt did not check out", () => {
-    const { id } = accounts.createAccount({ name: "alice" });
-    for (const [i, receiptStatus] of (["missing", "invalid", "mismatch"] as const).entries()) {
-      const settled = ledger.settleUsage(settlement(id, { requestId: `req_${i}`, receiptStatus }));
-      expect(settled.creditedAccount).toBe(SUSPENSE_ACCOUNT);
-    }
-    expect(ledger.balanceMicro(SUSPENSE_ACCOUNT)).toBe(2_400);
-    expect(ledger.balanceMicro(providerAccount(NODE_A))).toBe(0);
-    expect(ledger.balanceMicro(PLATFORM_ACCOUNT)).toBe(600);
-    expect(ledger.usage(id, 10).map((r) => r.receiptStatus)).toEqual(["mismatch", "invalid", "missing"]);
-  });
-
-  it("skips zero-amount entries: a free request, and a provider earning nothing", () => {
-    const { id } = accounts.createAccount({ name: "alice" });
-    const free = ledger.settleUsage(
-      settlement(id, { requestId: "free", debitMicro: 0, providerCreditMicro: 0 }),
-    );
-    const unpaid = ledger.settleUsage(
-      settlement(id, { requestId: "unpaid", debitMicro: 10, providerCreditMicro: 0 }),
-    );
-    const count = (tx: number) =>
-      (
-        db.prepare("SELECT COUNT(*) AS n FROM ledger_entries WHERE transaction_id = ?").get(tx) as {
-          n: number;
-        }
-      ).n;
-    expect(count(free.transactionId)).toBe(0);
-    expect(count(unpaid.transactionId)).toBe(2);
-    expect(ledger.checkInvariants().ok).toBe(true);
-  });
-
-  it("refuses a request id that was already settled, writing nothing", () => {
-    const { id } = accounts.createAccount({ name: "alice" });
-    ledger.settleUsage(settlement(id));
-    const before = snapshot();
-    const error = (() => {
-      try {
-        ledger.settleUsage(settlement(id, { debitMicro: 5, providerCreditMicro: 1, node: NODE_B }));
-      } catch (e) {
-        return e;
-      }
-    })();
-    expect(isGbtError(error, "ALREADY_EXISTS")).toBe(true);
-    expect((error as GbtError).details).toEqual({ requestId: "req_1" });
-    expect(snapshot()).toEqual(before);
-  });
-
-  it("refuses invalid amounts and unknown accounts, writing nothing", () => {
-    const { id } = accounts.createAccount({ name: "alice" });
-    const before = snapshot();
-    const bad: Partial<UsageSettlement>[] = [
-      { debitMicro: -1 },
-      { debitMicro: 1.5 },
-      { debitMicro: Number.NaN },
-      { debitMicro: Number.MAX_SAFE_INTEGER + 1 },
-      { providerCreditMicro: 1_001 },
-      { providerCreditMicro: -1 },
-      { promptTokens: -3 },
-      { completionTokens: 0.5 },
-      { receiptStatus: "forged" as never },
-      { node: "not-an-address" },
-      { requestId: "" },
-      { requestId: "has space" },
-      { multipliers: { bounty: Number.POSITIVE_INFINITY } },
-    ];
-    for (const override of bad) {
-      expect(
-        codeOf(() => ledger.settleUsage(settlement(id, override))),
-        JSON.stringify(override),
-      ).toBe("INVALID_INPUT");
-    }
-    expect(codeOf(() => ledger.settleUsage(null as never))).toBe("INVALID_INPUT");
-    expect(codeOf(() => ledger.settleUsage(settlement("acct_nope")))).toBe("NOT_FOUND");
-    expect(snapshot()).toEqual(before);
-  });
-
-  it("refuses a settlement whose request id a grant took, in a batch, writing nothing for it", () => {
-    const { id } = accounts.createAccount({ name: "alice", initialMicro: 10_000 });
-    ledger.post({
-      kind: "grant",
-      requestId: "taken",
-      entries: [
-        { account: "treasury", amountMicro: -5 },
-        { account: consumerAccount(id), amountMicro: 5 },
-      ],
-    });
-    const before = snapshot();
-    const outcomes = ledger.settleBatch([
-      settlement(id, { requestId: "taken" }),
-      settlement(id, { requestId: "free", debitMicro: 0, providerCreditMicro: 0 }),
-    ]);
-    expect(outcomes.map((o) => (o.ok ? "ok" : (o.error as GbtError).code))).toEqual(["ALREADY_EXISTS", "ok"]);
-    const after = snapshot();
-    expect(after.usage.map((u) => (u as { request_id: string }).request_id)).toEqual(["free"]);
-    expect(after.entries).toEqual(before.entries);
-    expect(ledger.checkInvariants().ok).toBe(true);
-  });
-
-  it("refuses unbalanced postings", () => {
-    expect(
-      codeOf(() =>
-        ledger.post({
-          kind: "adjust",
-          entries: [
-            { account: "treasury", amountMicro: -1 },
-            { account: PLATFORM_ACCOUNT, amountMicro: 2 },
-          ],
-        }),
-      ),
-    ).toBe("INVALID_INPUT");
-    expect(snapshot().transactions).toEqual([]);
-  });
-});
-
-// With the worker (the compiled dist/ledger/settlement-worker.js, built by `tsc -b`) and without.
+// With the worker (the compiled dist/billing/settlement-worker.js, built by `tsc -b`) and without.
 describe.each([
   { worker: false, name: "on the main thread" },
   { worker: true, name: "on the settlement worker" },
 ])("SettlementQueue $name", ({ worker }) => {
   function setup(initialMicro = 5_000_000) {
     const { id } = accounts.createAccount({ name: "alice", initialMicro });
-    const reservations = new CreditReservations((accountId) =>
-      ledger.balanceMicro(consumerAccount(accountId)),
-    );
+    const reservations = new CreditHolds((accountId) => ledger.balanceMicro(consumerAccount(accountId)));
     const errors: { error: unknown; settlement: UsageSettlement }[] = [];
     const settled: SettledUsage[] = [];
     const queue = new SettlementQueue(ledger, {
@@ -342,7 +186,7 @@ describe.each([{ worker: false }, { worker: true }])(
       const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
       const int = (max: number) => Math.floor(random() * (max + 1));
 
-      const reservations = new CreditReservations((id) => ledger.balanceMicro(consumerAccount(id)));
+      const reservations = new CreditHolds((id) => ledger.balanceMicro(consumerAccount(id)));
       const refused = { duplicate: 0, invalid: 0, funds: 0, other: 0 };
       const queue = new SettlementQueue(ledger, {
         reservations,

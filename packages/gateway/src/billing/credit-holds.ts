@@ -22,7 +22,7 @@ export interface ReserveOptions {
   overdraft?: boolean;
 }
 
-export class CreditReservations {
+export class CreditHolds {
   readonly #settled = new Map<string, number>();
   readonly #held = new Map<string, number>();
 

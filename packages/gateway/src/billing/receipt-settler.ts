@@ -24,12 +24,13 @@ import {
 import type { Logger } from "pino";
 import { hexToBytes, type PrivateKeyAccount } from "viem";
 import type { GatewayConfig } from "../gateway-config.js";
-import type { ReceiptStatus, SettlementQueue, UsageSettlement } from "../ledger/ledger.js";
-import { costMicro, type ModelPrice, providerCreditMicro } from "../ledger/pricing.js";
-import type { CreditHold } from "../ledger/reservations.js";
+import type { GatewayMetrics } from "../gateway-metrics.js";
 import type { InstancePool } from "../pool/instance-pool.js";
 import type { PoolInstance } from "../pool/pool-instance.js";
-import type { GatewayMetrics } from "./gateway-metrics.js";
+import type { CreditHold } from "./credit-holds.js";
+import type { ReceiptStatus, UsageSettlement } from "./ledger.js";
+import { costMicro, type ModelPrice, providerCreditMicro } from "./pricing.js";
+import type { SettlementQueue } from "./settlement-queue.js";
 
 /** A request the proxy finished with, handed over for settlement. */
 export interface CompletedRequest {

@@ -10,8 +10,8 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { GbtError } from "@gbt/protocol";
-import { consumerAccount, type GatewayDatabase, TREASURY_ACCOUNT } from "./gateway-database.js";
-import { Ledger } from "./ledger.js";
+import { Ledger } from "../billing/ledger.js";
+import { consumerAccount, type GatewayDatabase, TREASURY_ACCOUNT } from "../gateway-database.js";
 
 /** Every new account starts with 5.00 credits. */
 export const DEFAULT_GRANT_MICRO = 5_000_000;

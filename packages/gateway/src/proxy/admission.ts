@@ -1,0 +1,187 @@
+/**
+ * Admission of a chat completion: everything the hot path checks before it routes, all in memory.
+ * The API key (cached hash lookup), the request's minimum trust tier, one JSON.parse of the body
+ * (model, stream, max_tokens; the node validates the rest and its 400 comes back as it is), the
+ * model's price and a credit hold of the request's worst-case cost.
+ */
+import type { IncomingMessage } from "node:http";
+import { HttpError, isGbtError, readBody } from "@gbt/protocol";
+import type { AccountStore, Authenticated } from "../auth/accounts.js";
+import { bearerToken } from "../auth/bearer-token.js";
+import type { CreditHold, CreditHolds } from "../billing/credit-holds.js";
+import { costMicro, type ModelPrice, priceFor } from "../billing/pricing.js";
+import type { GatewayConfig } from "../gateway-config.js";
+import type { PoolInstance } from "../pool/pool-instance.js";
+
+/** The header a consumer sets to route only to nodes of at least this trust tier. */
+export const MIN_TIER_HEADER = "x-gbt-min-tier";
+
+/** Trust tiers by rank, when no verification is wired to name them. */
+export const TIER_NAMES = ["community", "verified", "attested"];
+
+/** A finished, non-streamed request as the sampler sees it (after the consumer has its answer). */
+export interface ObservedCompletion {
+  requestId: string;
+  model: string;
+  instanceId: string;
+  /** The request body as the consumer sent it. */
+  body: Buffer;
+  /** The node's whole response body. */
+  response: Buffer;
+}
+
+/** What the proxy asks of the verification extension (see src/verification). */
+export interface RequestTrust {
+  /** The rank of a tier name (community 0, verified 1, attested 2); undefined for an unknown name. */
+  rank(tier: string): number | undefined;
+  /** The rank of an instance's current tier. */
+  instanceRank(instanceId: string): number;
+  /** The account's configured minimum tier, if any. */
+  minTierFor(accountId: string): string | null;
+  /** Offered every complete non-streamed response; samples some and replays them elsewhere. */
+  observe(completion: ObservedCompletion): void;
+  /** The trust view shown in `GET /v1/gateway/nodes`. */
+  nodeView(instanceId: string): unknown;
+  /** The payout multiplier an instance's reputation earns (1 = full; at least 0.5). */
+  payoutFactor(instanceId: string): number;
+}
+
+/** The few fields of the body the gateway reads. */
+export interface ParsedChat {
+  model: string;
+  stream: boolean;
+  includeUsage: boolean;
+  maxTokens: number;
+}
+
+export interface AdmissionDependencies {
+  config: GatewayConfig;
+  accounts: AccountStore;
+  reservations: CreditHolds;
+  maxBodyBytes: number;
+  trust?: RequestTrust;
+}
+
+/** An admitted request: who pays, what it asks, and the credits held for it. */
+export interface AdmittedChat {
+  principal: Authenticated;
+  /** The body, forwarded byte for byte. */
+  raw: Buffer;
+  chat: ParsedChat;
+  price: ModelPrice;
+  /** Released by the caller unless the request is handed over for settlement. */
+  hold: CreditHold;
+  /** The request's minimum tier rank (0: any). */
+  minRank: number;
+  /** The instances this request may use, when its tier narrows them. */
+  admit: ((instance: PoolInstance) => boolean) | undefined;
+}
+
+/** Admits a chat completion or throws the HttpError the consumer gets (401, 400, 404, 413, 402). */
+export async function admitChat(deps: AdmissionDependencies, req: IncomingMessage): Promise<AdmittedChat> {
+  const { config, accounts, reservations, trust } = deps;
+  const key = bearerToken(req.headers.authorization);
+  const principal = key === undefined ? null : accounts.authenticate(key);
+  if (principal === null) {
+    req.resume();
+    throw new HttpError(
+      "invalid_api_key",
+      "Missing or invalid API key (Authorization: Bearer gbt_gk_…).",
+      null,
+      {
+        "www-authenticate": "Bearer",
+      },
+    );
+  }
+  const minRank = minimumTierRank(req, principal.accountId, trust);
+  const admit =
+    minRank > 0
+      ? (instance: { id: string }) => trust !== undefined && trust.instanceRank(instance.id) >= minRank
+      : undefined;
+  const raw = await readBody(req, deps.maxBodyBytes);
+  const chat = parseChat(raw, config.defaultMaxTokens);
+  let price: ModelPrice;
+  try {
+    price = priceFor(config.prices, chat.model);
+  } catch {
+    throw new HttpError("model_not_found", `Model ${chat.model} has no price here.`, "model");
+  }
+  // A prompt token is at least one byte of the body, so the body size bounds the prompt.
+  const reserve = costMicro(price, raw.length, chat.maxTokens);
+  let hold: CreditHold;
+  try {
+    hold = reservations.reserve(principal.accountId, reserve);
+  } catch (error) {
+    if (isGbtError(error) && error.code === "INSUFFICIENT_FUNDS") {
+      throw new HttpError(
+        "insufficient_credits",
+        `${error.message} Lower max_tokens or add credits to the account.`,
+      );
+    }
+    throw error;
+  }
+  return { principal, raw, chat, price, hold, minRank, admit };
+}
+
+const invalid = (message: string, param: string | null) => new HttpError("invalid_value", message, param);
+
+/** The few fields the gateway needs; the node validates the rest (its 400 comes back as it is). */
+function parseChat(raw: Buffer, defaultMaxTokens: number): ParsedChat {
+  let body: unknown;
+  try {
+    body = JSON.parse(raw.toString("utf8"));
+  } catch {
+    throw new HttpError("invalid_json", "The request body is not valid JSON.");
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw invalid("The request body must be a JSON object.", null);
+  }
+  const b = body as Record<string, unknown>;
+  const model = b.model;
+  if (typeof model !== "string" || model.length === 0 || model.length > 256) {
+    throw invalid("`model` must be a non-empty string (see GET /v1/models).", "model");
+  }
+  if (!Array.isArray(b.messages) || b.messages.length === 0) {
+    throw invalid("`messages` must be a non-empty array.", "messages");
+  }
+  if (b.stream !== undefined && b.stream !== null && typeof b.stream !== "boolean") {
+    throw invalid("`stream` must be a boolean.", "stream");
+  }
+  const limit = b.max_completion_tokens ?? b.max_tokens;
+  if (limit !== undefined && limit !== null && !(Number.isInteger(limit) && (limit as number) >= 1)) {
+    throw invalid("`max_tokens` must be a positive integer.", "max_tokens");
+  }
+  const options = b.stream_options as { include_usage?: unknown } | undefined | null;
+  return {
+    model,
+    stream: b.stream === true,
+    includeUsage: b.stream === true && options?.include_usage === true,
+    maxTokens: typeof limit === "number" ? limit : defaultMaxTokens,
+  };
+}
+
+/**
+ * The request's minimum tier rank: the larger of the account's setting and the `x-gbt-min-tier`
+ * header (which can only raise it). An unknown tier name is the consumer's mistake (400).
+ */
+function minimumTierRank(req: IncomingMessage, accountId: string, trust: RequestTrust | undefined): number {
+  const header = req.headers[MIN_TIER_HEADER];
+  const rankOf = (tier: string) => trust?.rank(tier) ?? TIER_NAMES.indexOf(tier);
+  let rank = 0;
+  if (header !== undefined) {
+    const value = (Array.isArray(header) ? header[0] : header)?.trim().toLowerCase() ?? "";
+    const given = rankOf(value);
+    if (given === undefined || given < 0) {
+      req.resume();
+      throw new HttpError(
+        "invalid_value",
+        `${MIN_TIER_HEADER} must be one of ${TIER_NAMES.join(", ")}; got "${value.slice(0, 32)}".`,
+        MIN_TIER_HEADER,
+      );
+    }
+    rank = given;
+  }
+  const account = trust?.minTierFor(accountId);
+  if (account !== null && account !== undefined) rank = Math.max(rank, rankOf(account) ?? 0);
+  return rank;
+}

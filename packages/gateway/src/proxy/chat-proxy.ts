@@ -1,0 +1,80 @@
+/**
+ * `POST /v1/chat/completions` through the pool, on raw node:http (the hot path). Before the first
+ * byte the request path does only what it must, all in memory: admission (admission.ts: API key,
+ * tier, one JSON.parse, price, credit hold), then a routing pick and forwarding with retries
+ * (retries.ts, attempt.ts). The body is forwarded byte for byte; whole responses are relayed in one
+ * write (whole-relay.ts), streams chunk by chunk (stream-relay.ts). Signature checks, the ledger
+ * write and logging happen after the response, in batches (see billing/receipt-settler.ts).
+ *
+ * Failure rules: a node that fails before the first byte (connection error, 5xx, 401/403 on the
+ * link token, no headers within `firstByteTimeoutMs`) counts as a failure for its breaker and the
+ * request moves to another candidate (at most `maxRetries` more); a node's 429 is a cooldown and
+ * also moves on; any other 4xx is the consumer's problem (neutral) and goes back as it is. Once
+ * the stream has started, a failure (connection lost, no chunk for `stallTimeoutMs`) ends the
+ * consumer's stream with an error event, and the consumer pays only for the tokens delivered.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger } from "pino";
+import type { AccountStore } from "../auth/accounts.js";
+import type { CreditHolds } from "../billing/credit-holds.js";
+import type { ReceiptSettler } from "../billing/receipt-settler.js";
+import type { GatewayConfig } from "../gateway-config.js";
+import type { GatewayMetrics } from "../gateway-metrics.js";
+import type { InstancePool } from "../pool/instance-pool.js";
+import { admitChat, type RequestTrust } from "./admission.js";
+import { CapacityQueue } from "./capacity-queue.js";
+import { newRequestId } from "./request-id.js";
+import { type RetryContext, serveWithRetries } from "./retries.js";
+
+export interface ChatProxyDependencies {
+  config: GatewayConfig;
+  accounts: AccountStore;
+  reservations: CreditHolds;
+  pool: InstancePool;
+  settler: ReceiptSettler;
+  metrics: GatewayMetrics;
+  logger: Logger;
+  maxBodyBytes: number;
+  /** Trust tiers and redundant sampling (the verification extension); absent, every node is `community`. */
+  trust?: RequestTrust;
+}
+
+export interface ChatProxy {
+  /** Serves one request; throws the HttpError to answer when nothing was sent yet. */
+  handle(req: IncomingMessage, res: ServerResponse, started: number): Promise<void>;
+}
+
+export function createChatProxy(deps: ChatProxyDependencies): ChatProxy {
+  const { config, pool, settler, metrics, logger, trust } = deps;
+  const capacity = new CapacityQueue(config.routing.maxQueued);
+  const retry: RetryContext = { routing: config.routing, metrics, pool, capacity, logger };
+
+  async function handle(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
+    const admitted = await admitChat(deps, req);
+    const requestId = newRequestId();
+    let handedOver = false;
+    try {
+      const completed = await serveWithRetries(retry, res, admitted, requestId, started);
+      completed.accountId = admitted.principal.accountId;
+      completed.keyId = admitted.principal.keyId;
+      completed.price = admitted.price;
+      completed.promptBound = admitted.raw.length;
+      handedOver = true;
+      if (trust !== undefined && completed.state === "complete" && completed.wholeBody !== null) {
+        trust.observe({
+          requestId,
+          model: admitted.chat.model,
+          instanceId: completed.instance.id,
+          body: admitted.raw,
+          response: completed.wholeBody,
+        });
+      }
+      settler.submit(completed, admitted.hold);
+    } finally {
+      if (!handedOver) admitted.hold.release();
+      capacity.freed();
+    }
+  }
+
+  return { handle };
+}

@@ -1,0 +1,86 @@
+/**
+ * The retry rules of a chat completion: lease the best instance of the model, forward, and on a
+ * failure before the first byte (or a node's 429) try the next best one, never the same twice, at
+ * most `routing.maxRetries` more times. When every candidate is at capacity the request waits in
+ * the capacity queue until its deadline. What the consumer gets when nothing is left: 404
+ * model_not_found, 503 tier_unavailable (nothing meets its minimum tier), 503 no_capacity, or 502
+ * upstream_failed once a node was tried.
+ */
+import type { ServerResponse } from "node:http";
+import { HttpError } from "@gbt/protocol";
+import type { Logger } from "pino";
+import type { CompletedRequest } from "../billing/receipt-settler.js";
+import type { InstancePool } from "../pool/instance-pool.js";
+import { type AdmittedChat, MIN_TIER_HEADER, TIER_NAMES } from "./admission.js";
+import { type AttemptContext, AttemptFailed, forwardAttempt } from "./attempt.js";
+import type { CapacityQueue } from "./capacity-queue.js";
+
+export interface RetryContext extends AttemptContext {
+  pool: InstancePool;
+  capacity: CapacityQueue;
+  logger: Logger;
+}
+
+/** Serves an admitted request on the first node that answers; throws the HttpError the consumer gets. */
+export async function serveWithRetries(
+  context: RetryContext,
+  res: ServerResponse,
+  admitted: AdmittedChat,
+  requestId: string,
+  started: number,
+): Promise<CompletedRequest> {
+  const { pool, capacity, routing, metrics, logger } = context;
+  const { chat, raw, admit, minRank } = admitted;
+  const tried: string[] = [];
+  const queueDeadline = performance.now() + routing.queueTimeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    const picked = pool.lease(chat.model, admit ? { exclude: tried, admit } : { exclude: tried });
+    if (picked.lease === null) {
+      if (picked.reason === "unknown_model") {
+        throw new HttpError("model_not_found", picked.error.message, "model");
+      }
+      const counts = picked.counts;
+      if (counts.belowTier > 0 && counts.instances - counts.stale - counts.belowTier <= 0) {
+        throw new HttpError(
+          "tier_unavailable",
+          `No active node serving ${chat.model} meets the minimum trust tier ${TIER_NAMES[minRank] ?? minRank} (${counts.belowTier} below it). Retry later, or ask for a lower tier (${MIN_TIER_HEADER}).`,
+          null,
+          { "retry-after": "30" },
+        );
+      }
+      // Every candidate is at capacity: wait in line for a slot rather than fail at once.
+      if (counts.full > 0 && !res.destroyed && (await capacity.wait(queueDeadline))) {
+        attempt -= 1;
+        continue;
+      }
+      throw new HttpError(
+        tried.length > 0 ? "upstream_failed" : "no_capacity",
+        tried.length > 0
+          ? `Every node tried for ${chat.model} failed (${tried.length}); no other candidate. ${picked.error.message}`
+          : picked.error.message,
+        null,
+        { "retry-after": "1" },
+      );
+    }
+    const { lease, link } = picked;
+    try {
+      return await forwardAttempt(context, res, raw, chat, lease, link, requestId, started);
+    } catch (error) {
+      if (!(error instanceof AttemptFailed)) throw error;
+      metrics.upstreamFailures.inc({ outcome: error.outcome });
+      tried.push(lease.instance.id);
+      logger.warn(
+        { requestId, instance: lease.instance.id, outcome: error.outcome, reason: error.message },
+        "node attempt failed before the first byte",
+      );
+      if (attempt >= routing.maxRetries || res.destroyed) {
+        throw new HttpError(
+          "upstream_failed",
+          `The node${tried.length > 1 ? "s" : ""} serving ${chat.model} failed before answering (${error.message}).`,
+          null,
+          { "retry-after": "1" },
+        );
+      }
+    }
+  }
+}
