@@ -11,16 +11,30 @@ export function formatBytes(mb: number | null | undefined, unit: "MB" | "GB" = "
   return unit === "GB" ? `${(mb / 1024).toFixed(1)} GB` : `${Math.round(mb)} MB`;
 }
 
+export interface TableOptions {
+  /** Per column; default "left". Numbers read best right-aligned. */
+  align?: ReadonlyArray<"left" | "right">;
+  /** Put before every line (default none). */
+  indent?: string;
+  /** Drop trailing spaces of each line (default true). */
+  trimEnd?: boolean;
+}
+
 /** Renders a table with a header row, columns padded to their widest cell. */
-export function renderTable(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+export function renderTable(
+  header: readonly string[],
+  rows: ReadonlyArray<readonly string[]>,
+  options: TableOptions = {},
+): string {
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((row) => (row[i] ?? "").length)));
-  return all
-    .map((row) =>
-      row
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
+  const line = (row: readonly string[]) => {
+    const text = `${options.indent ?? ""}${row
+      .map((cell, i) =>
+        options.align?.[i] === "right" ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0),
+      )
+      .join("  ")}`;
+    return options.trimEnd === false ? text : text.trimEnd();
+  };
+  return all.map(line).join("\n");
 }

@@ -12,6 +12,7 @@ import {
   type Summary,
   statisticsDefinition,
 } from "@gbt/node";
+import { renderTable } from "./format.js";
 
 function fixed(value: number | null | undefined, digits = 1): string {
   return value === null || value === undefined ? "—" : value.toFixed(digits);
@@ -23,11 +24,10 @@ function signed(value: number | null, digits = 1, suffix = ""): string {
 }
 
 /** Renders rows as a left-aligned first column and right-aligned others. */
+/** A table whose first column is a label and the rest numbers (right-aligned), indented. */
 function table(header: string[], rows: string[][]): string {
-  const widths = header.map((cell, i) => Math.max(cell.length, ...rows.map((row) => (row[i] ?? "").length)));
-  const line = (row: string[]) =>
-    `  ${row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ")}`;
-  return [line(header), ...rows.map(line)].join("\n");
+  const align = header.map((_, i): "left" | "right" => (i === 0 ? "left" : "right"));
+  return renderTable(header, rows, { align, indent: "  ", trimEnd: false });
 }
 
 function summaryRow(label: string, unit: string, summary: Summary, digits = 1): string[] {
