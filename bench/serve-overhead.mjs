@@ -3,6 +3,10 @@
 // paths so that machine drift hits both equally. Prints a table, writes bench/results/serve-overhead.json.
 //
 //   npm run build && node bench/serve-overhead.mjs [--shape tiny|medium] [--rounds 5] [--requests 8] [--tokens 256] [--threads 1]
+//     [--baseline path/to/another/checkout]
+//
+// `--baseline` serves a second `gbt serve` from another built checkout (its bin/run.js) in the same
+// rounds, so that a change's before and after are measured together.
 //
 // `tiny` is the pipeline-test model (~0.35 ms per token here: any fixed per-token cost shows up
 // large); `medium` is a generated ~27M-parameter random model whose per-token work (a few ms) is
@@ -23,6 +27,7 @@ const { values } = parseArgs({
     tokens: { type: "string", default: "256" },
     threads: { type: "string", default: "1" },
     shape: { type: "string", default: "tiny" },
+    baseline: { type: "string" },
   },
 });
 const rounds = Number(values.rounds);
@@ -72,11 +77,11 @@ function run(args) {
   });
 }
 
-async function startServe(capacity) {
+async function startServe(capacity, checkout = root) {
   const child = spawn(
     process.execPath,
     [
-      join(root, "bin/run.js"),
+      join(checkout, "bin/run.js"),
       "serve",
       "--port",
       "0",
@@ -202,12 +207,15 @@ const { backend } = await buildBackend(
   paths,
 );
 const serve = await startServe(4);
-const results = { inProcess: [], serve: [] };
-await inProcess(backend); // warm-up both paths
+const baseline = values.baseline ? await startServe(4, values.baseline) : undefined;
+const results = { inProcess: [], serve: [], ...(baseline ? { baseline: [] } : {}) };
+await inProcess(backend); // warm-up every path
 await viaServe(serve.url);
+if (baseline) await viaServe(baseline.url);
 for (let round = 0; round < rounds; round++) {
   for (let i = 0; i < perRound; i++) results.inProcess.push(await inProcess(backend));
   for (let i = 0; i < perRound; i++) results.serve.push(await viaServe(serve.url));
+  if (baseline) for (let i = 0; i < perRound; i++) results.baseline.push(await viaServe(baseline.url));
   process.stderr.write(`round ${round + 1}/${rounds}\n`);
 }
 
@@ -229,7 +237,9 @@ async function concurrent(fn, n, count) {
 const c4Serve = await concurrent(() => viaServe(serve.url), 4, 4);
 const c1Serve = await concurrent(() => viaServe(serve.url), 1, 8);
 const c4InProcess = await concurrent(() => inProcess(backend), 4, 4);
+const c4Baseline = baseline ? await concurrent(() => viaServe(baseline.url), 4, 4) : undefined;
 await serve.stop();
+await baseline?.stop();
 await backend.close();
 
 const summary = {};
@@ -251,7 +261,7 @@ const decodeRatio = summary.serve.decodeTokPerSecMean / summary.inProcess.decode
 const addedTtftP50 = summary.serve.ttftP50Ms - summary.inProcess.ttftP50Ms;
 const report = {
   date: new Date().toISOString(),
-  command: `node bench/serve-overhead.mjs --shape ${shape} --rounds ${rounds} --requests ${perRound} --tokens ${maxTokens} --threads ${threads}`,
+  command: `node bench/serve-overhead.mjs --shape ${shape} --rounds ${rounds} --requests ${perRound} --tokens ${maxTokens} --threads ${threads}${values.baseline ? ` --baseline ${values.baseline}` : ""}`,
   model: MODEL,
   threads,
   maxTokens,
@@ -262,7 +272,11 @@ const report = {
     serveConcurrency1: c1Serve,
     serveConcurrency4: c4Serve,
     inProcessConcurrency4: c4InProcess,
+    ...(c4Baseline !== undefined ? { baselineConcurrency4: c4Baseline } : {}),
   },
+  ...(baseline
+    ? { baselineDecodeRatio: summary.baseline.decodeTokPerSecMean / summary.inProcess.decodeTokPerSecMean }
+    : {}),
 };
 const rows = [
   ["path", "decode tok/s (mean)", "TTFT p50 ms", "TTFT p99 ms", "requests"],
@@ -278,6 +292,11 @@ for (const row of rows) console.log(row.map((c, i) => c.padEnd(i === 0 ? 12 : 20
 console.log(
   `\ndecode ratio serve/in-process: ${(decodeRatio * 100).toFixed(1)}%   added TTFT p50: ${addedTtftP50.toFixed(2)} ms`,
 );
+if (baseline) {
+  console.log(
+    `baseline (${values.baseline}) decode ratio: ${((summary.baseline.decodeTokPerSecMean / summary.inProcess.decodeTokPerSecMean) * 100).toFixed(1)}%   its c=4 throughput: ${c4Baseline.toFixed(0)} tok/s`,
+  );
+}
 console.log(
   `system throughput through gbt serve: c=1 ${c1Serve.toFixed(0)} tok/s, c=4 ${c4Serve.toFixed(0)} tok/s (in process c=4: ${c4InProcess.toFixed(0)} tok/s)`,
 );
