@@ -1,9 +1,12 @@
-/** Where the gateway keeps its state: `<data dir>/gateway` and `<config dir>/gateway.json`, both overridable by flags. */
+/**
+ * Where the gateway keeps its state (`<data dir>/gateway` and `<config dir>/gateway.json`, both
+ * overridable by flags), its admin token, and the gateway client of the admin commands.
+ */
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type GatewayPaths, readGatewayAdminToken } from "@gbt/gateway";
 import { resolvePaths } from "@gbt/node";
-import { GbtError } from "@gbt/protocol";
+import { createGatewayClient, type GatewayClient, GbtError } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 
 export const gatewayPathFlags = {
@@ -46,4 +49,16 @@ export async function gatewayAdminToken(
     ? [gatewayPaths(flags).dataDir]
     : [gatewayPaths(flags).dataDir, join(resolvePaths().dataDir, "up", "gateway")];
   return readGatewayAdminToken(dirs, env);
+}
+
+/** The client of the gateway at `url` for the admin commands (`gbt gateway nodes|evidence`): its errors name their flags. */
+export function adminGatewayClient(url: string, adminToken: string): GatewayClient {
+  return createGatewayClient({
+    url,
+    adminToken,
+    hints: {
+      unreachable: "Start one with `gbt gateway serve` (or `gbt up`), or pass --url.",
+      adminToken: "Use the token of that gateway: GBT_GATEWAY_ADMIN_TOKEN, or --data-dir of its state.",
+    },
+  });
 }

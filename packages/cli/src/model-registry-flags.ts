@@ -1,11 +1,12 @@
 /**
  * Flags and helpers shared by the `gbt model` registry commands: which gateway (--gateway, else
- * GBT_GATEWAY_URL, else the local default), the admin token for approve/delist, and artifact
- * hashing progress on stderr (one line per artifact and per 1 GiB, never on stdout).
+ * GBT_GATEWAY_URL, else the local default), the registry client with its retries noted on
+ * stderr, the admin token for approve/delist, and artifact hashing progress on stderr (one line
+ * per artifact and per 1 GiB, never on stdout).
  */
 
-import { parseModelRef, type RegistryModel } from "@gbt/protocol";
-import { type ArtifactProgress, RegistryClient, type RegistryClientOptions } from "@gbt/publish";
+import { createGatewayClient, type GatewayClient } from "@gbt/protocol";
+import type { ArtifactProgress, RegistryClientOptions } from "@gbt/publish";
 import { Args, Flags } from "@oclif/core";
 import { gatewayAdminToken } from "./gateway-paths.js";
 
@@ -34,6 +35,25 @@ export function registryOptions(
     onRetry: ({ attempt, delayMs, reason }) =>
       note(`gateway ${reason}; retrying in ${(delayMs / 1000).toFixed(1)} s (try ${attempt + 1})`),
   };
+}
+
+/** The gateway client of the registry commands: each retry printed on stderr, errors naming their flags. */
+export function registryClient(
+  url: string,
+  note: (message: string) => void,
+  adminToken?: string,
+): GatewayClient {
+  return createGatewayClient({
+    url,
+    ...(adminToken ? { adminToken } : {}),
+    onRetry: ({ attempt, delayMs, reason }) =>
+      note(`gateway ${reason}; retrying in ${(delayMs / 1000).toFixed(1)} s (try ${attempt + 1})`),
+    hints: {
+      unreachable:
+        "Check --gateway (or GBT_GATEWAY_URL) and that the gateway runs; the command is safe to rerun (a publish is idempotent).",
+      adminToken: "Pass --admin-token-file PATH or set GBT_GATEWAY_ADMIN_TOKEN.",
+    },
+  });
 }
 
 /** Progress of artifact hashing as plain stderr lines (CI logs and terminals alike). */
@@ -77,21 +97,3 @@ export const modelStatusInputs = {
     reason: Flags.string({ description: "Why (kept with the status, at most 500 characters)." }),
   },
 };
-
-/** Moves a registered version to a new status with the admin token; answers the model without its signed document. */
-export async function changeModelStatus(
-  options: {
-    model: string;
-    action: "approve" | "delist";
-    gateway: string | undefined;
-    adminTokenFile: string | undefined;
-    reason: string | undefined;
-  },
-  note: (message: string) => void,
-): Promise<Omit<RegistryModel, "signed">> {
-  const { name, version } = parseModelRef(options.model);
-  const token = await adminToken(options.adminTokenFile);
-  const client = new RegistryClient(registryOptions(gatewayUrl(options.gateway), note, token));
-  const { signed: _signed, ...model } = await client.setStatus(name, version, options.action, options.reason);
-  return model;
-}

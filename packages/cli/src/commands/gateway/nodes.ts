@@ -1,28 +1,8 @@
-import { GbtError } from "@gbt/protocol";
+import type { GatewayNode } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import { renderTable } from "../../format.js";
-import { gatewayAdminToken, gatewayPathFlags } from "../../gateway-paths.js";
+import { adminGatewayClient, gatewayAdminToken, gatewayPathFlags } from "../../gateway-paths.js";
 import { GbtCommand } from "../../gbt-command.js";
-
-interface NodeView {
-  id: string;
-  url: string;
-  models: string[];
-  status: string;
-  breaker: string;
-  eligible: boolean;
-  rampFactor: number;
-  declaredCapacity: number;
-  inFlight: number;
-  healthScore: number;
-  tokPerSec: { benchmark: number | null; observed: number | null };
-  belowFloor: boolean;
-  cooldownUntil: number | null;
-  /** Trust (verification): the tier, the 0–1 reputation (null: not measured) and evidence ids. */
-  tier?: string;
-  reputation?: number | null;
-  evidence?: string[];
-}
 
 export default class GatewayNodes extends GbtCommand {
   static override summary =
@@ -42,30 +22,9 @@ export default class GatewayNodes extends GbtCommand {
     ...gatewayPathFlags,
   };
 
-  async run(): Promise<NodeView[]> {
+  async run(): Promise<GatewayNode[]> {
     const { flags } = await this.parse(GatewayNodes);
-    const token = await gatewayAdminToken(flags);
-    let response: Response;
-    try {
-      response = await fetch(new URL("/v1/gateway/nodes", flags.url), {
-        headers: { authorization: `Bearer ${token}` },
-        signal: AbortSignal.timeout(10_000),
-      });
-    } catch (cause) {
-      throw new GbtError("GATEWAY_UNREACHABLE", `No gateway answers at ${flags.url}.`, {
-        hint: "Start one with `gbt gateway serve` (or `gbt up`), or pass --url.",
-        cause,
-      });
-    }
-    if (response.status === 401) {
-      throw new GbtError("UNAUTHORIZED", "The gateway refused the admin token.", {
-        hint: "Use the token of that gateway: GBT_GATEWAY_ADMIN_TOKEN, or --data-dir of its state.",
-      });
-    }
-    if (!response.ok) {
-      throw new GbtError("GATEWAY_UNREACHABLE", `The gateway answered HTTP ${response.status}.`);
-    }
-    const nodes = ((await response.json()) as { data: NodeView[] }).data;
+    const nodes = await adminGatewayClient(flags.url, await gatewayAdminToken(flags)).listNodes();
     const rate = (v: number | null) => (v === null ? "—" : v.toFixed(1));
     this.out(
       nodes.length === 0
@@ -95,8 +54,8 @@ export default class GatewayNodes extends GbtCommand {
               `${Math.round(n.rampFactor * 100)}%`,
               n.healthScore.toFixed(2),
               `${rate(n.tokPerSec.benchmark)}/${rate(n.tokPerSec.observed)}${n.belowFloor ? " (below floor)" : ""}`,
-              `${n.tier ?? "community"}${(n.evidence?.length ?? 0) > 0 ? ` (${n.evidence?.length} evidence)` : ""}`,
-              n.reputation === null || n.reputation === undefined ? "—" : n.reputation.toFixed(2),
+              `${n.tier}${n.evidence.length > 0 ? ` (${n.evidence.length} evidence)` : ""}`,
+              n.reputation === null ? "—" : n.reputation.toFixed(2),
               n.eligible ? "yes" : "no",
             ]),
           ),

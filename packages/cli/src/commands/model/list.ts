@@ -1,9 +1,8 @@
 import { type RegistryEntry, registryStatuses } from "@gbt/protocol";
-import { RegistryClient } from "@gbt/publish";
 import { Flags } from "@oclif/core";
 import { renderTable } from "../../format.js";
 import { GbtCommand } from "../../gbt-command.js";
-import { gatewayUrl, gatewayUrlFlag, registryOptions } from "../../model-registry-flags.js";
+import { gatewayUrl, gatewayUrlFlag, registryClient } from "../../model-registry-flags.js";
 
 export default class ModelList extends GbtCommand {
   static override summary = "List the models registered with a gateway.";
@@ -24,8 +23,8 @@ export default class ModelList extends GbtCommand {
 
   async run(): Promise<RegistryEntry[]> {
     const { flags } = await this.parse(ModelList);
-    const client = new RegistryClient(registryOptions(gatewayUrl(flags.gateway), (m) => this.note(m)));
-    const models = await client.list({
+    const client = registryClient(gatewayUrl(flags.gateway), (m) => this.note(m));
+    const models = await client.listRegistryModels({
       ...(flags.status ? { status: flags.status as RegistryEntry["status"] } : {}),
       ...(flags.name ? { name: flags.name } : {}),
     });

@@ -1,5 +1,5 @@
 import { writeFile } from "node:fs/promises";
-import type { RegistryStatus, SignedModelManifest } from "@gbt/protocol";
+import { gatewayPaths, type RegistryStatus, type SignedModelManifest } from "@gbt/protocol";
 import { publishModel } from "@gbt/publish";
 import { Args, Flags } from "@oclif/core";
 import { parseGbtAmount } from "../../chain-amount.js";
@@ -122,7 +122,7 @@ Exit codes: 0 published, already published, or signed (dry run); 2 usage; 3 keys
       output.onchain = await commitManifestOnChain({
         account,
         manifestHash: result.signed.message.manifestHash,
-        uri: `${result.gatewayUrl.replace(/\/+$/, "")}/v1/registry/models/${encodeURIComponent(name)}/${encodeURIComponent(version)}`,
+        uri: `${result.gatewayUrl.replace(/\/+$/, "")}${gatewayPaths.registryModel(name, version)}`,
         stake,
         rpcUrl: flags["rpc-url"],
       });

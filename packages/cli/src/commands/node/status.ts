@@ -1,6 +1,5 @@
-import { fetchNodeTrust, type NodeTrust } from "@gbt/gateway";
 import { loadConfig, resolvePaths } from "@gbt/node";
-import { GbtError } from "@gbt/protocol";
+import { createGatewayClient, GbtError, type NodeTrust } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import { GbtCommand } from "../../gbt-command.js";
 
@@ -42,7 +41,12 @@ export default class NodeStatus extends GbtCommand {
         `--node must be a 0x-prefixed 20-byte address, got "${node.slice(0, 50)}".`,
       );
     }
-    const trust = await fetchNodeTrust({ gatewayUrl }, node);
+    const trust = await createGatewayClient({
+      url: gatewayUrl,
+      hints: {
+        unreachable: "Check the gateway URL (--gateway, or gateway.url in the node config) and that it runs.",
+      },
+    }).getNodeTrust(node);
     const when = (at: number) => new Date(at).toISOString();
     const lines = [
       `Node        ${trust.id}`,

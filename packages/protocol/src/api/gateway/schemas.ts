@@ -97,8 +97,8 @@ export const trustViewSchema = z.strictObject({
   reputation: score,
   /** Payout multiplier earned by the reputation (1 at or above 0.5, down to 0.5). */
   payoutFactor: score,
-  /** Each unmet requirement of the next tier. */
-  reasons: z.array(boundedText(1000)).max(64),
+  /** Each unmet requirement of the next tier (one may list every model the node serves). */
+  reasons: z.array(boundedText(70_000)).max(64),
   /** Evidence ids in the window, newest first. */
   evidence: z.array(evidenceIdSchema).max(10_000),
   fraud: count,

@@ -1,7 +1,7 @@
-import { type EvidenceListing, listEvidence } from "@gbt/gateway";
+import type { EvidenceRecord } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import { renderTable } from "../../../format.js";
-import { gatewayAdminToken, gatewayPathFlags } from "../../../gateway-paths.js";
+import { adminGatewayClient, gatewayAdminToken, gatewayPathFlags } from "../../../gateway-paths.js";
 import { GbtCommand } from "../../../gbt-command.js";
 
 export default class GatewayEvidenceList extends GbtCommand {
@@ -29,13 +29,12 @@ export default class GatewayEvidenceList extends GbtCommand {
     ...gatewayPathFlags,
   };
 
-  async run(): Promise<EvidenceListing[]> {
+  async run(): Promise<EvidenceRecord[]> {
     const { flags } = await this.parse(GatewayEvidenceList);
-    const adminToken = await gatewayAdminToken(flags);
-    const records = await listEvidence(
-      { gatewayUrl: flags.url, adminToken },
-      { ...(flags.node ? { node: flags.node } : {}), limit: flags.limit },
-    );
+    const records = await adminGatewayClient(flags.url, await gatewayAdminToken(flags)).listEvidence({
+      ...(flags.node ? { node: flags.node } : {}),
+      limit: flags.limit,
+    });
     this.out(
       records.length === 0
         ? "No evidence recorded."

@@ -1,6 +1,6 @@
-import { type EvidenceListing, getEvidence } from "@gbt/gateway";
+import type { EvidenceRecord } from "@gbt/protocol";
 import { Args, Flags } from "@oclif/core";
-import { gatewayAdminToken, gatewayPathFlags } from "../../../gateway-paths.js";
+import { adminGatewayClient, gatewayAdminToken, gatewayPathFlags } from "../../../gateway-paths.js";
 import { GbtCommand } from "../../../gbt-command.js";
 
 export default class GatewayEvidenceShow extends GbtCommand {
@@ -23,10 +23,9 @@ export default class GatewayEvidenceShow extends GbtCommand {
     ...gatewayPathFlags,
   };
 
-  async run(): Promise<EvidenceListing> {
+  async run(): Promise<EvidenceRecord> {
     const { args, flags } = await this.parse(GatewayEvidenceShow);
-    const adminToken = await gatewayAdminToken(flags);
-    const record = await getEvidence({ gatewayUrl: flags.url, adminToken }, args.id);
+    const record = await adminGatewayClient(flags.url, await gatewayAdminToken(flags)).getEvidence(args.id);
     const proposal = record.slashingProposal;
     this.out(
       [

@@ -23,7 +23,7 @@ const nodeEntry = {
   cooldownUntil: null,
   eligible: true,
   rampFactor: 0.25,
-  switchPenalty: 0,
+  switchPenalty: 1,
   declaredCapacity: 4,
   capacity: 1,
   inFlight: 0,
