@@ -147,8 +147,6 @@ export {
 export { DEFAULT_PORT, type RunningNode, type ServeParameters, startServe } from "./serve.js";
 export { type ApiKeyInfo, ApiKeyStore, type CreatedApiKey, withNodeApiKeys } from "./server/api-keys.js";
 export {
-  agentOutcomeStatus,
-  type NodeAgentEndpoint,
   type NodeServer,
   type NodeServerOptions,
   startNodeServer,

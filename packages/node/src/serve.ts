@@ -5,6 +5,7 @@
  * unlocks the node key up front, then links to the gateway in the background once listening:
  * serving never waits for the gateway, which may be down.
  */
+import type { AgentEndpoint } from "@gbt/agent";
 import { GbtError, isLoopbackHost } from "@gbt/protocol";
 import type { GbtPaths } from "@gbt/store";
 import type { Logger } from "pino";
@@ -19,7 +20,7 @@ import { loadNodeAccount } from "./identity.js";
 import { embeddedModelFromManifestFile } from "./model-manifest-file.js";
 import { openNodeDatabase } from "./node-database.js";
 import { ApiKeyStore } from "./server/api-keys.js";
-import { type NodeAgentEndpoint, type NodeServer, startNodeServer } from "./server/node-server.js";
+import { type NodeServer, startNodeServer } from "./server/node-server.js";
 
 export const DEFAULT_PORT = 8787;
 
@@ -41,7 +42,7 @@ export interface ServeParameters {
   /** Unlocks an encrypted node key (needed only when linking to a gateway). */
   passphrase?: string;
   /** The node agent answering `/agent/jobs` (`startNode()` composes it). */
-  agent?: NodeAgentEndpoint;
+  agent?: AgentEndpoint;
   /**
    * Serve the model of this signed manifest (embedded backend): the signature is checked (against
    * `publishers` when given) and the GGUF's sha256 is checked against the manifest before it loads.

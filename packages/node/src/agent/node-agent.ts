@@ -8,6 +8,7 @@ import { join } from "node:path";
 import {
   type Agent,
   type AgentDatabase,
+  type AgentEndpoint,
   type AuditLog,
   createAgent,
   createExecutableAllowlist,
@@ -17,7 +18,7 @@ import {
   openAuditLog,
   runFixedCommand,
 } from "@gbt/agent";
-import { describeAllowlist, GbtError } from "@gbt/protocol";
+import { GbtError } from "@gbt/protocol";
 import type { GbtPaths } from "@gbt/store";
 import type { Logger } from "pino";
 import type { Address } from "viem";
@@ -29,7 +30,6 @@ import { probeHardware } from "../hardware.js";
 import { loadNodeAccount } from "../identity.js";
 import { nodeLogFile, tailLogFile } from "../node-log.js";
 import type { RunningNode } from "../serve.js";
-import type { NodeAgentEndpoint } from "../server/node-server.js";
 import { nodeStatus } from "../status.js";
 import { modelJobHandlers } from "./model-handlers.js";
 
@@ -42,7 +42,7 @@ export interface NodeAgentParameters {
 
 export interface NodeAgent {
   /** What the node server is given for `/agent/jobs`. */
-  endpoint: NodeAgentEndpoint;
+  endpoint: AgentEndpoint;
   /** Connects the handlers to the node once it serves (jobs before that fail their preflight). */
   attach(node: RunningNode): void;
   close(): void;
@@ -179,16 +179,11 @@ export async function openNodeAgent(parameters: NodeAgentParameters): Promise<No
     db?.close();
     throw error;
   }
-  const described = describeAllowlist(allowlist);
   const openDb = db;
   const openLog = auditLog;
   return {
-    endpoint: {
-      submit: (body) => agent.submit(body) as ReturnType<NodeAgentEndpoint["submit"]>,
-      status: (jobId) => agent.status(jobId),
-      // Who the agent is, with what it accepts: a client binds its jobs to this node and chain.
-      allowlist: () => ({ ...described, node: account.address, chainId: config.node.chainId }),
-    },
+    // The agent publishes its allowlist with this node and chain: a client binds its jobs to them.
+    endpoint: agent,
     attach(started) {
       node = started;
     },

@@ -1,27 +1,24 @@
+import type { AgentEndpoint, AgentOutcome } from "@gbt/agent";
+import type { PublishedAllowlist } from "@gbt/protocol";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { createScriptedBackend } from "../testing/scripted-backend.js";
-import {
-  type NodeAgentEndpoint,
-  type NodeServer,
-  type NodeServerOptions,
-  startNodeServer,
-} from "./node-server.js";
+import { type NodeServer, type NodeServerOptions, startNodeServer } from "./node-server.js";
 
 const logger = pino({ level: "silent" });
 const servers: NodeServer[] = [];
 
 /** An agent that answers each body with the outcome it names, and knows one job. */
-function echoAgent(): NodeAgentEndpoint & { bodies: number[] } {
+function echoAgent(): AgentEndpoint & { bodies: number[] } {
   const bodies: number[] = [];
   return {
     bodies,
     async submit(body) {
-      bodies.push(body.length);
-      return JSON.parse(body.toString("utf8")) as { state: string; code?: string };
+      bodies.push((body as Buffer).length);
+      return JSON.parse((body as Buffer).toString("utf8")) as AgentOutcome;
     },
     status: (jobId) => (jobId === "known" ? { jobId, state: "succeeded" } : null),
-    allowlist: () => ({ version: 7, types: [{ type: "status.read" }] }),
+    allowlist: () => ({ version: 7, types: [{ type: "status.read" }] }) as unknown as PublishedAllowlist,
   };
 }
 

@@ -1,24 +1,21 @@
 /**
- * The node's OpenAI-compatible HTTP server on node:http: `/v1/models`,
- * `/v1/chat/completions` (SSE streaming or whole), `/healthz`, `/metrics`. Streams are written
- * through as the backend produces them, never buffered; response headers wait for the first
- * backend event so that early failures (unknown model, context too long, busy) get real HTTP
- * statuses. A client disconnect aborts generation and frees the slot.
+ * The node's OpenAI-compatible HTTP server: `/v1/chat/completions` (SSE streaming or whole), the
+ * hot path, on raw node:http; every other route (`/v1/models`, `/healthz`, `/metrics`, the
+ * agent's `/agent/*`) on Hono (node-routes.ts). Streams are written through as the backend
+ * produces them, never buffered; response headers wait for the first backend event so that early
+ * failures (unknown model, context too long, busy) get real HTTP statuses. A client disconnect
+ * aborts generation and frees the slot.
  *
  * Requests bearing the gateway's link token are pooled traffic: each one the node completes gets a
  * signed UsageReceipt (a header on whole responses, one SSE comment line before `[DONE]` on streams).
- *
- * With an agent attached, `POST /agent/jobs` and `GET /agent/jobs/:id` take signed owner jobs: the
- * job's signature is their authentication, so they skip the local API keys, and they are served only
- * on a loopback listener unless `agentOnAnyHost` is set, or to the linked gateway (its link token),
- * which relays owners' jobs to managed nodes but cannot forge or alter them. The agent itself lives in @gbt/agent (which
- * depends on this package), so the server knows it only by the small structural type below.
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { AgentEndpoint } from "@gbt/agent";
 import {
   HttpError,
+  isLoopbackHost,
   RECEIPT_HEADER,
   RECEIPT_SSE_PREFIX,
   REQUEST_ID_HEADER,
@@ -29,12 +26,15 @@ import {
   sendJson,
   toHttpError,
 } from "@gbt/protocol";
+import { getRequestListener } from "@hono/node-server";
 import type { Logger } from "pino";
 import type { Backend, BackendTimings, ChatStreamEvent, FinishReason, Usage } from "../backends/types.js";
 import type { GatewayLink } from "../gateway-link.js";
 import type { ApiKeyStore } from "./api-keys.js";
 import { parseChatCompletionRequest } from "./chat-request.js";
+import { createNodeAuth, invalidApiKey } from "./node-auth.js";
 import { createNodeMetrics, type NodeMetrics } from "./node-metrics.js";
+import { nodeRoutes } from "./node-routes.js";
 
 export interface NodeServerOptions {
   backend: Backend;
@@ -50,45 +50,15 @@ export interface NodeServerOptions {
   maxBodyBytes?: number;
   /** The gateway link: recognises pooled traffic by its token and signs its receipts. */
   gatewayLink?: Pick<GatewayLink, "isLinkToken" | "signReceipt">;
-  /** The node agent behind `/agent/jobs`; absent, those routes answer 404. */
-  agent?: NodeAgentEndpoint;
+  /** The node agent behind `/agent/*` (@gbt/agent's routes); absent, those routes answer 404. */
+  agent?: AgentEndpoint;
   /** Serve `/agent/*` on a non-loopback listener too (default: loopback only). */
   agentOnAnyHost?: boolean;
 }
 
-/** What the server needs of the node agent (structurally @gbt/agent's Agent). */
-export interface NodeAgentEndpoint {
-  submit(body: Buffer): Promise<{ state: string; code?: string } & Record<string, unknown>>;
-  status(jobId: string): unknown | null;
-  /** The job types this agent accepts with their parameter schemas (`GET /agent/allowlist`). */
-  allowlist(): unknown;
-}
-
-/** Largest accepted signed job body. */
-const MAX_JOB_BODY_BYTES = 64 * 1024;
-
-/** Rejection codes about who signed the job or when: answered 401, the rest of rejections 400. */
-const AUTH_REJECTIONS = new Set([
-  "SIGNATURE_INVALID",
-  "UNKNOWN_SIGNER",
-  "WRONG_AUDIENCE",
-  "WRONG_CHAIN",
-  "EXPIRED",
-  "NOT_YET_VALID",
-  "REPLAYED",
-  "STALE_NONCE",
-  "PAYLOAD_HASH_MISMATCH",
-]);
-
-/** The HTTP status of an agent outcome: executed jobs are 200 whatever their end, rejections 4xx. */
-export function agentOutcomeStatus(outcome: { state: string; code?: string }): number {
-  if (outcome.state !== "rejected") return 200;
-  return outcome.code !== undefined && AUTH_REJECTIONS.has(outcome.code) ? 401 : 400;
-}
-
-function isLoopbackHost(host: string): boolean {
-  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
+/** The hot path, dispatched before anything else. */
+const CHAT_PATH = "/v1/chat/completions";
+const CHAT_PATH_WITH_QUERY = `${CHAT_PATH}?`;
 
 export interface NodeServer {
   readonly url: string;
@@ -99,13 +69,6 @@ export interface NodeServer {
   isDraining(): boolean;
   /** Stops accepting, lets in-flight work finish up to `deadlineMs`, then aborts the rest. */
   close(deadlineMs?: number): Promise<void>;
-}
-
-function bearer(req: IncomingMessage): string | undefined {
-  const header = req.headers.authorization;
-  if (!header) return undefined;
-  const match = /^Bearer\s+(\S+)$/i.exec(header);
-  return match?.[1];
 }
 
 function usageJson(usage: Usage) {
@@ -172,18 +135,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     (options.agentOnAnyHost === true || isLoopbackHost(options.host ?? "127.0.0.1"));
 
   const link = options.gatewayLink;
-
-  const isPooled = (req: IncomingMessage): boolean => {
-    if (!link) return false;
-    const token = bearer(req);
-    return token !== undefined && link.isLinkToken(token);
-  };
-
-  const authorized = (req: IncomingMessage): boolean => {
-    if (!options.requireApiKey) return true;
-    const key = bearer(req);
-    return key !== undefined && options.apiKeys?.verify(key) === true;
-  };
+  const auth = createNodeAuth(options);
 
   /** Signs the receipt of a pooled request; null (logged) when signing fails, so the answer still goes out. */
   async function signReceipt(
@@ -411,109 +363,38 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     }
   }
 
-  async function route(req: IncomingMessage, res: ServerResponse): Promise<string> {
+  /** The hot path: checks who is asking, then generates; counted and answered here, not by Hono. */
+  async function chat(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
-    const path = (req.url ?? "/").split("?")[0] ?? "/";
-    const method = req.method ?? "GET";
-    if (path === "/healthz" && method === "GET") {
-      const health = await backend.health();
-      const ok = health.ok && !draining && !drained;
-      sendJson(res, ok ? 200 : 503, {
-        status: ok ? "ok" : draining || drained ? "draining" : "backend_unhealthy",
-        draining: draining || drained,
-        backend: { kind: backend.kind, location: backend.location, ...health },
-        inFlight: active.size,
-        capacity,
-      });
-      return "healthz";
-    }
-    if (path === "/agent" || path.startsWith("/agent/")) {
-      // Served to loopback callers, and on any listener to the gateway relaying an owner's job (its
-      // link token): the agent verifies the signed job the same way whoever carried it.
-      if (!options.agent || !(agentServed || isPooled(req))) {
-        throw new HttpError("not_found", `No route ${method} ${path}.`);
-      }
-      return routeAgent(options.agent, req, res, path, method);
-    }
-    const pooled = isPooled(req);
-    if (!pooled && !authorized(req)) {
-      throw new HttpError(
-        "invalid_api_key",
-        "Missing or invalid API key (Authorization: Bearer gbt_sk_…).",
-        null,
-        {
-          "www-authenticate": "Bearer",
-        },
-      );
-    }
-    if (path === "/v1/chat/completions") {
-      if (method !== "POST")
-        throw new HttpError("method_not_allowed", "Use POST.", null, {
-          allow: "POST",
-        });
-      await handleChat(req, res, started, pooled);
-      return "chat";
-    }
-    if (path === "/v1/models" && method === "GET") {
-      const models = await backend.listModels();
-      sendJson(res, 200, {
-        object: "list",
-        data: models.map((model) => ({
-          id: model.id,
-          object: "model",
-          created: 0,
-          owned_by: "gbt",
-          ...(model.digest ? { digest: model.digest } : {}),
-        })),
-      });
-      return "models";
-    }
-    if (path === "/metrics" && method === "GET") {
-      const text = await metrics.registry.metrics();
-      res.writeHead(200, { "content-type": metrics.registry.contentType });
-      res.end(text);
-      return "metrics";
-    }
-    throw new HttpError("not_found", `No route ${method} ${path}.`);
+    const pooled = auth.isPooled(req.headers.authorization);
+    if (!pooled && !auth.isAuthorized(req.headers.authorization)) throw invalidApiKey();
+    if (req.method !== "POST")
+      throw new HttpError("method_not_allowed", "Use POST.", null, { allow: "POST" });
+    await handleChat(req, res, started, pooled);
   }
 
-  async function routeAgent(
-    agent: NodeAgentEndpoint,
-    req: IncomingMessage,
-    res: ServerResponse,
-    path: string,
-    method: string,
-  ): Promise<string> {
-    if (path === "/agent/jobs") {
-      if (method !== "POST")
-        throw new HttpError("method_not_allowed", "Use POST.", null, {
-          allow: "POST",
-        });
-      const body = await readBody(req, MAX_JOB_BODY_BYTES);
-      const outcome = await agent.submit(body);
-      sendJson(res, agentOutcomeStatus(outcome), outcome);
-      return "agent_submit";
-    }
-    if (path === "/agent/allowlist" && method === "GET") {
-      sendJson(res, 200, agent.allowlist());
-      return "agent_allowlist";
-    }
-    const match = /^\/agent\/jobs\/([^/]{1,200})$/.exec(path);
-    if (match?.[1] !== undefined && method === "GET") {
-      const jobId = decodeURIComponent(match[1]);
-      const outcome = agent.status(jobId);
-      if (outcome === null || outcome === undefined) {
-        throw new HttpError("not_found", `This node has no job ${jobId}.`);
-      }
-      sendJson(res, 200, outcome);
-      return "agent_status";
-    }
-    throw new HttpError("not_found", `No route ${method} ${path}.`);
-  }
+  const routes = nodeRoutes({
+    backend,
+    capacity,
+    metrics,
+    auth,
+    logger,
+    agent: options.agent,
+    agentServed,
+    inFlight: () => active.size,
+    draining: () => draining || drained,
+  });
+  // Hono's own Request/Response stay local to its routes: the process's globals are left as they are.
+  const routesListener = getRequestListener(routes.fetch, { overrideGlobalObjects: false });
 
   const server: Server = createServer((req, res) => {
-    route(req, res)
-      .then((name) => metrics.requests.inc({ route: name, status: String(res.statusCode) }))
+    const url = req.url ?? "/";
+    if (url !== CHAT_PATH && !url.startsWith(CHAT_PATH_WITH_QUERY)) {
+      void routesListener(req, res);
+      return;
+    }
+    chat(req, res)
+      .then(() => metrics.requests.inc({ route: "chat", status: String(res.statusCode) }))
       .catch((error: unknown) => {
         const http = toHttpError(error, "node", "node server");
         if (http.status >= 500 && !(error instanceof HttpError))
