@@ -7,7 +7,15 @@
  * counted under its route's name (`error` when it failed), as the raw chat path counts its own.
  */
 import { type AgentEndpoint, agentRoutes } from "@gbt/agent";
-import { agentPaths, errorBody, HttpError, toHttpError } from "@gbt/protocol";
+import {
+  agentPaths,
+  errorBody,
+  HttpError,
+  type NodeHealth,
+  type NodeModelList,
+  nodePaths,
+  toHttpError,
+} from "@gbt/protocol";
 import { type Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Logger } from "pino";
@@ -45,7 +53,7 @@ export function nodeRoutes(options: NodeRoutesOptions): Hono<NodeEnv> {
     metrics.requests.inc({ route, status: String(c.res.status) });
   });
 
-  app.get("/healthz", async (c) => {
+  app.get(nodePaths.health, async (c) => {
     c.set("route", "healthz");
     const health = await backend.health();
     const draining = options.draining();
@@ -57,7 +65,7 @@ export function nodeRoutes(options: NodeRoutesOptions): Hono<NodeEnv> {
         backend: { kind: backend.kind, location: backend.location, ...health },
         inFlight: options.inFlight(),
         capacity: options.capacity,
-      },
+      } satisfies NodeHealth,
       ok ? 200 : 503,
     );
   });
@@ -83,7 +91,7 @@ export function nodeRoutes(options: NodeRoutesOptions): Hono<NodeEnv> {
   });
 
   app.use(apiKey(options.auth));
-  app.get("/v1/models", async (c) => {
+  app.get(nodePaths.models, async (c) => {
     c.set("route", "models");
     const models = await backend.listModels();
     return c.json({
@@ -95,9 +103,9 @@ export function nodeRoutes(options: NodeRoutesOptions): Hono<NodeEnv> {
         owned_by: "gbt",
         ...(model.digest ? { digest: model.digest } : {}),
       })),
-    });
+    } satisfies NodeModelList);
   });
-  app.get("/metrics", async (c) => {
+  app.get(nodePaths.metrics, async (c) => {
     c.set("route", "metrics");
     const text = await metrics.registry.metrics();
     return c.body(text, 200, { "content-type": metrics.registry.contentType });

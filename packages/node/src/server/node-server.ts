@@ -16,12 +16,14 @@ import type { AgentEndpoint } from "@gbt/agent";
 import {
   HttpError,
   isLoopbackHost,
+  nodePaths,
   RECEIPT_HEADER,
   RECEIPT_SSE_PREFIX,
   REQUEST_ID_HEADER,
   type ReceiptTimings,
   readBody,
   type SignedObject,
+  SSE_DONE_EVENT,
   sendError,
   sendJson,
   toHttpError,
@@ -57,7 +59,7 @@ export interface NodeServerOptions {
 }
 
 /** The hot path, dispatched before anything else. */
-const CHAT_PATH = "/v1/chat/completions";
+const CHAT_PATH = nodePaths.chatCompletions;
 const CHAT_PATH_WITH_QUERY = `${CHAT_PATH}?`;
 
 export interface NodeServer {
@@ -237,6 +239,8 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
           connection: "keep-alive",
           "x-request-id": id,
         });
+        // The stream follows protocol's SSE layout (api/node/sse-layout.ts), which the gateway counts
+        // content events by: role chunk, content chunks, finish chunk, [usage chunk], [receipt], [DONE].
         // The constant part of every chunk is built once; per token only the text is serialised.
         const head = `data: {"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(
           request.model,
@@ -245,14 +249,14 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
           `${head}${JSON.stringify(delta)},"logprobs":null,"finish_reason":${finish === null ? "null" : `"${finish}"`}}]}\n\n`;
         const contentChunk = (text: string) =>
           `${head}{"content":${JSON.stringify(text)}},"logprobs":null,"finish_reason":null}]}\n\n`;
-        res.write(chunk({ role: "assistant", content: "" }, null));
+        res.write(chunk({ role: "assistant", content: "" }, null)); // 1. role
         let step = first;
         try {
           while (!step.done) {
             const event = step.value;
             if (event.type === "delta") {
               observeToken();
-              res.write(contentChunk(event.text));
+              res.write(contentChunk(event.text)); // 2. content, one per backend delta
             } else {
               final = event;
               break;
@@ -267,8 +271,9 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
           throw Object.assign(http, { alreadySent: true });
         }
         if (final && final.finishReason !== "abort") {
-          res.write(chunk({}, finishJson(final.finishReason)));
+          res.write(chunk({}, finishJson(final.finishReason))); // 3. finish
           if (includeUsage) {
+            // 4. usage, only when asked for
             const timings = timingsJson(final.timings);
             res.write(
               `data: ${JSON.stringify({
@@ -283,10 +288,11 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
             );
           }
           if (requestId !== undefined) {
+            // 5. the receipt: a comment, not an event
             const receipt = await receiptOf(final);
             if (receipt) res.write(`${RECEIPT_SSE_PREFIX}${JSON.stringify(receipt)}\n\n`);
           }
-          res.end("data: [DONE]\n\n");
+          res.end(SSE_DONE_EVENT); // 6.
         } else {
           res.end();
         }
