@@ -15,10 +15,10 @@ import {
 import { type GatewayConfig, loadGatewayConfig } from "./gateway-config.js";
 import { openGatewayDatabase } from "./gateway-database.js";
 import { ensureGatewaySecrets } from "./gateway-identity.js";
+import { type GatewayServer, startGatewayServer } from "./gateway-server.js";
 import { createModelRegistryExtension } from "./registry/registry-extension.js";
 import { jobRelay } from "./relay/job-relay.js";
 import type { GatewayExtension } from "./server/gateway-extension.js";
-import { type GatewayServer, startGatewayServer } from "./server/gateway-server.js";
 import { createSettlementExtension } from "./settlement/settlement-extension.js";
 import { createVerificationExtension } from "./verification/verification-extension.js";
 

@@ -68,6 +68,11 @@ export {
   gatewayKeyPath,
 } from "./gateway-identity.js";
 export {
+  type GatewayServer,
+  type GatewayServerOptions,
+  startGatewayServer,
+} from "./gateway-server.js";
+export {
   createGatewayAccount,
   type GatewayPaths,
   type RunningGateway,
@@ -148,20 +153,13 @@ export type {
   GatewayExtension,
   GatewayExtensionContext,
   GatewayExtensionInstance,
-  GatewayRequest,
 } from "./server/gateway-extension.js";
-export {
-  type GatewayServer,
-  type GatewayServerOptions,
-  startGatewayServer,
-} from "./server/gateway-server.js";
 export {
   createSettlementExtension,
   type EpochOutcome,
   EpochStore,
   type PostedEpoch,
   readCumulativeEarnings,
-  SETTLEMENT_PROOFS_PATH,
   type SettlementExtension,
   type SettlementExtensionOptions,
 } from "./settlement/index.js";

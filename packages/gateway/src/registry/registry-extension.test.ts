@@ -13,7 +13,7 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../gateway-config.js";
 import { openGatewayDatabase } from "../gateway-database.js";
-import { type GatewayServer, startGatewayServer } from "../server/gateway-server.js";
+import { type GatewayServer, startGatewayServer } from "../gateway-server.js";
 import { type FakeNode, startFakeNode } from "../testing/fake-node.js";
 import { ModelRegistryStore } from "./model-registry-store.js";
 import { migrateModelRegistry } from "./registry-database.js";

@@ -7,8 +7,6 @@
  * serve only models with an approved manifest. See the wire contract in @gbt/protocol.
  */
 import {
-  GbtError,
-  HttpError,
   IDEMPOTENCY_KEY_HEADER,
   MAX_MANIFEST_BYTES,
   modelNameSchema,
@@ -16,12 +14,16 @@ import {
   REGISTRY_MODELS_PATH,
   recoverSignerNative,
   registryStatuses,
-  sendJson,
-  toHttpError,
   verifyModelManifest,
 } from "@gbt/protocol";
+import { Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
-import type { GatewayExtension, GatewayRequest } from "../server/gateway-extension.js";
+import { readJson } from "../http/body.js";
+import { errorScope, methodNotAllowed } from "../http/errors.js";
+import { named } from "../http/gateway-app.js";
+import type { GatewayEnv } from "../http/gateway-env.js";
+import { parseInput, queryProblem } from "../http/validate.js";
+import type { GatewayExtension } from "../server/gateway-extension.js";
 import { ModelRegistryStore } from "./model-registry-store.js";
 
 /** A signed manifest is its document plus a few hundred bytes of envelope. */
@@ -32,8 +34,10 @@ const listQuery = z.strictObject({
   name: modelNameSchema.optional(),
 });
 const statusBody = z.strictObject({ reason: z.string().max(500).optional() }).nullable();
+const modelParams = z.object({ name: modelNameSchema, version: modelVersionSchema });
 
-const MODEL_ROUTE = /^\/v1\/registry\/models\/([^/]+)\/([^/]+)(?:\/(approve|delist))?$/;
+const MODEL_PATH = `${REGISTRY_MODELS_PATH}/:name/:version`;
+const STATUS_PATH = `${MODEL_PATH}/:action{approve|delist}`;
 
 export interface ModelRegistryExtensionOptions {
   /** Overrides the config's `registry.requireApproved`. */
@@ -49,120 +53,88 @@ export function createModelRegistryExtension(options: ModelRegistryExtensionOpti
       if (requireApproved) context.pool.setAdmission((model) => store.isApproved(model));
       const publishers = context.config.registry?.publishers;
 
-      async function route(request: GatewayRequest): Promise<string | undefined> {
-        const { path, method, res } = request;
-        if (path === REGISTRY_MODELS_PATH) {
-          if (method === "POST") {
-            const body = await request.readJson(MAX_SUBMIT_BYTES);
-            const signed = await verifyModelManifest(body, {
-              chainId: context.config.chainId,
-              skewSeconds: context.config.skewSeconds,
-              recoverSigner: recoverSignerNative,
-              now: context.now,
-              ...(publishers ? { allowedSigners: publishers } : {}),
-            });
-            const result = store.submit(signed);
-            const key = request.req.headers[IDEMPOTENCY_KEY_HEADER];
-            context.logger.info(
-              {
-                model: `${signed.payload.name}@${signed.payload.version}`,
-                publisher: signed.message.publisher,
-                created: result.created,
-              },
-              result.created ? "model manifest registered" : "model manifest resubmitted (unchanged)",
-            );
-            sendJson(
-              res,
-              result.created ? 201 : 200,
-              result,
-              typeof key === "string" && key.length <= 200 ? { [IDEMPOTENCY_KEY_HEADER]: key } : {},
-            );
-            return "registry_submit";
-          }
-          if (method === "GET") {
-            const query = listQuery.safeParse(Object.fromEntries(request.query));
-            if (!query.success) {
-              const issue = query.error.issues[0];
-              throw new GbtError(
-                "INVALID_INPUT",
-                `Query ${issue?.path.join(".") || "string"}: ${issue?.message}.`,
-              );
-            }
-            sendJson(res, 200, {
-              object: "list",
-              data: store.list({
-                ...(query.data.status ? { status: query.data.status } : {}),
-                ...(query.data.name ? { name: query.data.name } : {}),
-              }),
-            });
-            return "registry_list";
-          }
-          throw new HttpError("method_not_allowed", "Use GET or POST.", null, {
-            allow: "GET, POST",
+      const modelOf = (params: { name: string; version: string }) =>
+        parseInput(modelParams, params, () => "The model name or version in the path is not valid.");
+      const validModel: MiddlewareHandler<GatewayEnv> = async (c, next) => {
+        modelOf(c.req.param() as { name: string; version: string });
+        await next();
+      };
+      const routes = new Hono<GatewayEnv>()
+        .use(`${REGISTRY_MODELS_PATH}/*`, errorScope("gateway", "model registry"))
+        // A bad name or version is a 400 whatever the method or the token.
+        .use(MODEL_PATH, validModel)
+        .use(STATUS_PATH, validModel)
+        .post(REGISTRY_MODELS_PATH, named("registry_submit"), async (c) => {
+          const body = await readJson(c, MAX_SUBMIT_BYTES);
+          const signed = await verifyModelManifest(body, {
+            chainId: context.config.chainId,
+            skewSeconds: context.config.skewSeconds,
+            recoverSigner: recoverSignerNative,
+            now: context.now,
+            ...(publishers ? { allowedSigners: publishers } : {}),
           });
-        }
-        const match = MODEL_ROUTE.exec(path);
-        if (!match) {
-          if (path.startsWith(`${REGISTRY_MODELS_PATH}/`)) {
-            throw new HttpError("not_found", `No route ${method} ${path}.`);
-          }
-          return undefined;
-        }
-        const name = modelNameSchema.safeParse(safeDecode(match[1] as string));
-        const version = modelVersionSchema.safeParse(safeDecode(match[2] as string));
-        if (!name.success || !version.success) {
-          throw new GbtError("INVALID_INPUT", "The model name or version in the path is not valid.");
-        }
-        const action = match[3] as "approve" | "delist" | undefined;
-        if (action === undefined) {
-          if (method !== "GET") {
-            throw new HttpError("method_not_allowed", "Use GET.", null, {
-              allow: "GET",
-            });
-          }
-          sendJson(res, 200, store.get(name.data, version.data));
-          return "registry_get";
-        }
-        if (method !== "POST") {
-          throw new HttpError("method_not_allowed", "Use POST.", null, {
-            allow: "POST",
+          const result = store.submit(signed);
+          const key = c.req.header(IDEMPOTENCY_KEY_HEADER);
+          context.logger.info(
+            {
+              model: `${signed.payload.name}@${signed.payload.version}`,
+              publisher: signed.message.publisher,
+              created: result.created,
+            },
+            result.created ? "model manifest registered" : "model manifest resubmitted (unchanged)",
+          );
+          return c.json(
+            result,
+            result.created ? 201 : 200,
+            key !== undefined && key.length <= 200 ? { [IDEMPOTENCY_KEY_HEADER]: key } : {},
+          );
+        })
+        .get(REGISTRY_MODELS_PATH, named("registry_list"), (c) => {
+          const query = parseInput(listQuery, c.req.query(), queryProblem);
+          return c.json({
+            object: "list",
+            data: store.list({
+              ...(query.status ? { status: query.status } : {}),
+              ...(query.name ? { name: query.name } : {}),
+            }),
           });
-        }
-        request.requireAdmin();
-        const parsed = statusBody.safeParse(await request.readJson(8 * 1024));
-        if (!parsed.success) throw new GbtError("INVALID_INPUT", 'The body must be {} or {"reason": "…"}.');
-        const model = store.setStatus(name.data, version.data, action, parsed.data?.reason);
-        context.logger.info(
-          { model: `${name.data}@${version.data}`, status: model.status },
-          "model status changed",
-        );
-        sendJson(res, 200, model);
-        return `registry_${action}`;
-      }
+        })
+        .all(REGISTRY_MODELS_PATH, () => {
+          throw methodNotAllowed("GET, POST");
+        })
+        .get(MODEL_PATH, named("registry_get"), (c) => {
+          const model = modelOf(c.req.param());
+          return c.json(store.get(model.name, model.version));
+        })
+        .all(MODEL_PATH, () => {
+          throw methodNotAllowed("GET");
+        })
+        .post(STATUS_PATH, context.admin, async (c) => {
+          const model = modelOf(c.req.param());
+          const action = c.req.param("action") as "approve" | "delist";
+          c.set("route", `registry_${action}`);
+          const body = parseInput(
+            statusBody,
+            await readJson(c, 8 * 1024),
+            () => 'The body must be {} or {"reason": "…"}.',
+          );
+          const changed = store.setStatus(model.name, model.version, action, body?.reason);
+          context.logger.info(
+            { model: `${model.name}@${model.version}`, status: changed.status },
+            "model status changed",
+          );
+          return c.json(changed);
+        })
+        .all(STATUS_PATH, () => {
+          throw methodNotAllowed("POST");
+        });
 
       return {
-        async handle(request) {
-          try {
-            return await route(request);
-          } catch (error) {
-            if (!(error instanceof HttpError) && !(error instanceof GbtError)) {
-              context.logger.error({ err: error, path: request.path }, "registry request failed");
-            }
-            throw toHttpError(error, "gateway", "model registry");
-          }
-        },
+        routes,
         close() {
           if (requireApproved) context.pool.setAdmission(undefined);
         },
       };
     },
   };
-}
-
-function safeDecode(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return "";
-  }
 }

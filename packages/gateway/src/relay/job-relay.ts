@@ -15,22 +15,26 @@
  *
  * Routes: `POST /v1/nodes/:address/jobs`, `GET /v1/nodes/:address/jobs/:id`.
  */
-import { HttpError, readBody, recoverSignerNative, verifyObject } from "@gbt/protocol";
+import { HttpError, recoverSignerNative, verifyObject } from "@gbt/protocol";
+import { type Context, Hono } from "hono";
 import { getAddress, isAddress, isAddressEqual } from "viem";
+import { readBytes } from "../http/body.js";
+import { methodNotAllowed } from "../http/errors.js";
+import { named } from "../http/gateway-app.js";
+import type { GatewayEnv } from "../http/gateway-env.js";
 import type { InstanceLink } from "../pool/pool-instance.js";
-import type {
-  GatewayExtension,
-  GatewayExtensionContext,
-  GatewayRequest,
-} from "../server/gateway-extension.js";
+import type { GatewayExtension, GatewayExtensionContext } from "../server/gateway-extension.js";
 
 /** A signed Job is small by design (the agent's own limit). */
 export const MAX_RELAYED_JOB_BYTES = 64 * 1024;
 /** Long enough for the slowest allowlisted job (a benchmark or a model pull). */
 export const RELAY_TIMEOUT_MS = 10 * 60_000;
 export const RELAYED_BY_HEADER = "x-gbt-relayed-by";
+/** The longest job id relayed; longer ones are no route. */
+const MAX_JOB_ID = 200;
 
-const ROUTE = /^\/v1\/nodes\/([^/]+)\/jobs(?:\/([^/]{1,200}))?$/;
+const JOBS_PATH = "/v1/nodes/:address/jobs";
+const JOB_PATH = `${JOBS_PATH}/:jobId`;
 
 export interface JobRelayOptions {
   /** fetch, injectable for tests. */
@@ -44,42 +48,41 @@ export function jobRelay(options: JobRelayOptions = {}): GatewayExtension {
     start(context) {
       const fetchFn = options.fetch ?? fetch;
       const timeoutMs = options.timeoutMs ?? RELAY_TIMEOUT_MS;
-      return {
-        async handle(request) {
-          const match = ROUTE.exec(request.path);
-          if (!match) return undefined;
-          const node = nodeAddress(decodeURIComponent(match[1] as string));
-          const jobId = match[2] === undefined ? undefined : decodeURIComponent(match[2]);
-          if (jobId === undefined) {
-            if (request.method !== "POST") throw methodNotAllowed("POST");
-            const body = await readBody(request.req, MAX_RELAYED_JOB_BYTES);
-            await checkEnvelope(context, body, node);
-            const link = linkOf(context, node);
-            await forward(
-              request,
-              link,
-              "/agent/jobs",
-              { method: "POST", body },
-              fetchFn,
-              timeoutMs,
-              context,
-            );
-            return "relay_submit";
-          }
-          if (request.method !== "GET") throw methodNotAllowed("GET");
-          const link = linkOf(context, node);
-          await forward(
-            request,
-            link,
-            `/agent/jobs/${encodeURIComponent(jobId)}`,
-            { method: "GET" },
-            fetchFn,
-            timeoutMs,
-            context,
-          );
-          return "relay_status";
-        },
-      };
+      const relay = (
+        c: Context<GatewayEnv>,
+        link: InstanceLink,
+        path: string,
+        init: { method: "GET" | "POST"; body?: Buffer },
+      ) => forward(c, link, path, init, fetchFn, timeoutMs, context);
+      const routes = new Hono<GatewayEnv>()
+        // The node's address is checked first (400 invalid_node), whatever the method.
+        .use(JOBS_PATH, async (c, next) => {
+          nodeAddress(c.req.param("address"));
+          await next();
+        })
+        .use(JOB_PATH, async (c, next) => {
+          if (c.req.param("jobId").length > MAX_JOB_ID) return c.notFound();
+          nodeAddress(c.req.param("address"));
+          await next();
+        })
+        .post(JOBS_PATH, named("relay_submit"), async (c) => {
+          const node = nodeAddress(c.req.param("address"));
+          const body = await readBytes(c, MAX_RELAYED_JOB_BYTES);
+          await checkEnvelope(context, body, node);
+          return relay(c, linkOf(context, node), "/agent/jobs", { method: "POST", body });
+        })
+        .all(JOBS_PATH, () => {
+          throw methodNotAllowed("POST");
+        })
+        .get(JOB_PATH, named("relay_status"), async (c) => {
+          const node = nodeAddress(c.req.param("address"));
+          const path = `/agent/jobs/${encodeURIComponent(c.req.param("jobId"))}`;
+          return relay(c, linkOf(context, node), path, { method: "GET" });
+        })
+        .all(JOB_PATH, () => {
+          throw methodNotAllowed("GET");
+        });
+      return { routes };
     },
   };
 }
@@ -136,49 +139,44 @@ function linkOf(context: GatewayExtensionContext, node: `0x${string}`): Instance
 }
 
 async function forward(
-  request: GatewayRequest,
+  c: Context<GatewayEnv>,
   link: InstanceLink,
   path: string,
   init: { method: "GET" | "POST"; body?: Buffer },
   fetchFn: typeof fetch,
   timeoutMs: number,
   context: GatewayExtensionContext,
-): Promise<void> {
+): Promise<Response> {
   const url = `${link.url.replace(/\/+$/, "")}${path}`;
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
-  const onClose = () => controller.abort();
-  request.req.once("close", onClose);
-  let response: Response;
+  // The owner hanging up cancels the relayed call too.
+  const hungUp = c.req.raw.signal;
+  const onHangUp = () => controller.abort();
+  hungUp.addEventListener("abort", onHangUp, { once: true });
   try {
-    response = await fetchFn(url, {
-      method: init.method,
-      headers: {
-        authorization: link.authorization,
-        ...(init.body ? { "content-type": "application/json" } : {}),
-      },
-      ...(init.body ? { body: new Uint8Array(init.body) } : {}),
-      signal: controller.signal,
-    });
-  } catch (cause) {
-    clearTimeout(timer);
-    request.req.off("close", onClose);
-    context.logger.warn({ node: link.node, err: cause }, "job relay: node unreachable");
-    throw new HttpError("node_unreachable", `Node ${link.node} did not answer the relayed job.`);
-  }
-  try {
+    let response: Response;
+    try {
+      response = await fetchFn(url, {
+        method: init.method,
+        headers: {
+          authorization: link.authorization,
+          ...(init.body ? { "content-type": "application/json" } : {}),
+        },
+        ...(init.body ? { body: new Uint8Array(init.body) } : {}),
+        signal: controller.signal,
+      });
+    } catch (cause) {
+      context.logger.warn({ node: link.node, err: cause }, "job relay: node unreachable");
+      throw new HttpError("node_unreachable", `Node ${link.node} did not answer the relayed job.`);
+    }
     const text = await response.text();
-    request.res.writeHead(response.status, {
+    return c.body(text, response.status as 200, {
       "content-type": response.headers.get("content-type") ?? "application/json",
       [RELAYED_BY_HEADER]: context.account.address,
     });
-    request.res.end(text);
   } finally {
     clearTimeout(timer);
-    request.req.off("close", onClose);
+    hungUp.removeEventListener("abort", onHangUp);
   }
-}
-
-function methodNotAllowed(allow: string): HttpError {
-  return new HttpError("method_not_allowed", `Use ${allow}.`, null, { allow });
 }

@@ -1,12 +1,15 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Hono } from "hono";
 import pino from "pino";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../gateway-config.js";
+import { type GatewayServer, startGatewayServer } from "../gateway-server.js";
+import { readJson } from "../http/body.js";
+import type { GatewayEnv } from "../http/gateway-env.js";
 import type { GatewayExtension, GatewayExtensionContext } from "./gateway-extension.js";
-import { type GatewayServer, startGatewayServer } from "./gateway-server.js";
 
 const ADMIN = "admin-token-for-tests-0123456789";
 let dir: string;
@@ -41,25 +44,12 @@ describe("gateway extensions", () => {
         seen = context;
         events.push("start");
         return {
-          async handle(request) {
-            if (request.path === "/v1/echo" && request.method === "POST") {
-              const body = await request.readJson(1024);
-              request.res.writeHead(200, { "content-type": "application/json" });
-              request.res.end(JSON.stringify({ body, q: request.query.get("q") }));
-              return "echo";
-            }
-            if (request.path === "/v1/echo/admin") {
-              request.requireAdmin();
-              request.res.end("ok");
-              return "echo_admin";
-            }
-            if (request.path === "/v1/echo/consumer") {
-              const { accountId } = request.requireConsumer();
-              request.res.end(accountId);
-              return "echo_consumer";
-            }
-            return undefined;
-          },
+          routes: new Hono<GatewayEnv>()
+            .post("/v1/echo", async (c) =>
+              c.json({ body: await readJson(c, 1024), q: c.req.query("q") ?? null }),
+            )
+            .get("/v1/echo/admin", context.admin, (c) => c.text("ok"))
+            .get("/v1/echo/consumer", context.apiKey, (c) => c.text(c.get("principal").accountId)),
           close() {
             // The database is still open while an extension closes.
             expect(context.db.open).toBe(true);
@@ -112,7 +102,7 @@ describe("gateway extensions", () => {
     const closed: string[] = [];
     const good: GatewayExtension = {
       name: "good",
-      start: () => ({ handle: () => undefined, close: () => void closed.push("good") }),
+      start: () => ({ close: () => void closed.push("good") }),
     };
     const bad: GatewayExtension = {
       name: "bad",

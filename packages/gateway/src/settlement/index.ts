@@ -5,7 +5,6 @@ export { migrateSettlement, settlementMigrations } from "./settlement-database.j
 export {
   createSettlementExtension,
   type EpochOutcome,
-  SETTLEMENT_PROOFS_PATH,
   type SettlementExtension,
   type SettlementExtensionOptions,
 } from "./settlement-extension.js";

@@ -23,7 +23,7 @@ import { foundry } from "viem/chains";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../gateway-config.js";
 import { providerAccount } from "../gateway-database.js";
-import { type GatewayServer, startGatewayServer } from "../server/gateway-server.js";
+import { type GatewayServer, startGatewayServer } from "../gateway-server.js";
 import { type FakeNode, startFakeNode } from "../testing/fake-node.js";
 import { createSettlementExtension } from "./settlement-extension.js";
 

@@ -14,14 +14,16 @@ import {
   settlementAbi,
   toChainError,
 } from "@gbt/contracts";
-import { GbtError, HttpError, sendJson, toHttpError } from "@gbt/protocol";
+import { GbtError, gatewayPaths } from "@gbt/protocol";
+import { Hono } from "hono";
 import { type Address, createClient, getAddress, type Hex, http, isAddress } from "viem";
 import { readContract } from "viem/actions";
+import { errorScope } from "../http/errors.js";
+import { named } from "../http/gateway-app.js";
+import type { GatewayEnv } from "../http/gateway-env.js";
 import type { GatewayExtension, GatewayExtensionContext } from "../server/gateway-extension.js";
 import { readCumulativeEarnings } from "./cumulative-earnings.js";
 import { EpochStore, type PostedEpoch } from "./epoch-store.js";
-
-export const SETTLEMENT_PROOFS_PATH = "/v1/settlement/proofs";
 
 /** The outcome of one epoch run. */
 export type EpochOutcome =
@@ -193,55 +195,46 @@ export function createSettlementExtension(options: SettlementExtensionOptions = 
       const timer = setInterval(tick, config.epochSeconds * 1000);
       timer.unref();
 
-      return {
-        async handle(request) {
-          const { path, method, res } = request;
-          if (!path.startsWith("/v1/settlement")) return undefined;
-          try {
-            if (path === "/v1/settlement" && method === "GET") {
-              const latest = store.latest(contract);
-              sendJson(res, 200, {
-                contract,
-                chainId: config.chainId,
-                epochSeconds: config.epochSeconds,
-                latest: latest
-                  ? {
-                      epoch: latest.epoch.toString(),
-                      root: latest.root,
-                      total: latest.total.toString(),
-                      nodes: latest.tree.entries.length,
-                      txHash: latest.txHash,
-                      postedAt: new Date(latest.postedAt).toISOString(),
-                    }
-                  : null,
-              });
-              return "settlement_status";
-            }
-            if (path === "/v1/settlement/epochs" && method === "POST") {
-              request.requireAdmin();
-              sendJson(res, 200, await settle?.());
-              return "settlement_settle";
-            }
-            if (path.startsWith(`${SETTLEMENT_PROOFS_PATH}/`) && method === "GET") {
-              const raw = decodeURIComponent(path.slice(SETTLEMENT_PROOFS_PATH.length + 1));
-              if (!isAddress(raw, { strict: false })) {
-                throw new GbtError("INVALID_ADDRESS", `${raw.slice(0, 64)} is not a node address.`);
-              }
-              const latest = store.latest(contract);
-              if (!latest) {
-                throw new GbtError("NOT_FOUND", "No settlement epoch has been posted yet.", {
-                  hint: "Earnings are posted once per epoch; try again after the next one.",
-                });
-              }
-              sendJson(res, 200, proofBody(latest, getAddress(raw), config.chainId));
-              return "settlement_proof";
-            }
-            return undefined;
-          } catch (error) {
-            if (error instanceof HttpError) throw error;
-            throw toHttpError(error, "chain", "settlement");
+      // The chain's refusals (unfunded, not the settler…) are upstream failures, not the caller's.
+      const routes = new Hono<GatewayEnv>()
+        .use(`${gatewayPaths.settlement}/*`, errorScope("chain", "settlement"))
+        .get(gatewayPaths.settlement, named("settlement_status"), (c) => {
+          const latest = store.latest(contract);
+          return c.json({
+            contract,
+            chainId: config.chainId,
+            epochSeconds: config.epochSeconds,
+            latest: latest
+              ? {
+                  epoch: latest.epoch.toString(),
+                  root: latest.root,
+                  total: latest.total.toString(),
+                  nodes: latest.tree.entries.length,
+                  txHash: latest.txHash,
+                  postedAt: new Date(latest.postedAt).toISOString(),
+                }
+              : null,
+          });
+        })
+        .post(gatewayPaths.settlementEpochs, named("settlement_settle"), context.admin, async (c) =>
+          c.json((await settle?.()) ?? null),
+        )
+        .get(`${gatewayPaths.settlementProofs}/:node`, named("settlement_proof"), (c) => {
+          const raw = c.req.param("node");
+          if (!isAddress(raw, { strict: false })) {
+            throw new GbtError("INVALID_ADDRESS", `${raw.slice(0, 64)} is not a node address.`);
           }
-        },
+          const latest = store.latest(contract);
+          if (!latest) {
+            throw new GbtError("NOT_FOUND", "No settlement epoch has been posted yet.", {
+              hint: "Earnings are posted once per epoch; try again after the next one.",
+            });
+          }
+          return c.json(proofBody(latest, getAddress(raw), config.chainId));
+        });
+
+      return {
+        routes,
         async close() {
           clearInterval(timer);
           await running?.catch(() => undefined);

@@ -15,7 +15,7 @@ import pino from "pino";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../gateway-config.js";
-import { type GatewayServer, startGatewayServer } from "../server/gateway-server.js";
+import { type GatewayServer, startGatewayServer } from "../gateway-server.js";
 import type { EvidenceRecord } from "./evidence-store.js";
 import { createVerificationExtension, type VerificationExtension } from "./verification-extension.js";
 

@@ -6,7 +6,7 @@ import pino from "pino";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type GatewayConfigInput, parseGatewayConfig } from "../gateway-config.js";
-import { type GatewayServer, startGatewayServer } from "../server/gateway-server.js";
+import { type GatewayServer, startGatewayServer } from "../gateway-server.js";
 import { type FakeNode, type FakeNodeOptions, startFakeNode } from "../testing/fake-node.js";
 import type { EvidenceRecord } from "./evidence-store.js";
 import { createVerificationExtension, type VerificationExtension } from "./verification-extension.js";

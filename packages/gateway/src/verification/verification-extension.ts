@@ -20,15 +20,20 @@
  * Challenge traffic is neither billed nor paid: it never reaches the receipt settler.
  */
 import { createHash } from "node:crypto";
-import { GbtError, HttpError, isGbtError, recoverSignerNative, sendJson, verifyObject } from "@gbt/protocol";
+import { GbtError, gatewayPaths, isGbtError, recoverSignerNative, verifyObject } from "@gbt/protocol";
+import { Hono } from "hono";
 import { z } from "zod";
+import { readJson } from "../http/body.js";
+import { methodNotAllowed } from "../http/errors.js";
+import { named } from "../http/gateway-app.js";
+import type { GatewayEnv, GatewayRoutes } from "../http/gateway-env.js";
+import { parseInput, queryProblem } from "../http/validate.js";
 import type { InstanceLink, PoolInstance } from "../pool/pool-instance.js";
 import type { ObservedCompletion, RequestTrust } from "../proxy/admission.js";
 import type {
   GatewayExtension,
   GatewayExtensionContext,
   GatewayExtensionInstance,
-  GatewayRequest,
 } from "../server/gateway-extension.js";
 import { askNode, challengeRequestId, measureDecode } from "./challenge-client.js";
 import {
@@ -123,9 +128,6 @@ const SIGNATURE_FAILURES: readonly string[] = [
   "PAYLOAD_HASH_MISMATCH",
 ];
 
-const NODE_ROUTE = /^\/v1\/gateway\/nodes\/([^/]+)\/(challenge|trust)$/;
-const EVIDENCE_ROUTE = /^\/v1\/gateway\/evidence(?:\/([^/]+))?$/;
-
 /** Prompt for throughput challenges when a model has no canary. */
 const THROUGHPUT_PROMPT = "Write a long list of colours, one per line.";
 
@@ -184,7 +186,7 @@ export function createVerificationExtension(
       running = new Running(context, random, elapsed, comparisons, track);
       const state = running;
       return {
-        handle: (request) => state.handle(request),
+        routes: state.routes(),
         close: async () => {
           // No new work; what runs finishes (its writes are dropped) before the database closes.
           state.close();
@@ -757,58 +759,53 @@ class Running {
     return done("the answers differ; no third node agreed with either (canaries run on both)");
   }
 
-  async handle(request: GatewayRequest): Promise<string | undefined> {
-    const { path, method, res } = request;
-    const node = NODE_ROUTE.exec(path);
-    const evidence = node === null ? EVIDENCE_ROUTE.exec(path) : null;
-    if (node === null && evidence === null) return undefined;
-    {
-      if (node !== null) {
-        const id = safeDecode(node[1] as string).toLowerCase();
-        if (node[2] === "trust") {
-          if (method !== "GET") throw methodNotAllowed("GET");
-          // Public: a node's operator reads its own standing (`gbt node status`) without the admin token.
-          this.#instance(id);
-          sendJson(res, 200, { id, ...(this.view(id) as TrustView) });
-          return "verification_trust";
-        }
-        if (method !== "POST") throw methodNotAllowed("POST");
-        request.requireAdmin();
-        const body = challengeBody.safeParse(await request.readJson(8 * 1024));
-        if (!body.success) {
-          throw new GbtError("INVALID_INPUT", 'The body must be {} or {"kinds": ["canary", "benchmark"]}.');
-        }
-        const results = await this.challenge(id, body.data?.kinds ?? ["canary", "benchmark"]);
-        sendJson(res, 200, { id, results, trust: this.view(id) });
-        return "verification_challenge";
-      }
-      request.requireAdmin();
-      if (method !== "GET") throw methodNotAllowed("GET");
-      const id = evidence?.[1];
-      if (id !== undefined) {
-        sendJson(res, 200, this.store.getEvidence(safeDecode(id)));
-        return "verification_evidence";
-      }
-      const query = evidenceQuery.safeParse(Object.fromEntries(request.query));
-      if (!query.success) {
-        const issue = query.error.issues[0];
-        throw new GbtError(
-          "INVALID_INPUT",
-          `Query ${issue?.path.join(".") || "string"}: ${issue?.message}.`,
-          {
-            hint: "Use ?node=0x…&limit=1..500.",
-          },
+  /** `GET /v1/gateway/nodes/:id/trust` (public), `POST …/challenge`, `GET /v1/gateway/evidence[/:id]` (admin). */
+  routes(): GatewayRoutes {
+    const { admin } = this.context;
+    return new Hono<GatewayEnv>()
+      .get(`${gatewayPaths.nodes}/:id/trust`, named("verification_trust"), (c) => {
+        const id = c.req.param("id").toLowerCase();
+        // Public: a node's operator reads its own standing (`gbt node status`) without the admin token.
+        this.#instance(id);
+        return c.json({ id, ...(this.view(id) as TrustView) });
+      })
+      .all(`${gatewayPaths.nodes}/:id/trust`, () => {
+        throw methodNotAllowed("GET");
+      })
+      .post(`${gatewayPaths.nodes}/:id/challenge`, named("verification_challenge"), admin, async (c) => {
+        const id = c.req.param("id").toLowerCase();
+        const body = parseInput(
+          challengeBody,
+          await readJson(c, 8 * 1024),
+          () => 'The body must be {} or {"kinds": ["canary", "benchmark"]}.',
         );
-      }
-      sendJson(res, 200, {
-        object: "list",
-        data: this.store.listEvidence({
-          ...(query.data.node ? { instanceId: query.data.node.toLowerCase() } : {}),
-          ...(query.data.limit ? { limit: query.data.limit } : {}),
-        }),
+        const results = await this.challenge(id, body?.kinds ?? ["canary", "benchmark"]);
+        return c.json({ id, results, trust: this.view(id) });
+      })
+      .all(`${gatewayPaths.nodes}/:id/challenge`, () => {
+        throw methodNotAllowed("POST");
+      })
+      .use(gatewayPaths.evidence, admin)
+      .use(`${gatewayPaths.evidence}/:id`, admin)
+      .get(gatewayPaths.evidence, named("verification_evidence"), (c) => {
+        const query = parseInput(evidenceQuery, c.req.query(), queryProblem, "Use ?node=0x…&limit=1..500.");
+        return c.json({
+          object: "list",
+          data: this.store.listEvidence({
+            ...(query.node ? { instanceId: query.node.toLowerCase() } : {}),
+            ...(query.limit ? { limit: query.limit } : {}),
+          }),
+        });
+      })
+      .get(`${gatewayPaths.evidence}/:id`, named("verification_evidence"), (c) =>
+        c.json(this.store.getEvidence(c.req.param("id"))),
+      )
+      .all(gatewayPaths.evidence, () => {
+        throw methodNotAllowed("GET");
+      })
+      .all(`${gatewayPaths.evidence}/:id`, () => {
+        throw methodNotAllowed("GET");
       });
-      return "verification_evidence";
-    }
   }
 }
 
@@ -849,16 +846,4 @@ function result(kind: "canary" | "benchmark", record: ChallengeRecord, reason: s
 
 function sha256Hex(text: string): string {
   return createHash("sha256").update(text).digest("hex");
-}
-
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    throw new GbtError("INVALID_INPUT", "The path is not valid URL encoding.");
-  }
-}
-
-function methodNotAllowed(allow: string): HttpError {
-  return new HttpError("method_not_allowed", `Use ${allow}.`, null, { allow });
 }

@@ -5,11 +5,11 @@ import OpenAI from "openai";
 import pino from "pino";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { costMicro } from "../billing/pricing.js";
-import { type GatewayConfigInput, parseGatewayConfig } from "../gateway-config.js";
-import { consumerAccount, PLATFORM_ACCOUNT, providerAccount, SUSPENSE_ACCOUNT } from "../gateway-database.js";
-import { type FakeNode, type FakeNodeOptions, startFakeNode } from "../testing/fake-node.js";
+import { costMicro } from "./billing/pricing.js";
+import { type GatewayConfigInput, parseGatewayConfig } from "./gateway-config.js";
+import { consumerAccount, PLATFORM_ACCOUNT, providerAccount, SUSPENSE_ACCOUNT } from "./gateway-database.js";
 import { type GatewayServer, startGatewayServer } from "./gateway-server.js";
+import { type FakeNode, type FakeNodeOptions, startFakeNode } from "./testing/fake-node.js";
 
 const logger = pino({ level: "silent" });
 const PRICE = { inputPerMillion: 1000, outputPerMillion: 4000 }; // high enough that every token shows in the ledger

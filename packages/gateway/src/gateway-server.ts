@@ -1,0 +1,278 @@
+/**
+ * The gateway's HTTP server on node:http: `POST /v1/chat/completions` is dispatched first, to the
+ * raw hot path (proxy/); every other route goes to the Hono app (http/): the consumer's
+ * `GET /v1/models`, the node link, the features' routes, the admin API and operability. Every
+ * error is an OpenAI-style body from @gbt/protocol's table; every response carries
+ * `x-gbt-gateway-ms`.
+ *
+ * Shutdown order: stop taking requests (chat answers 503 `shutting_down`, `/healthz` 503), wait
+ * for the chat completions in flight up to the deadline, cut what is left, settle what was
+ * served, close the extensions (newest first), flush the settlement queue, close the database.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { gatewayPaths, HttpError, sendError, toHttpError } from "@gbt/protocol";
+import { getRequestListener } from "@hono/node-server";
+import type { Logger } from "pino";
+import { bytesToHex, type PrivateKeyAccount } from "viem";
+import { AccountStore } from "./auth/accounts.js";
+import { CreditHolds } from "./billing/credit-holds.js";
+import { Ledger } from "./billing/ledger.js";
+import { ReceiptSettler } from "./billing/receipt-settler.js";
+import { SettlementQueue } from "./billing/settlement-queue.js";
+import type { GatewayConfig } from "./gateway-config.js";
+import { consumerAccount, type GatewayDatabase, openGatewayDatabase } from "./gateway-database.js";
+import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
+import { apiKey } from "./http/api-key.js";
+import { methodNotAllowed } from "./http/errors.js";
+import { createGatewayApp } from "./http/gateway-app.js";
+import { requireAdmin } from "./http/require-admin.js";
+import { adminRoutes } from "./http/routes/admin-routes.js";
+import { consumerRoutes } from "./http/routes/consumer-routes.js";
+import { nodeLinkRoutes } from "./http/routes/node-link-routes.js";
+import { operabilityRoutes } from "./http/routes/operability-routes.js";
+import { InstancePool } from "./pool/instance-pool.js";
+import { NodeRegistrar } from "./pool/node-registrar.js";
+import type { RequestTrust } from "./proxy/admission.js";
+import { createChatProxy } from "./proxy/chat-proxy.js";
+import type { GatewayExtension, GatewayExtensionInstance } from "./server/gateway-extension.js";
+
+export interface GatewayServerOptions {
+  config: GatewayConfig;
+  /** Holds gateway.db; the CLI passes the gateway's data dir. */
+  dataDir: string;
+  account: PrivateKeyAccount;
+  /** Signs a digest with the gateway key (default: the account's, in JS; the service passes a native one). */
+  signDigest?: (digest: Uint8Array) => `0x${string}` | Promise<`0x${string}`>;
+  adminToken: string;
+  logger: Logger;
+  /** Overrides config.host / config.port. */
+  host?: string;
+  port?: number;
+  now?: () => number;
+  random?: () => number;
+  maxBodyBytes?: number;
+  /** Features plugged in beside routing and billing (registry, settlement, job relay…). */
+  extensions?: readonly GatewayExtension[];
+  /** Trust tiers, minimum-tier routing and redundant sampling (the verification extension's `trust`). */
+  trust?: RequestTrust;
+}
+
+export interface GatewayServer {
+  readonly url: string;
+  readonly address: `0x${string}`;
+  /** Every serving instance: routing state and link. */
+  readonly pool: InstancePool;
+  readonly accounts: AccountStore;
+  readonly ledger: Ledger;
+  readonly metrics: GatewayMetrics;
+  readonly db: GatewayDatabase;
+  /** Resolves once every finished request so far is settled in the ledger. */
+  settled(): Promise<void>;
+  close(deadlineMs?: number): Promise<void>;
+}
+
+const DAY_MS = 86_400_000;
+
+export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
+  const { config, logger, account } = options;
+  const now = options.now ?? Date.now;
+  const maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
+  const metrics = createGatewayMetrics();
+  const db = openGatewayDatabase(join(options.dataDir, "gateway.db"));
+  // A key revoked from the CLI (another process) stops working here within 10 s.
+  const accounts = new AccountStore(db, now, { positiveTtlMs: 10_000 });
+  const ledger = new Ledger(db, now);
+  const reservations = new CreditHolds((accountId) => ledger.balanceMicro(consumerAccount(accountId)));
+  const queue = new SettlementQueue(ledger, {
+    reservations,
+    onError: (error, settlement) => {
+      metrics.settlementErrors.inc();
+      logger.error({ err: error, requestId: settlement.requestId }, "settlement not written");
+    },
+  });
+  const pool = new InstancePool(
+    {
+      heartbeatIntervalMs: config.routing.heartbeatIntervalMs,
+      missedHeartbeats: config.routing.missedHeartbeats,
+      minTokPerSec: config.routing.minTokPerSec,
+      rampUp: { rampMs: config.routing.rampUpDays * DAY_MS, startFactor: config.routing.rampUpStartFactor },
+      ...(options.random ? { random: options.random } : {}),
+    },
+    now,
+  );
+  const registrar = new NodeRegistrar({
+    pool,
+    account,
+    chainId: config.chainId,
+    heartbeatIntervalMs: config.routing.heartbeatIntervalMs,
+    skewSeconds: config.skewSeconds,
+    logger,
+    now,
+  });
+  const settler = new ReceiptSettler({
+    config,
+    account,
+    ...(options.signDigest ? { signDigest: options.signDigest } : {}),
+    pool,
+    queue,
+    metrics,
+    logger,
+    now,
+    ...(options.trust ? { payoutFactor: (id: string) => options.trust?.payoutFactor(id) ?? 1 } : {}),
+  });
+  const chat = createChatProxy({
+    config,
+    accounts,
+    reservations,
+    pool,
+    settler,
+    metrics,
+    logger,
+    maxBodyBytes,
+    ...(options.trust ? { trust: options.trust } : {}),
+  });
+  const admin = requireAdmin(options.adminToken);
+  const consumer = apiKey(accounts);
+  const extensions: GatewayExtensionInstance[] = [];
+  const closeExtensions = async () => {
+    for (const extension of extensions.splice(0).reverse()) await extension.close?.();
+  };
+  try {
+    for (const extension of options.extensions ?? []) {
+      extensions.push(
+        await extension.start({
+          config,
+          account,
+          signDigest: options.signDigest ?? ((digest) => account.sign({ hash: bytesToHex(digest) })),
+          db,
+          ledger,
+          accounts,
+          pool,
+          logger: logger.child({ extension: extension.name }),
+          now,
+          settled: () => settler.idle(),
+          admin,
+          apiKey: consumer,
+        }),
+      );
+    }
+  } catch (error) {
+    await closeExtensions();
+    queue.close();
+    db.close();
+    throw error;
+  }
+
+  let inFlight = 0;
+  let draining = false;
+  const app = createGatewayApp({
+    metrics,
+    logger,
+    routes: [
+      consumerRoutes({ pool, apiKey: consumer }),
+      nodeLinkRoutes(registrar),
+      operabilityRoutes({
+        address: account.address,
+        chainId: config.chainId,
+        pool,
+        metrics,
+        state: () => ({ draining, inFlight }),
+      }),
+      ...extensions.flatMap((extension) => (extension.routes ? [extension.routes] : [])),
+      adminRoutes({
+        admin,
+        pool,
+        accounts,
+        ledger,
+        settled: () => settler.idle(),
+        ...(options.trust ? { nodeTrust: (id: string) => options.trust?.nodeView(id) } : {}),
+      }),
+    ],
+  });
+  // The gateway is embedded (gbt up, tests): it leaves the process's global Request and Response alone.
+  const everythingElse = getRequestListener(app.fetch, { overrideGlobalObjects: false });
+
+  /** The hot path, on node:http: only this route skips the Hono app. */
+  async function serveChat(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
+    if (req.method !== "POST") throw methodNotAllowed("POST");
+    if (draining) {
+      throw new HttpError("shutting_down", "The gateway is shutting down.", null, { "retry-after": "5" });
+    }
+    inFlight += 1;
+    metrics.inFlight.set(inFlight);
+    try {
+      await chat.handle(req, res, started);
+    } finally {
+      inFlight -= 1;
+      metrics.inFlight.set(inFlight);
+    }
+  }
+
+  const server: Server = createServer((req, res) => {
+    const started = performance.now();
+    const url = req.url ?? "/";
+    const query = url.indexOf("?");
+    if ((query < 0 ? url : url.slice(0, query)) !== gatewayPaths.chatCompletions) {
+      void everythingElse(req, res);
+      return;
+    }
+    serveChat(req, res, started)
+      .then(() => metrics.requests.inc({ route: "chat", status: String(res.statusCode) }))
+      .catch((error: unknown) => {
+        const http = toHttpError(error, "gateway", "gateway");
+        if (http.status >= 500 && !(error instanceof HttpError))
+          logger.error({ err: error, path: req.url }, "request failed");
+        if (!res.headersSent) http.headers["x-gbt-gateway-ms"] = (performance.now() - started).toFixed(3);
+        sendError(res, http);
+        metrics.requests.inc({ route: "error", status: String(http.status) });
+      });
+  });
+  server.keepAliveTimeout = 65_000;
+
+  const host = options.host ?? config.host;
+  const port = options.port ?? config.port;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    await closeExtensions();
+    queue.close();
+    db.close();
+    throw error;
+  }
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `http://${shownHost}:${address.port}`;
+  logger.info({ url, address: account.address, chainId: config.chainId }, "gateway listening");
+
+  return {
+    url,
+    address: account.address,
+    pool,
+    accounts,
+    ledger,
+    metrics,
+    db,
+    settled: () => settler.idle(),
+    async close(deadlineMs = 10_000) {
+      draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const until = Date.now() + deadlineMs;
+      while (inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      server.closeAllConnections();
+      await closed;
+      await settler.idle();
+      await closeExtensions();
+      queue.close();
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * The gateway's Hono app: every route but `POST /v1/chat/completions` (the hot path stays on raw
+ * node:http, see proxy/). Route modules and features are mounted in order, the first that answers
+ * wins; one root middleware stamps `x-gbt-gateway-ms` on every response and counts it in the
+ * request metrics (by the route's name, or `error`), and one error handler answers every failure.
+ */
+import { Hono, type MiddlewareHandler } from "hono";
+import type { Logger } from "pino";
+import type { GatewayMetrics } from "../gateway-metrics.js";
+import { onGatewayError, onGatewayNotFound } from "./errors.js";
+import type { GatewayEnv, GatewayRoutes } from "./gateway-env.js";
+
+/** Names the route in the request metrics (`gbt_gateway_requests_total{route=…}`). */
+export function named(route: string): MiddlewareHandler<GatewayEnv> {
+  return async (c, next) => {
+    c.set("route", route);
+    await next();
+  };
+}
+
+export interface GatewayAppOptions {
+  metrics: GatewayMetrics;
+  logger: Logger;
+  /** Mounted in this order; each is tried before the ones after it. */
+  routes: readonly GatewayRoutes[];
+}
+
+export function createGatewayApp(options: GatewayAppOptions): GatewayRoutes {
+  const { metrics } = options;
+  const app = new Hono<GatewayEnv>();
+  app.use(async (c, next) => {
+    const started = performance.now();
+    await next();
+    c.res.headers.set("x-gbt-gateway-ms", (performance.now() - started).toFixed(3));
+    const route = c.error === undefined ? (c.get("route") ?? "error") : "error";
+    metrics.requests.inc({ route, status: String(c.res.status) });
+  });
+  for (const routes of options.routes) app.route("/", routes);
+  app.notFound(onGatewayNotFound);
+  app.onError(onGatewayError(options.logger));
+  return app;
+}
