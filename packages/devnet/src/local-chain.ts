@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { ANVIL_DEV_PRIVATE_KEY, stake, transferGbt, writeChainConfig } from "@gbt/contracts";
-import { createSettlementExtension, ensureGatewaySecrets, type SettlementExtension } from "@gbt/gateway";
+import { createSettlement, ensureGatewaySecrets, type Settlement } from "@gbt/gateway";
 import { type GbtPaths, loadNodeAccount } from "@gbt/node";
 import { createClient, http, parseEther, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -17,7 +17,7 @@ export const LOCAL_NODE_STAKE = parseEther("1000");
 
 export interface LocalChain {
   chain: DevChain;
-  settlement: SettlementExtension;
+  settlement: Settlement;
   /** Funds, stakes and writes chain.json for one node of the network. */
   joinNode(paths: GbtPaths, gatewayUrl: string): Promise<void>;
   stop(): Promise<void>;
@@ -29,7 +29,7 @@ export async function startLocalChain(parameters: {
 }): Promise<LocalChain> {
   const secrets = await ensureGatewaySecrets(parameters.gatewayDataDir);
   const chain = await startDevChain({ settler: secrets.account.address, fundEth: [secrets.account.address] });
-  const settlement = createSettlementExtension({
+  const settlement = createSettlement({
     settlement: {
       rpcUrl: chain.rpcUrl,
       chainId: chain.deployment.chainId,

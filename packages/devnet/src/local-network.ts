@@ -69,7 +69,7 @@ export async function startLocalNetwork(parameters: LocalNetworkParameters): Pro
     port: parameters.port,
     ...(parameters.host !== undefined ? { host: parameters.host } : {}),
     config: (config) => ({ ...config, routing: { ...config.routing, rampUpDays: 0 } }),
-    ...(chain ? { extensions: [chain.settlement] } : {}),
+    ...(chain ? { settlement: chain.settlement } : {}),
   }).catch(async (error: unknown) => {
     await chain?.stop();
     throw error;

@@ -2,7 +2,7 @@
  * The gateway's own secrets in its data dir: the key it countersigns receipts with and nodes
  * address registrations to (`gateway-key.json`, a gbt keystore, 0600, encrypted when a passphrase
  * is given), and the admin token of its admin API (`admin-token`, 0600). Both are created on first
- * start and kept afterwards.
+ * start and kept afterwards. The CLI reads the admin token from here too (`readGatewayAdminToken`).
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile } from "node:fs/promises";
@@ -74,4 +74,27 @@ async function ensureAdminToken(path: string): Promise<string> {
     await handle.close();
   }
   return token;
+}
+
+/**
+ * The admin token for the CLI: `env.GBT_GATEWAY_ADMIN_TOKEN`, else the first readable
+ * `<data dir>/admin-token` of `dataDirs` (a gateway's, then `gbt up`'s).
+ */
+export async function readGatewayAdminToken(
+  dataDirs: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
+  if (env.GBT_GATEWAY_ADMIN_TOKEN) return env.GBT_GATEWAY_ADMIN_TOKEN;
+  const paths = dataDirs.map(adminTokenPath);
+  for (const path of paths) {
+    try {
+      const token = (await readFile(path, "utf8")).trim();
+      if (token.length > 0) return token;
+    } catch {
+      // try the next place
+    }
+  }
+  throw new GbtError("MISSING_INPUT", `No admin token at ${paths.join(" or ")}.`, {
+    hint: "Set GBT_GATEWAY_ADMIN_TOKEN, or pass --data-dir of the gateway's state.",
+  });
 }

@@ -1,13 +1,15 @@
 /**
- * The gateway's HTTP server on node:http: `POST /v1/chat/completions` is dispatched first, to the
- * raw hot path (proxy/); every other route goes to the Hono app (http/): the consumer's
- * `GET /v1/models`, the node link, the features' routes, the admin API and operability. Every
- * error is an OpenAI-style body from @gbt/protocol's table; every response carries
- * `x-gbt-gateway-ms`.
+ * The gateway's HTTP server on node:http, and where its parts are composed: the database, the
+ * pool, billing (holds, receipts, ledger), the hot path, and the features given (model registry,
+ * job relay, verification, settlement), each started with the narrow ports it declares.
+ * `POST /v1/chat/completions` is dispatched first, to the raw hot path (proxy/); every other route
+ * goes to the Hono app (http/): the consumer's `GET /v1/models`, the node link, operability, the
+ * features' routes, then the admin API. Every error is an OpenAI-style body from @gbt/protocol's
+ * table; every response carries `x-gbt-gateway-ms`.
  *
  * Shutdown order: stop taking requests (chat answers 503 `shutting_down`, `/healthz` 503), wait
  * for the chat completions in flight up to the deadline, cut what is left, settle what was
- * served, close the extensions (newest first), flush the settlement queue, close the database.
+ * served, close the features (newest first), flush the settlement queue, close the database.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -15,7 +17,7 @@ import { join } from "node:path";
 import { gatewayPaths, HttpError, sendError, toHttpError } from "@gbt/protocol";
 import { getRequestListener } from "@hono/node-server";
 import type { Logger } from "pino";
-import { bytesToHex, type PrivateKeyAccount } from "viem";
+import type { PrivateKeyAccount } from "viem";
 import { AccountStore } from "./auth/accounts.js";
 import { CreditHolds } from "./billing/credit-holds.js";
 import { Ledger } from "./billing/ledger.js";
@@ -23,6 +25,7 @@ import { ReceiptSettler } from "./billing/receipt-settler.js";
 import { SettlementQueue } from "./billing/settlement-queue.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import { consumerAccount, type GatewayDatabase, openGatewayDatabase } from "./gateway-database.js";
+import type { GatewayFeature } from "./gateway-feature.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
 import { apiKey } from "./http/api-key.js";
 import { methodNotAllowed } from "./http/errors.js";
@@ -34,9 +37,11 @@ import { nodeLinkRoutes } from "./http/routes/node-link-routes.js";
 import { operabilityRoutes } from "./http/routes/operability-routes.js";
 import { InstancePool } from "./pool/instance-pool.js";
 import { NodeRegistrar } from "./pool/node-registrar.js";
-import type { RequestTrust } from "./proxy/admission.js";
 import { createChatProxy } from "./proxy/chat-proxy.js";
-import type { GatewayExtension, GatewayExtensionInstance } from "./server/gateway-extension.js";
+import type { ModelRegistry } from "./registry/model-registry.js";
+import type { JobRelay } from "./relay/job-relay.js";
+import type { Settlement } from "./settlement/settlement.js";
+import type { Verification, VerificationFeature } from "./verification/verification-extension.js";
 
 export interface GatewayServerOptions {
   config: GatewayConfig;
@@ -53,10 +58,14 @@ export interface GatewayServerOptions {
   now?: () => number;
   random?: () => number;
   maxBodyBytes?: number;
-  /** Features plugged in beside routing and billing (registry, settlement, job relay…). */
-  extensions?: readonly GatewayExtension[];
-  /** Trust tiers, minimum-tier routing and redundant sampling (the verification extension's `trust`). */
-  trust?: RequestTrust;
+  /** The model registry (`createModelRegistry()`): signed manifests, the approved-only policy. */
+  registry?: ModelRegistry;
+  /** The job relay (`createJobRelay()`): signed jobs carried to a node's agent. */
+  relay?: JobRelay;
+  /** Verification (`createVerification()`): challenges, evidence, trust tiers, sampling, payout factors. */
+  verification?: Verification;
+  /** Settlement (`createSettlement()`): epoch roots of the nodes' cumulative earnings on chain. */
+  settlement?: Settlement;
 }
 
 export interface GatewayServer {
@@ -111,6 +120,73 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     logger,
     now,
   });
+  const admin = requireAdmin(options.adminToken);
+  const consumer = apiKey(accounts);
+  const settled = () => settler.idle();
+  const features: GatewayFeature[] = [];
+  const closeFeatures = async () => {
+    for (const feature of features.splice(0).reverse()) await feature.close?.();
+  };
+  let verification: VerificationFeature | undefined;
+  try {
+    const base = { admin, logger, now };
+    const scoped = (name: string) => ({ ...base, logger: logger.child({ feature: name }) });
+    if (options.registry) {
+      features.push(
+        await options.registry.start({
+          ...scoped(options.registry.name),
+          registry: config.registry,
+          chainId: config.chainId,
+          skewSeconds: config.skewSeconds,
+          db,
+          pool,
+        }),
+      );
+    }
+    if (options.relay) {
+      features.push(
+        await options.relay.start({
+          ...scoped(options.relay.name),
+          chainId: config.chainId,
+          skewSeconds: config.skewSeconds,
+          gateway: account.address,
+          pool,
+        }),
+      );
+    }
+    if (options.verification) {
+      verification = await options.verification.start({
+        ...scoped(options.verification.name),
+        config: config.verification,
+        chainId: config.chainId,
+        skewSeconds: config.skewSeconds,
+        gateway: account.address,
+        db,
+        usage: ledger,
+        pool,
+        settled,
+      });
+      features.push(verification);
+    }
+    if (options.settlement) {
+      features.push(
+        await options.settlement.start({
+          ...scoped(options.settlement.name),
+          settlement: config.settlement,
+          account,
+          db,
+          ledger,
+          settled,
+        }),
+      );
+    }
+  } catch (error) {
+    await closeFeatures();
+    queue.close();
+    db.close();
+    throw error;
+  }
+  // Verification is wired once: its hooks go where they are used, bound to the started feature.
   const settler = new ReceiptSettler({
     config,
     account,
@@ -120,7 +196,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     metrics,
     logger,
     now,
-    ...(options.trust ? { payoutFactor: (id: string) => options.trust?.payoutFactor(id) ?? 1 } : {}),
+    ...(verification ? { payoutFactor: verification.payoutFactor } : {}),
   });
   const chat = createChatProxy({
     config,
@@ -131,39 +207,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     metrics,
     logger,
     maxBodyBytes,
-    ...(options.trust ? { trust: options.trust } : {}),
+    ...(verification ? { admit: verification.admit, observe: verification.observe } : {}),
   });
-  const admin = requireAdmin(options.adminToken);
-  const consumer = apiKey(accounts);
-  const extensions: GatewayExtensionInstance[] = [];
-  const closeExtensions = async () => {
-    for (const extension of extensions.splice(0).reverse()) await extension.close?.();
-  };
-  try {
-    for (const extension of options.extensions ?? []) {
-      extensions.push(
-        await extension.start({
-          config,
-          account,
-          signDigest: options.signDigest ?? ((digest) => account.sign({ hash: bytesToHex(digest) })),
-          db,
-          ledger,
-          accounts,
-          pool,
-          logger: logger.child({ extension: extension.name }),
-          now,
-          settled: () => settler.idle(),
-          admin,
-          apiKey: consumer,
-        }),
-      );
-    }
-  } catch (error) {
-    await closeExtensions();
-    queue.close();
-    db.close();
-    throw error;
-  }
 
   let inFlight = 0;
   let draining = false;
@@ -180,14 +225,14 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         metrics,
         state: () => ({ draining, inFlight }),
       }),
-      ...extensions.flatMap((extension) => (extension.routes ? [extension.routes] : [])),
+      ...features.flatMap((feature) => (feature.routes ? [feature.routes] : [])),
       adminRoutes({
         admin,
         pool,
         accounts,
         ledger,
-        settled: () => settler.idle(),
-        ...(options.trust ? { nodeTrust: (id: string) => options.trust?.nodeView(id) } : {}),
+        settled,
+        ...(verification ? { nodeTrust: verification.nodeTrust } : {}),
       }),
     ],
   });
@@ -242,7 +287,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       });
     });
   } catch (error) {
-    await closeExtensions();
+    await closeFeatures();
     queue.close();
     db.close();
     throw error;
@@ -260,7 +305,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     ledger,
     metrics,
     db,
-    settled: () => settler.idle(),
+    settled,
     async close(deadlineMs = 10_000) {
       draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -270,7 +315,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       server.closeAllConnections();
       await closed;
       await settler.idle();
-      await closeExtensions();
+      await closeFeatures();
       queue.close();
       db.close();
     },

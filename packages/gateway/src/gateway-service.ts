@@ -16,11 +16,10 @@ import { type GatewayConfig, loadGatewayConfig } from "./gateway-config.js";
 import { openGatewayDatabase } from "./gateway-database.js";
 import { ensureGatewaySecrets } from "./gateway-identity.js";
 import { type GatewayServer, startGatewayServer } from "./gateway-server.js";
-import { createModelRegistryExtension } from "./registry/registry-extension.js";
-import { jobRelay } from "./relay/job-relay.js";
-import type { GatewayExtension } from "./server/gateway-extension.js";
-import { createSettlementExtension } from "./settlement/settlement-extension.js";
-import { createVerificationExtension } from "./verification/verification-extension.js";
+import { createModelRegistry } from "./registry/model-registry.js";
+import { createJobRelay } from "./relay/job-relay.js";
+import { createSettlement, type Settlement } from "./settlement/settlement.js";
+import { createVerification } from "./verification/verification-extension.js";
 
 export interface GatewayPaths {
   /** Holds gateway.db, gateway-key.json and admin-token. */
@@ -39,8 +38,8 @@ export interface StartGatewayParameters extends GatewayPaths {
   passphrase?: string;
   /** Overrides the admin token file (e.g. GBT_GATEWAY_ADMIN_TOKEN). */
   adminToken?: string;
-  /** Features beside routing and billing (see gateway-extension.ts), after the model registry (always on). */
-  extensions?: readonly GatewayExtension[];
+  /** Settlement of the caller's own (gbt up's, on its dev chain); by default one from the config's section. */
+  settlement?: Settlement;
 }
 
 export interface RunningGateway extends GatewayServer {
@@ -55,8 +54,6 @@ export async function startGateway(parameters: StartGatewayParameters): Promise<
     ...(parameters.passphrase !== undefined ? { passphrase: parameters.passphrase } : {}),
     ...(parameters.adminToken !== undefined ? { adminToken: parameters.adminToken } : {}),
   });
-  // Verification is always on (its background checks follow `verification.enabled`).
-  const verification = createVerificationExtension();
   const server = await startGatewayServer({
     config,
     dataDir: parameters.dataDir,
@@ -66,17 +63,17 @@ export async function startGateway(parameters: StartGatewayParameters): Promise<
     logger: parameters.logger,
     ...(parameters.host !== undefined ? { host: parameters.host } : {}),
     ...(parameters.port !== undefined ? { port: parameters.port } : {}),
-    trust: verification.trust,
-    extensions: [
-      createModelRegistryExtension(),
-      jobRelay(),
-      verification,
-      ...(parameters.extensions ?? []),
-      // Settlement runs when the config has a chain, unless the caller brought its own (gbt up).
-      ...(config.settlement && !parameters.extensions?.some((e) => e.name === "settlement")
-        ? [createSettlementExtension()]
-        : []),
-    ],
+    // Every feature of a served gateway, composed here: the registry and the relay always on,
+    // verification too (its background checks follow `verification.enabled`), settlement when
+    // the config has a chain or the caller brought its own (gbt up).
+    registry: createModelRegistry(),
+    relay: createJobRelay(),
+    verification: createVerification(),
+    ...(parameters.settlement
+      ? { settlement: parameters.settlement }
+      : config.settlement
+        ? { settlement: createSettlement() }
+        : {}),
   });
   return Object.assign(server, { adminToken: secrets.adminToken, config });
 }

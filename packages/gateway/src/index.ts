@@ -1,7 +1,10 @@
 /**
- * @gbt/gateway: the pooled OpenAI-compatible endpoint. The HTTP server (consumer API, node link,
- * admin API), the routing core (live instance registry, least-loaded router with breaker, floor,
- * ramp-up and health), the receipt settler, and the ledger (accounts, keys, credits, double entry).
+ * @gbt/gateway: the pooled OpenAI-compatible endpoint. The server and its service
+ * (`startGatewayServer`, `startGateway`), the pool (one record per instance: routing state and
+ * link), the hot path (proxy/), every other route on Hono (http/), billing (credit holds,
+ * receipts, the double-entry ledger), accounts and API keys (auth/), and the features composed
+ * beside them: the model registry, the job relay, verification and settlement. Test fakes are
+ * in `@gbt/gateway/testing`.
  */
 
 export { recoverSignerNative } from "@gbt/protocol";
@@ -22,8 +25,10 @@ export {
   Ledger,
   type LedgerEntry,
   type LedgerPosting,
+  type ProviderEarning,
   parseUsageSettlement,
   type ReceiptStatus,
+  type ScannedUsage,
   type TransactionKind,
   type UsageRecord,
   type UsageSettlement,
@@ -61,17 +66,16 @@ export {
   SUSPENSE_ACCOUNT,
   TREASURY_ACCOUNT,
 } from "./gateway-database.js";
+export type { FeatureStarter, GatewayFeature } from "./gateway-feature.js";
 export {
   adminTokenPath,
   ensureGatewaySecrets,
   type GatewaySecrets,
   gatewayKeyPath,
+  readGatewayAdminToken,
 } from "./gateway-identity.js";
-export {
-  type GatewayServer,
-  type GatewayServerOptions,
-  startGatewayServer,
-} from "./gateway-server.js";
+export type { GatewayMetrics } from "./gateway-metrics.js";
+export { type GatewayServer, type GatewayServerOptions, startGatewayServer } from "./gateway-server.js";
 export {
   createGatewayAccount,
   type GatewayPaths,
@@ -80,6 +84,7 @@ export {
   startGateway,
   withGatewayAccounts,
 } from "./gateway-service.js";
+export type { ErrorScope, GatewayEnv, GatewayRoutes } from "./http/gateway-env.js";
 export {
   ADMITTED,
   type Admission,
@@ -133,34 +138,70 @@ export {
 export {
   MIN_TIER_HEADER,
   type ObservedCompletion,
-  type RequestTrust,
+  type RequestAdmission,
+  type TierAdmission,
+  type TierRequest,
 } from "./proxy/admission.js";
 export { SseRelay } from "./proxy/sse-relay.js";
 export {
-  createModelRegistryExtension,
-  type ModelRegistryExtensionOptions,
-  ModelRegistryStore,
-  migrateModelRegistry,
-  registryMigrations,
-} from "./registry/index.js";
+  createModelRegistry,
+  type ModelRegistry,
+  type ModelRegistryOptions,
+  type ModelRegistryPorts,
+} from "./registry/model-registry.js";
+export { ModelRegistryStore } from "./registry/model-registry-store.js";
+export { migrateModelRegistry, registryMigrations } from "./registry/registry-database.js";
 export {
+  createJobRelay,
+  type JobRelay,
   type JobRelayOptions,
-  jobRelay,
+  type JobRelayPorts,
   MAX_RELAYED_JOB_BYTES,
   RELAYED_BY_HEADER,
 } from "./relay/job-relay.js";
-export type {
-  GatewayExtension,
-  GatewayExtensionContext,
-  GatewayExtensionInstance,
-} from "./server/gateway-extension.js";
+export { cumulativeEarnings } from "./settlement/cumulative-earnings.js";
+export { EpochStore, type PostedEpoch } from "./settlement/epoch-store.js";
 export {
-  createSettlementExtension,
+  createSettlement,
   type EpochOutcome,
-  EpochStore,
-  type PostedEpoch,
-  readCumulativeEarnings,
-  type SettlementExtension,
-  type SettlementExtensionOptions,
-} from "./settlement/index.js";
-export * from "./verification/index.js";
+  type Settlement,
+  type SettlementOptions,
+  type SettlementPorts,
+} from "./settlement/settlement.js";
+export { migrateSettlement, settlementMigrations } from "./settlement/settlement-database.js";
+export { tierNamed, tierRank, trustTierSchema } from "./trust-tier.js";
+export {
+  askNode,
+  type DecodeMeasurement,
+  measureDecode,
+  type NodeAnswer,
+} from "./verification/challenge-client.js";
+export {
+  type ChallengeKind,
+  type ChallengeOutcome,
+  type ChallengeRecord,
+  type EvidenceKind,
+  type EvidenceRecord,
+  type EvidenceSeverity,
+  EvidenceStore,
+  fraudKinds,
+  migrateVerification,
+  type UsageFeed,
+  verificationMigrations,
+} from "./verification/evidence-store.js";
+export { type TrustInput, type TrustView, trustOf } from "./verification/trust-score.js";
+export {
+  type Canary,
+  canarySchema,
+  type VerificationConfig,
+  verificationConfigSchema,
+} from "./verification/verification-config.js";
+export {
+  type ChallengeResult,
+  createVerification,
+  type SampleComparison,
+  type Verification,
+  type VerificationFeature,
+  type VerificationOptions,
+  type VerificationPorts,
+} from "./verification/verification-extension.js";

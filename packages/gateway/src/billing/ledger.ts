@@ -88,6 +88,23 @@ export interface UsageRecord {
   createdAt: string;
 }
 
+/** A settled request as read back after the fact, in the order settled (`position`). */
+export interface ScannedUsage {
+  /** Grows with each settled request; pass the last one seen to `usageAfter` to go on from there. */
+  position: number;
+  requestId: string;
+  node: string;
+  completionTokens: number;
+  receiptJson: string | null;
+  receiptStatus: ReceiptStatus;
+}
+
+/** A node's earnings: every credit ever posted to its provider account (suspense is not earned). */
+export interface ProviderEarning {
+  node: `0x${string}`;
+  earnedMicro: number;
+}
+
 /** The ledger's self-check: `ok` when every list is empty and the total is zero. */
 export interface InvariantReport {
   ok: boolean;
@@ -191,6 +208,15 @@ export class Ledger {
       accountExists: db.prepare("SELECT 1 FROM accounts WHERE id = ?"),
       usage: db.prepare(
         "SELECT * FROM usage_records WHERE account_id = ? ORDER BY created_at DESC, request_id DESC LIMIT ?",
+      ),
+      usageAfter: db.prepare(
+        `SELECT rowid, request_id, node, completion_tokens, receipt_json, receipt_status FROM usage_records
+         WHERE rowid > ? ORDER BY rowid LIMIT ?`,
+      ),
+      providerEarnings: db.prepare(
+        `SELECT account, SUM(amount) AS earned FROM ledger_entries
+         WHERE account LIKE 'provider:0x%' AND amount > 0
+         GROUP BY account ORDER BY account`,
       ),
     };
     this.postInTransaction = db.transaction((posting: LedgerPosting) => this.insertPosting(posting));
@@ -319,6 +345,34 @@ export class Ledger {
       });
     }
     return (this.statements.usage.all(accountId, limit) as UsageRow[]).map(toUsageRecord);
+  }
+
+  /** Settled requests after `position` (0: from the first), oldest first, at most `limit`. */
+  usageAfter(position: number, limit: number): ScannedUsage[] {
+    const rows = this.statements.usageAfter.all(position, limit) as {
+      rowid: number;
+      request_id: string;
+      node: string;
+      completion_tokens: number;
+      receipt_json: string | null;
+      receipt_status: ReceiptStatus;
+    }[];
+    return rows.map((row) => ({
+      position: row.rowid,
+      requestId: row.request_id,
+      node: row.node,
+      completionTokens: row.completion_tokens,
+      receiptJson: row.receipt_json,
+      receiptStatus: row.receipt_status,
+    }));
+  }
+
+  /** Every node's earnings so far, by lower-case address: what settlement posts on chain, cumulatively. */
+  providerEarnings(): ProviderEarning[] {
+    return (this.statements.providerEarnings.all() as { account: string; earned: number }[]).map((row) => ({
+      node: row.account.slice("provider:".length) as `0x${string}`,
+      earnedMicro: row.earned,
+    }));
   }
 
   /** Audits the whole ledger. Reads every entry: for tests, `gbt gateway` doctor-style checks, not per request. */

@@ -5,19 +5,17 @@
  * model's price and a credit hold of the request's worst-case cost.
  */
 import type { IncomingMessage } from "node:http";
-import { HttpError, isGbtError, readBody } from "@gbt/protocol";
+import { HttpError, isGbtError, readBody, type TrustTier, trustTiers } from "@gbt/protocol";
 import type { AccountStore, Authenticated } from "../auth/accounts.js";
 import { bearerToken } from "../auth/bearer-token.js";
 import type { CreditHold, CreditHolds } from "../billing/credit-holds.js";
 import { costMicro, type ModelPrice, priceFor } from "../billing/pricing.js";
 import type { GatewayConfig } from "../gateway-config.js";
 import type { PoolInstance } from "../pool/pool-instance.js";
+import { tierNamed } from "../trust-tier.js";
 
 /** The header a consumer sets to route only to nodes of at least this trust tier. */
 export const MIN_TIER_HEADER = "x-gbt-min-tier";
-
-/** Trust tiers by rank, when no verification is wired to name them. */
-export const TIER_NAMES = ["community", "verified", "attested"];
 
 /** A finished, non-streamed request as the sampler sees it (after the consumer has its answer). */
 export interface ObservedCompletion {
@@ -30,21 +28,23 @@ export interface ObservedCompletion {
   response: Buffer;
 }
 
-/** What the proxy asks of the verification extension (see src/verification). */
-export interface RequestTrust {
-  /** The rank of a tier name (community 0, verified 1, attested 2); undefined for an unknown name. */
-  rank(tier: string): number | undefined;
-  /** The rank of an instance's current tier. */
-  instanceRank(instanceId: string): number;
-  /** The account's configured minimum tier, if any. */
-  minTierFor(accountId: string): string | null;
-  /** Offered every complete non-streamed response; samples some and replays them elsewhere. */
-  observe(completion: ObservedCompletion): void;
-  /** The trust view shown in `GET /v1/gateway/nodes`. */
-  nodeView(instanceId: string): unknown;
-  /** The payout multiplier an instance's reputation earns (1 = full; at least 0.5). */
-  payoutFactor(instanceId: string): number;
+/** The request's account and the minimum tier its header asked for (`community` without one). */
+export interface TierRequest {
+  accountId: string;
+  minTier: TrustTier;
 }
+
+/** A request narrowed to instances of at least `tier`. */
+export interface TierAdmission {
+  tier: TrustTier;
+  allows: (instance: PoolInstance) => boolean;
+}
+
+/**
+ * A feature's say in which instances a request may use (verification: the larger of the header's
+ * and the account's minimum tier, against each instance's tier); undefined lets it use any.
+ */
+export type RequestAdmission = (request: TierRequest) => TierAdmission | undefined;
 
 /** The few fields of the body the gateway reads. */
 export interface ParsedChat {
@@ -56,10 +56,11 @@ export interface ParsedChat {
 
 export interface AdmissionDependencies {
   config: GatewayConfig;
-  accounts: AccountStore;
+  accounts: Pick<AccountStore, "authenticate">;
   reservations: CreditHolds;
   maxBodyBytes: number;
-  trust?: RequestTrust;
+  /** Which instances a request may use; without it, any tier above `community` matches no instance. */
+  admit?: RequestAdmission;
 }
 
 /** An admitted request: who pays, what it asks, and the credits held for it. */
@@ -71,15 +72,13 @@ export interface AdmittedChat {
   price: ModelPrice;
   /** Released by the caller unless the request is handed over for settlement. */
   hold: CreditHold;
-  /** The request's minimum tier rank (0: any). */
-  minRank: number;
   /** The instances this request may use, when its tier narrows them. */
-  admit: ((instance: PoolInstance) => boolean) | undefined;
+  tier: TierAdmission | undefined;
 }
 
 /** Admits a chat completion or throws the HttpError the consumer gets (401, 400, 404, 413, 402). */
 export async function admitChat(deps: AdmissionDependencies, req: IncomingMessage): Promise<AdmittedChat> {
-  const { config, accounts, reservations, trust } = deps;
+  const { config, accounts, reservations } = deps;
   const key = bearerToken(req.headers.authorization);
   const principal = key === undefined ? null : accounts.authenticate(key);
   if (principal === null) {
@@ -93,11 +92,12 @@ export async function admitChat(deps: AdmissionDependencies, req: IncomingMessag
       },
     );
   }
-  const minRank = minimumTierRank(req, principal.accountId, trust);
-  const admit =
-    minRank > 0
-      ? (instance: { id: string }) => trust !== undefined && trust.instanceRank(instance.id) >= minRank
-      : undefined;
+  const minTier = requestedTier(req);
+  const tier = deps.admit
+    ? deps.admit({ accountId: principal.accountId, minTier })
+    : minTier === "community"
+      ? undefined
+      : { tier: minTier, allows: () => false };
   const raw = await readBody(req, deps.maxBodyBytes);
   const chat = parseChat(raw, config.defaultMaxTokens);
   let price: ModelPrice;
@@ -120,7 +120,7 @@ export async function admitChat(deps: AdmissionDependencies, req: IncomingMessag
     }
     throw error;
   }
-  return { principal, raw, chat, price, hold, minRank, admit };
+  return { principal, raw, chat, price, hold, tier };
 }
 
 const invalid = (message: string, param: string | null) => new HttpError("invalid_value", message, param);
@@ -160,28 +160,19 @@ function parseChat(raw: Buffer, defaultMaxTokens: number): ParsedChat {
   };
 }
 
-/**
- * The request's minimum tier rank: the larger of the account's setting and the `x-gbt-min-tier`
- * header (which can only raise it). An unknown tier name is the consumer's mistake (400).
- */
-function minimumTierRank(req: IncomingMessage, accountId: string, trust: RequestTrust | undefined): number {
+/** The tier the `x-gbt-min-tier` header asks for; an unknown tier name is the consumer's mistake (400). */
+function requestedTier(req: IncomingMessage): TrustTier {
   const header = req.headers[MIN_TIER_HEADER];
-  const rankOf = (tier: string) => trust?.rank(tier) ?? TIER_NAMES.indexOf(tier);
-  let rank = 0;
-  if (header !== undefined) {
-    const value = (Array.isArray(header) ? header[0] : header)?.trim().toLowerCase() ?? "";
-    const given = rankOf(value);
-    if (given === undefined || given < 0) {
-      req.resume();
-      throw new HttpError(
-        "invalid_value",
-        `${MIN_TIER_HEADER} must be one of ${TIER_NAMES.join(", ")}; got "${value.slice(0, 32)}".`,
-        MIN_TIER_HEADER,
-      );
-    }
-    rank = given;
+  if (header === undefined) return "community";
+  const value = (Array.isArray(header) ? header[0] : header)?.trim().toLowerCase() ?? "";
+  const tier = tierNamed(value);
+  if (tier === undefined) {
+    req.resume();
+    throw new HttpError(
+      "invalid_value",
+      `${MIN_TIER_HEADER} must be one of ${trustTiers.join(", ")}; got "${value.slice(0, 32)}".`,
+      MIN_TIER_HEADER,
+    );
   }
-  const account = trust?.minTierFor(accountId);
-  if (account !== null && account !== undefined) rank = Math.max(rank, rankOf(account) ?? 0);
-  return rank;
+  return tier;
 }

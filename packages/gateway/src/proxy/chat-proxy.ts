@@ -21,22 +21,24 @@ import type { ReceiptSettler } from "../billing/receipt-settler.js";
 import type { GatewayConfig } from "../gateway-config.js";
 import type { GatewayMetrics } from "../gateway-metrics.js";
 import type { InstancePool } from "../pool/instance-pool.js";
-import { admitChat, type RequestTrust } from "./admission.js";
+import { admitChat, type ObservedCompletion, type RequestAdmission } from "./admission.js";
 import { CapacityQueue } from "./capacity-queue.js";
 import { newRequestId } from "./request-id.js";
 import { type RetryContext, serveWithRetries } from "./retries.js";
 
 export interface ChatProxyDependencies {
   config: GatewayConfig;
-  accounts: AccountStore;
+  accounts: Pick<AccountStore, "authenticate">;
   reservations: CreditHolds;
   pool: InstancePool;
   settler: ReceiptSettler;
   metrics: GatewayMetrics;
   logger: Logger;
   maxBodyBytes: number;
-  /** Trust tiers and redundant sampling (the verification extension); absent, every node is `community`. */
-  trust?: RequestTrust;
+  /** Which instances a request may use (verification's tiers); absent, every node is `community`. */
+  admit?: RequestAdmission;
+  /** Offered every complete non-streamed response (verification's sampling). */
+  observe?: (completion: ObservedCompletion) => void;
 }
 
 export interface ChatProxy {
@@ -45,7 +47,7 @@ export interface ChatProxy {
 }
 
 export function createChatProxy(deps: ChatProxyDependencies): ChatProxy {
-  const { config, pool, settler, metrics, logger, trust } = deps;
+  const { config, pool, settler, metrics, logger, observe } = deps;
   const capacity = new CapacityQueue(config.routing.maxQueued);
   const retry: RetryContext = { routing: config.routing, metrics, pool, capacity, logger };
 
@@ -60,8 +62,8 @@ export function createChatProxy(deps: ChatProxyDependencies): ChatProxy {
       completed.price = admitted.price;
       completed.promptBound = admitted.raw.length;
       handedOver = true;
-      if (trust !== undefined && completed.state === "complete" && completed.wholeBody !== null) {
-        trust.observe({
+      if (observe !== undefined && completed.state === "complete" && completed.wholeBody !== null) {
+        observe({
           requestId,
           model: admitted.chat.model,
           instanceId: completed.instance.id,

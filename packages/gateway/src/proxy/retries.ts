@@ -11,7 +11,7 @@ import { HttpError } from "@gbt/protocol";
 import type { Logger } from "pino";
 import type { CompletedRequest } from "../billing/receipt-settler.js";
 import type { InstancePool } from "../pool/instance-pool.js";
-import { type AdmittedChat, MIN_TIER_HEADER, TIER_NAMES } from "./admission.js";
+import { type AdmittedChat, MIN_TIER_HEADER } from "./admission.js";
 import { type AttemptContext, AttemptFailed, forwardAttempt } from "./attempt.js";
 import type { CapacityQueue } from "./capacity-queue.js";
 
@@ -30,7 +30,8 @@ export async function serveWithRetries(
   started: number,
 ): Promise<CompletedRequest> {
   const { pool, capacity, routing, metrics, logger } = context;
-  const { chat, raw, admit, minRank } = admitted;
+  const { chat, raw, tier } = admitted;
+  const admit = tier?.allows;
   const tried: string[] = [];
   const queueDeadline = performance.now() + routing.queueTimeoutMs;
   for (let attempt = 0; ; attempt++) {
@@ -43,7 +44,7 @@ export async function serveWithRetries(
       if (counts.belowTier > 0 && counts.instances - counts.stale - counts.belowTier <= 0) {
         throw new HttpError(
           "tier_unavailable",
-          `No active node serving ${chat.model} meets the minimum trust tier ${TIER_NAMES[minRank] ?? minRank} (${counts.belowTier} below it). Retry later, or ask for a lower tier (${MIN_TIER_HEADER}).`,
+          `No active node serving ${chat.model} meets the minimum trust tier ${tier?.tier} (${counts.belowTier} below it). Retry later, or ask for a lower tier (${MIN_TIER_HEADER}).`,
           null,
           { "retry-after": "30" },
         );

@@ -5,11 +5,12 @@
  * strings cannot hold a raw newline, so a terminator is always an event boundary). Nothing is
  * parsed as JSON here.
  */
-import { RECEIPT_SSE_PREFIX } from "@gbt/protocol";
+import { RECEIPT_SSE_PREFIX, SSE_DONE_EVENT, SSE_EVENT_END } from "@gbt/protocol";
 
-const TERMINATOR = Buffer.from("\n\n");
+const TERMINATOR = Buffer.from(SSE_EVENT_END);
 const RECEIPT = Buffer.from(RECEIPT_SSE_PREFIX);
-const DONE = Buffer.from("data: [DONE]");
+/** `data: [DONE]`, looked for inside the complete events of a chunk. */
+const DONE = Buffer.from(SSE_DONE_EVENT.slice(0, -SSE_EVENT_END.length));
 
 export class SseRelay {
   /** Complete events forwarded (receipt line excluded). */

@@ -6,6 +6,7 @@
  * events delivered.
  */
 import type { IncomingMessage } from "node:http";
+import { contentEventCount } from "@gbt/protocol";
 import type { Attempt } from "./attempt.js";
 import { SseRelay } from "./sse-relay.js";
 
@@ -47,10 +48,8 @@ export function relayStream(
     res.off("close", attempt.onConsumerGone);
     const consumerGone = res.destroyed && !res.writableFinished;
     const complete = relay.done && error === null;
-    // role chunk, content chunks, finish chunk, [usage chunk], [DONE]
-    const contentEvents = complete
-      ? Math.max(0, relay.events - 3 - (chat.includeUsage ? 1 : 0))
-      : Math.max(0, relay.events - 1);
+    // The layout the node writes (role, content…, finish, [usage], [DONE]) says which events are content.
+    const contentEvents = contentEventCount(relay.events, { includeUsage: chat.includeUsage, complete });
     const generationMs = lastChunkAt > firstChunkAt ? lastChunkAt - firstChunkAt : 0;
     if (complete) {
       lease.release("success", { outputTokens: contentEvents, generationMs });

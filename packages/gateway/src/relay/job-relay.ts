@@ -17,13 +17,15 @@
  */
 import { HttpError, recoverSignerNative, verifyObject } from "@gbt/protocol";
 import { type Context, Hono } from "hono";
-import { getAddress, isAddress, isAddressEqual } from "viem";
+import type { Logger } from "pino";
+import { type Address, getAddress, isAddress, isAddressEqual } from "viem";
+import type { FeatureStarter } from "../gateway-feature.js";
 import { readBytes } from "../http/body.js";
 import { methodNotAllowed } from "../http/errors.js";
 import { named } from "../http/gateway-app.js";
 import type { GatewayEnv } from "../http/gateway-env.js";
+import type { InstancePool } from "../pool/instance-pool.js";
 import type { InstanceLink } from "../pool/pool-instance.js";
-import type { GatewayExtension, GatewayExtensionContext } from "../server/gateway-extension.js";
 
 /** A signed Job is small by design (the agent's own limit). */
 export const MAX_RELAYED_JOB_BYTES = 64 * 1024;
@@ -36,16 +38,29 @@ const MAX_JOB_ID = 200;
 const JOBS_PATH = "/v1/nodes/:address/jobs";
 const JOB_PATH = `${JOBS_PATH}/:jobId`;
 
+/** What the relay uses of the gateway. */
+export interface JobRelayPorts {
+  chainId: number;
+  skewSeconds: number;
+  /** The gateway's address, named in the relayed-by header. */
+  gateway: Address;
+  pool: Pick<InstancePool, "get" | "isStale">;
+  logger: Logger;
+  now: () => number;
+}
+
+export type JobRelay = FeatureStarter<JobRelayPorts>;
+
 export interface JobRelayOptions {
   /** fetch, injectable for tests. */
   fetch?: typeof fetch;
   timeoutMs?: number;
 }
 
-export function jobRelay(options: JobRelayOptions = {}): GatewayExtension {
+export function createJobRelay(options: JobRelayOptions = {}): JobRelay {
   return {
     name: "job-relay",
-    start(context) {
+    start(ports) {
       const fetchFn = options.fetch ?? fetch;
       const timeoutMs = options.timeoutMs ?? RELAY_TIMEOUT_MS;
       const relay = (
@@ -53,7 +68,7 @@ export function jobRelay(options: JobRelayOptions = {}): GatewayExtension {
         link: InstanceLink,
         path: string,
         init: { method: "GET" | "POST"; body?: Buffer },
-      ) => forward(c, link, path, init, fetchFn, timeoutMs, context);
+      ) => forward(c, link, path, init, fetchFn, timeoutMs, ports);
       const routes = new Hono<GatewayEnv>()
         // The node's address is checked first (400 invalid_node), whatever the method.
         .use(JOBS_PATH, async (c, next) => {
@@ -68,8 +83,8 @@ export function jobRelay(options: JobRelayOptions = {}): GatewayExtension {
         .post(JOBS_PATH, named("relay_submit"), async (c) => {
           const node = nodeAddress(c.req.param("address"));
           const body = await readBytes(c, MAX_RELAYED_JOB_BYTES);
-          await checkEnvelope(context, body, node);
-          return relay(c, linkOf(context, node), "/agent/jobs", { method: "POST", body });
+          await checkEnvelope(ports, body, node);
+          return relay(c, linkOf(ports, node), "/agent/jobs", { method: "POST", body });
         })
         .all(JOBS_PATH, () => {
           throw methodNotAllowed("POST");
@@ -77,7 +92,7 @@ export function jobRelay(options: JobRelayOptions = {}): GatewayExtension {
         .get(JOB_PATH, named("relay_status"), async (c) => {
           const node = nodeAddress(c.req.param("address"));
           const path = `/agent/jobs/${encodeURIComponent(c.req.param("jobId"))}`;
-          return relay(c, linkOf(context, node), path, { method: "GET" });
+          return relay(c, linkOf(ports, node), path, { method: "GET" });
         })
         .all(JOB_PATH, () => {
           throw methodNotAllowed("GET");
@@ -95,11 +110,7 @@ function nodeAddress(text: string): `0x${string}` {
 }
 
 /** The envelope checks that need no knowledge of the node's owners. */
-async function checkEnvelope(
-  context: GatewayExtensionContext,
-  body: Buffer,
-  node: `0x${string}`,
-): Promise<void> {
+async function checkEnvelope(ports: JobRelayPorts, body: Buffer, node: `0x${string}`): Promise<void> {
   let value: unknown;
   try {
     value = JSON.parse(body.toString("utf8"));
@@ -117,19 +128,19 @@ async function checkEnvelope(
   // Throws GbtErrors (signature_invalid, wrong_chain, expired…) that the server maps to 4xx.
   await verifyObject(value, {
     kind: "Job",
-    chainId: context.config.chainId,
+    chainId: ports.chainId,
     audience: node,
-    now: context.now,
-    skewSeconds: context.config.skewSeconds,
+    now: ports.now,
+    skewSeconds: ports.skewSeconds,
     recoverSigner: recoverSignerNative,
   });
 }
 
 /** The live link of `node`: 404 when it is not registered here, 503 when its heartbeats stopped. */
-function linkOf(context: GatewayExtensionContext, node: `0x${string}`): InstanceLink {
+function linkOf(ports: JobRelayPorts, node: `0x${string}`): InstanceLink {
   // An instance's id is its node's lower-case address.
-  const instance = context.pool.get(node.toLowerCase());
-  if (instance !== undefined && !context.pool.isStale(instance)) return instance.link;
+  const instance = ports.pool.get(node.toLowerCase());
+  if (instance !== undefined && !ports.pool.isStale(instance)) return instance.link;
   if (instance !== undefined) {
     throw new HttpError("node_unreachable", `Node ${node} has stopped sending heartbeats.`, null, {
       "retry-after": "10",
@@ -145,7 +156,7 @@ async function forward(
   init: { method: "GET" | "POST"; body?: Buffer },
   fetchFn: typeof fetch,
   timeoutMs: number,
-  context: GatewayExtensionContext,
+  ports: JobRelayPorts,
 ): Promise<Response> {
   const url = `${link.url.replace(/\/+$/, "")}${path}`;
   const controller = new AbortController();
@@ -167,13 +178,13 @@ async function forward(
         signal: controller.signal,
       });
     } catch (cause) {
-      context.logger.warn({ node: link.node, err: cause }, "job relay: node unreachable");
+      ports.logger.warn({ node: link.node, err: cause }, "job relay: node unreachable");
       throw new HttpError("node_unreachable", `Node ${link.node} did not answer the relayed job.`);
     }
     const text = await response.text();
     return c.body(text, response.status as 200, {
       "content-type": response.headers.get("content-type") ?? "application/json",
-      [RELAYED_BY_HEADER]: context.account.address,
+      [RELAYED_BY_HEADER]: ports.gateway,
     });
   } finally {
     clearTimeout(timer);

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../gateway-config.js";
 import { type GatewayServer, startGatewayServer } from "../gateway-server.js";
 import type { EvidenceRecord } from "./evidence-store.js";
-import { createVerificationExtension, type VerificationExtension } from "./verification-extension.js";
+import { createVerification, type Verification } from "./verification-extension.js";
 
 /** The few @gbt/node exports used here, typed locally. */
 interface NodeBackend {
@@ -58,7 +58,7 @@ const body = (seed: number) => ({
 
 let dir: string;
 let gateway: GatewayServer;
-let verification: VerificationExtension;
+let verification: Verification;
 let apiKey: string;
 const honest: string[] = [];
 let tampered: string;
@@ -156,7 +156,7 @@ beforeAll(async () => {
   // taken at 75% of the speed measured now (a node benchmarked under that load would claim as much).
   honestTokPerSec = 0.75 * ((speeds.sort((x, y) => x - y)[1] as number) ?? 0);
 
-  verification = createVerificationExtension({ random: seededRandom(5) });
+  verification = createVerification({ random: seededRandom(5) });
   gateway = await startGatewayServer({
     config: parseGatewayConfig({
       port: 0,
@@ -180,8 +180,7 @@ beforeAll(async () => {
     account: privateKeyToAccount(generatePrivateKey()),
     adminToken: ADMIN,
     logger,
-    extensions: [verification],
-    trust: verification.trust,
+    verification,
   });
   const account = gateway.accounts.createAccount({ name: "alice" });
   apiKey = gateway.accounts.createApiKey(account.id, "test").key;

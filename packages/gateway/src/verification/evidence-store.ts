@@ -7,7 +7,11 @@
  */
 import { GbtError, hashPayload } from "@gbt/protocol";
 import { migrate } from "@gbt/store";
+import type { Ledger } from "../billing/ledger.js";
 import type { GatewayDatabase } from "../gateway-database.js";
+
+/** Where the settled usage records are read from (the ledger, on the same database). */
+export type UsageFeed = Pick<Ledger, "usageAfter">;
 
 export const verificationMigrations: readonly string[] = [
   `CREATE TABLE verification_challenges (
@@ -227,7 +231,7 @@ export class EvidenceStore {
    * (its tokens disagree with what the gateway relayed) or `invalid` (a check failed, the
    * signature among them). The position is kept in the meta table, so each row is seen once.
    */
-  takeRefusedReceipts(limit = 1000): RefusedReceipt[] {
+  takeRefusedReceipts(usage: UsageFeed, limit = 1000): RefusedReceipt[] {
     return this.#db
       .transaction(() => {
         const last =
@@ -236,38 +240,26 @@ export class EvidenceStore {
               | { value: number }
               | undefined
           )?.value ?? 0;
-        const rows = this.#db
-          .prepare(
-            `SELECT rowid, request_id, node, completion_tokens, receipt_json, receipt_status FROM usage_records
-             WHERE rowid > ? ORDER BY rowid LIMIT ?`,
-          )
-          .all(last, limit) as Array<{
-          rowid: number;
-          request_id: string;
-          node: string;
-          completion_tokens: number;
-          receipt_json: string | null;
-          receipt_status: string;
-        }>;
+        const rows = usage.usageAfter(last, limit);
         if (rows.length === 0) return [];
         this.#db
           .prepare(
             "INSERT INTO verification_meta (key, value) VALUES ('usage_scan_rowid', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
           )
-          .run((rows[rows.length - 1] as { rowid: number }).rowid);
-        return rows
-          .filter(
-            (row) =>
-              (row.receipt_status === "mismatch" || row.receipt_status === "invalid") &&
-              row.receipt_json !== null,
-          )
-          .map((row) => ({
-            requestId: row.request_id,
-            node: row.node,
-            status: row.receipt_status as "mismatch" | "invalid",
-            billedCompletionTokens: row.completion_tokens,
-            receiptJson: row.receipt_json as string,
-          }));
+          .run((rows[rows.length - 1] as { position: number }).position);
+        return rows.flatMap((row): RefusedReceipt[] =>
+          (row.receiptStatus === "mismatch" || row.receiptStatus === "invalid") && row.receiptJson !== null
+            ? [
+                {
+                  requestId: row.requestId,
+                  node: row.node,
+                  status: row.receiptStatus,
+                  billedCompletionTokens: row.completionTokens,
+                  receiptJson: row.receiptJson,
+                },
+              ]
+            : [],
+        );
       })
       .immediate();
   }

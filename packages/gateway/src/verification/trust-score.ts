@@ -15,8 +15,9 @@
  * window. Otherwise `community`. `attested` is never given: it needs confidential-compute
  * evidence, and none exists here.
  */
+
+import type { TrustTier } from "@gbt/protocol";
 import type { ChallengeRecord, EvidenceRecord } from "./evidence-store.js";
-import type { TrustTier } from "./verification-config.js";
 
 export interface TrustInput {
   now: number;

@@ -4,16 +4,7 @@
  * field has a default, so a gateway without the section still measures and labels its nodes.
  */
 import { z } from "zod";
-
-/** Trust tiers, lowest first. `attested` needs confidential-compute evidence, which no node can show yet. */
-export const trustTiers = ["community", "verified", "attested"] as const;
-export type TrustTier = (typeof trustTiers)[number];
-export const trustTierSchema = z.enum(trustTiers);
-
-/** Rank of a tier: a request asking for `verified` takes `verified` or `attested`. */
-export function tierRank(tier: TrustTier): number {
-  return trustTiers.indexOf(tier);
-}
+import { trustTierSchema } from "../trust-tier.js";
 
 /**
  * A prompt whose answer the gateway knows in advance: greedy (temperature 0), seeded, from a

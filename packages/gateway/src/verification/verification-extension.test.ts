@@ -9,7 +9,7 @@ import { type GatewayConfigInput, parseGatewayConfig } from "../gateway-config.j
 import { type GatewayServer, startGatewayServer } from "../gateway-server.js";
 import { type FakeNode, type FakeNodeOptions, startFakeNode } from "../testing/fake-node.js";
 import type { EvidenceRecord } from "./evidence-store.js";
-import { createVerificationExtension, type VerificationExtension } from "./verification-extension.js";
+import { createVerification, type Verification } from "./verification-extension.js";
 
 const logger = pino({ level: "silent" });
 const ADMIN = "admin-token-for-tests-0123456789";
@@ -33,7 +33,7 @@ const HONEST_CLAIMS: FakeNodeOptions = {
 
 let dir: string;
 let gateway: GatewayServer;
-let verification: VerificationExtension;
+let verification: Verification;
 let nodes: FakeNode[] = [];
 let apiKey: string;
 /** The gateway's clock: real time at the start, moved by hand. */
@@ -41,7 +41,7 @@ let clock: number;
 
 async function startGateway(verificationConfig: GatewayConfigInput["verification"] = {}, seed = 1) {
   clock = Date.now();
-  verification = createVerificationExtension({ random: seededRandom(seed) });
+  verification = createVerification({ random: seededRandom(seed) });
   gateway = await startGatewayServer({
     config: parseGatewayConfig({
       port: 0,
@@ -58,8 +58,7 @@ async function startGateway(verificationConfig: GatewayConfigInput["verification
     adminToken: ADMIN,
     logger,
     now: () => clock,
-    extensions: [verification],
-    trust: verification.trust,
+    verification,
   });
   const account = gateway.accounts.createAccount({ name: "alice" });
   apiKey = gateway.accounts.createApiKey(account.id, "test").key;

@@ -20,21 +20,29 @@
  * Challenge traffic is neither billed nor paid: it never reaches the receipt settler.
  */
 import { createHash } from "node:crypto";
-import { GbtError, gatewayPaths, isGbtError, recoverSignerNative, verifyObject } from "@gbt/protocol";
-import { Hono } from "hono";
+import {
+  GbtError,
+  gatewayPaths,
+  isGbtError,
+  recoverSignerNative,
+  type TrustTier,
+  verifyObject,
+} from "@gbt/protocol";
+import { Hono, type MiddlewareHandler } from "hono";
+import type { Logger } from "pino";
+import type { Address } from "viem";
 import { z } from "zod";
+import type { GatewayDatabase } from "../gateway-database.js";
+import type { FeatureStarter, GatewayFeature } from "../gateway-feature.js";
 import { readJson } from "../http/body.js";
 import { methodNotAllowed } from "../http/errors.js";
 import { named } from "../http/gateway-app.js";
 import type { GatewayEnv, GatewayRoutes } from "../http/gateway-env.js";
 import { parseInput, queryProblem } from "../http/validate.js";
+import type { InstancePool } from "../pool/instance-pool.js";
 import type { InstanceLink, PoolInstance } from "../pool/pool-instance.js";
-import type { ObservedCompletion, RequestTrust } from "../proxy/admission.js";
-import type {
-  GatewayExtension,
-  GatewayExtensionContext,
-  GatewayExtensionInstance,
-} from "../server/gateway-extension.js";
+import type { ObservedCompletion, RequestAdmission } from "../proxy/admission.js";
+import { tierRank } from "../trust-tier.js";
 import { askNode, challengeRequestId, measureDecode } from "./challenge-client.js";
 import {
   type ChallengeOutcome,
@@ -42,9 +50,10 @@ import {
   type EvidenceKind,
   EvidenceStore,
   type RefusedReceipt,
+  type UsageFeed,
 } from "./evidence-store.js";
 import { type TrustView, trustOf } from "./trust-score.js";
-import { type Canary, type TrustTier, tierRank, trustTierSchema } from "./verification-config.js";
+import type { Canary, VerificationConfig } from "./verification-config.js";
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -76,16 +85,43 @@ export interface SampleComparison {
   reason: string;
 }
 
-export interface VerificationExtensionOptions {
+/** What verification uses of the gateway. */
+export interface VerificationPorts {
+  config: VerificationConfig;
+  chainId: number;
+  skewSeconds: number;
+  /** The gateway's address: receipts of challenge answers are addressed to it. */
+  gateway: Address;
+  /** Holds verification's tables (challenges, evidence, slashing proposals). */
+  db: GatewayDatabase;
+  /** The settled usage records, scanned for refused receipts. */
+  usage: UsageFeed;
+  pool: Pick<InstancePool, "get" | "active">;
+  /** Resolves once every finished request so far is settled in the ledger. */
+  settled(): Promise<void>;
+  admin: MiddlewareHandler<GatewayEnv>;
+  logger: Logger;
+  now: () => number;
+}
+
+export interface VerificationOptions {
   /** Uniform [0, 1) source for sampling and canary choice (default Math.random). */
   random?: () => number;
   /** Monotonic ms clock for throughput timing (default performance.now). */
   elapsed?: () => number;
 }
 
-export interface VerificationExtension extends GatewayExtension {
-  /** The hooks the chat proxy and node listing use: pass as `trust` to startGatewayServer. */
-  readonly trust: RequestTrust;
+/** The hooks verification gives the gateway: tiers for routing, sampling, payouts, the nodes view. */
+export interface VerificationFeature extends GatewayFeature {
+  routes: GatewayRoutes;
+  admit: RequestAdmission;
+  observe: (completion: ObservedCompletion) => void;
+  payoutFactor: (instanceId: string) => number;
+  nodeTrust: (instanceId: string) => TrustView | null;
+}
+
+/** Verification as created: started by the server, driven by tests and admins through these. */
+export interface Verification extends FeatureStarter<VerificationPorts, VerificationFeature> {
   /** Runs challenges on one instance now (the admin route does the same). */
   challenge(instanceId: string, kinds?: readonly ("canary" | "benchmark")[]): Promise<ChallengeResult[]>;
   /** Replays `body` on two instances and compares (what sampling does with real traffic). */
@@ -131,9 +167,7 @@ const SIGNATURE_FAILURES: readonly string[] = [
 /** Prompt for throughput challenges when a model has no canary. */
 const THROUGHPUT_PROMPT = "Write a long list of colours, one per line.";
 
-export function createVerificationExtension(
-  options: VerificationExtensionOptions = {},
-): VerificationExtension {
+export function createVerification(options: VerificationOptions = {}): Verification {
   const random = options.random ?? Math.random;
   const elapsed = options.elapsed ?? (() => performance.now());
   let running: Running | null = null;
@@ -145,48 +179,45 @@ export function createVerificationExtension(
     return promise;
   };
   const started = (): Running => {
-    if (running === null) throw new GbtError("INTERNAL", "The verification extension has not started.");
+    if (running === null) throw new GbtError("INTERNAL", "Verification has not started.");
     return running;
-  };
-
-  const trust: RequestTrust = {
-    rank: (tier) => {
-      const parsed = trustTierSchema.safeParse(tier);
-      return parsed.success ? tierRank(parsed.data) : undefined;
-    },
-    instanceRank: (instanceId) => (running ? tierRank(running.tierOf(instanceId)) : 0),
-    minTierFor: (accountId) => running?.context.config.verification.minTierByAccount[accountId] ?? null,
-    observe: (completion) => {
-      if (running === null) return;
-      const state = running;
-      if (!(random() < state.context.config.verification.sampleRate)) return;
-      track(state.sample(completion)).catch((error) =>
-        state.context.logger.warn({ err: error, requestId: completion.requestId }, "sampling failed"),
-      );
-    },
-    nodeView: (instanceId) => running?.view(instanceId) ?? null,
-    payoutFactor: (instanceId) => running?.cachedView(instanceId)?.payoutFactor ?? 1,
   };
 
   return {
     name: "verification",
-    trust,
     comparisons,
-    challenge: (instanceId, kinds) => started().challenge(instanceId, kinds),
-    compare: (first, second, body) => started().compare(first, second, body, null),
+    challenge: async (instanceId, kinds) => started().challenge(instanceId, kinds),
+    compare: async (first, second, body) => started().compare(first, second, body, null),
     async scanReceipts() {
       const state = started();
-      await state.context.settled();
+      await state.ports.settled();
       return state.scanReceipts();
     },
     async idle() {
       while (pending.size > 0) await Promise.allSettled([...pending]);
     },
-    start(context) {
-      running = new Running(context, random, elapsed, comparisons, track);
-      const state = running;
+    start(ports) {
+      const state = new Running(ports, random, elapsed, comparisons, track);
+      running = state;
+      const { minTierByAccount, sampleRate } = ports.config;
       return {
         routes: state.routes(),
+        admit: ({ accountId, minTier }) => {
+          // The account's own minimum applies too; the header can only raise it.
+          const account = minTierByAccount[accountId];
+          const tier = account !== undefined && tierRank(account) > tierRank(minTier) ? account : minTier;
+          const rank = tierRank(tier);
+          if (rank === 0) return undefined;
+          return { tier, allows: (instance) => tierRank(state.tierOf(instance.id)) >= rank };
+        },
+        observe: (completion) => {
+          if (!(random() < sampleRate)) return;
+          track(state.sample(completion)).catch((error) =>
+            ports.logger.warn({ err: error, requestId: completion.requestId }, "sampling failed"),
+          );
+        },
+        payoutFactor: (instanceId) => state.cachedView(instanceId)?.payoutFactor ?? 1,
+        nodeTrust: (instanceId) => state.view(instanceId),
         close: async () => {
           // No new work; what runs finishes (its writes are dropped) before the database closes.
           state.close();
@@ -200,7 +231,7 @@ export function createVerificationExtension(
           ]);
           clearTimeout(timer);
         },
-      } satisfies GatewayExtensionInstance;
+      };
     },
   };
 }
@@ -213,14 +244,14 @@ class Running {
   readonly #timer: NodeJS.Timeout | null;
 
   constructor(
-    readonly context: GatewayExtensionContext,
+    readonly ports: VerificationPorts,
     readonly random: () => number,
     readonly elapsed: () => number,
     readonly comparisons: SampleComparison[],
     readonly track: <T>(promise: Promise<T>) => Promise<T>,
   ) {
-    this.store = new EvidenceStore(context.db, context.now);
-    const config = context.config.verification;
+    this.store = new EvidenceStore(ports.db, ports.now);
+    const config = ports.config;
     if (config.enabled) {
       const every = Math.min(config.canaryIntervalMs, config.benchmarkIntervalMs, 60_000);
       this.#timer = setInterval(() => {
@@ -230,7 +261,7 @@ class Running {
           .finally(() => {
             this.#ticking = false;
           })
-          .catch((error) => context.logger.warn({ err: error }, "verification round failed"));
+          .catch((error) => ports.logger.warn({ err: error }, "verification round failed"));
       }, every);
       this.#timer.unref();
     } else {
@@ -253,7 +284,7 @@ class Running {
   }
 
   get #config() {
-    return this.context.config.verification;
+    return this.ports.config;
   }
 
   /**
@@ -265,12 +296,12 @@ class Running {
   async scanReceipts(): Promise<string[]> {
     this.#open();
     const ids: string[] = [];
-    for (const refused of this.store.takeRefusedReceipts()) {
+    for (const refused of this.store.takeRefusedReceipts(this.ports.usage)) {
       const finding = await this.#judgeConsumerReceipt(refused);
       if (finding === null) continue;
       this.#open();
       // The ledger keeps addresses lower-case; evidence names the node as it signs (checksummed).
-      const node = this.context.pool.get(refused.node.toLowerCase())?.nodeAddress ?? refused.node;
+      const node = this.ports.pool.get(refused.node.toLowerCase())?.nodeAddress ?? refused.node;
       const record = this.store.addEvidence({
         instanceId: refused.node.toLowerCase(),
         node,
@@ -279,7 +310,7 @@ class Running {
         details: { requestId: refused.requestId, source: "consumer traffic", ...finding.details },
       });
       this.#views.delete(record.instanceId);
-      this.context.logger.warn(
+      this.ports.logger.warn(
         { node, evidence: record.id, kind: record.kind },
         "verification evidence recorded",
       );
@@ -322,9 +353,9 @@ class Running {
       await verifyObject(value, {
         recoverSigner: recoverSignerNative,
         kind: "UsageReceipt",
-        chainId: this.context.config.chainId,
+        chainId: this.ports.chainId,
         allowedSigners: [refused.node as `0x${string}`],
-        skewSeconds: this.context.config.skewSeconds,
+        skewSeconds: this.ports.skewSeconds,
         now: () => issuedAt,
       });
       return null;
@@ -340,10 +371,10 @@ class Running {
 
   /** One timer round: receipts first, then each active instance whose canary or throughput check is due. */
   async #tick(): Promise<void> {
-    await this.context.settled();
+    await this.ports.settled();
     await this.scanReceipts();
-    const now = this.context.now();
-    for (const instance of this.context.pool.active()) {
+    const now = this.ports.now();
+    for (const instance of this.ports.pool.active()) {
       const last = this.#lastRun.get(instance.id) ?? {
         canary: Number.NEGATIVE_INFINITY,
         benchmark: Number.NEGATIVE_INFINITY,
@@ -356,7 +387,7 @@ class Running {
   }
 
   #instance(instanceId: string): { instance: PoolInstance; link: InstanceLink } {
-    const instance = this.context.pool.get(instanceId.toLowerCase());
+    const instance = this.ports.pool.get(instanceId.toLowerCase());
     if (instance === undefined) {
       throw new GbtError("NOT_FOUND", `No node ${instanceId} is registered with this gateway.`, {
         details: { instance: instanceId },
@@ -372,7 +403,7 @@ class Running {
 
   /** `view`, cached for the hot paths (routing, settlement); fresh views are for people and challenges. */
   cachedView(instanceId: string): TrustView | null {
-    const now = this.context.now();
+    const now = this.ports.now();
     const cached = this.#views.get(instanceId);
     if (cached !== undefined && cached.until > now) return cached.view;
     const view = this.view(instanceId);
@@ -382,10 +413,10 @@ class Running {
 
   view(instanceId: string): TrustView | null {
     const id = instanceId.toLowerCase();
-    const instance = this.context.pool.get(id);
+    const instance = this.ports.pool.get(id);
     if (instance === undefined) return null;
     const link = instance.link;
-    const now = this.context.now();
+    const now = this.ports.now();
     const since = now - this.#config.windowDays * DAY_MS;
     return trustOf({
       now,
@@ -418,7 +449,7 @@ class Running {
         })
       : null;
     if (record !== null) {
-      this.context.logger.warn(
+      this.ports.logger.warn(
         { node: instance.nodeAddress, evidence: record.id, kind: record.kind, severity: record.severity },
         "verification evidence recorded",
       );
@@ -448,7 +479,7 @@ class Running {
         benchmark: Number.NEGATIVE_INFINITY,
       };
       for (const kind of kinds) {
-        last[kind] = this.context.now();
+        last[kind] = this.ports.now();
         results.push(
           kind === "canary" ? await this.#canary(instance, link) : await this.#benchmark(instance, link),
         );
@@ -538,10 +569,10 @@ class Running {
       const receipt = await verifyObject(value, {
         recoverSigner: recoverSignerNative,
         kind: "UsageReceipt",
-        chainId: this.context.config.chainId,
-        audience: this.context.account.address,
+        chainId: this.ports.chainId,
+        audience: this.ports.gateway,
         allowedSigners: [instance.nodeAddress as `0x${string}`],
-        skewSeconds: this.context.config.skewSeconds,
+        skewSeconds: this.ports.skewSeconds,
       });
       const claimed = receipt.message.completionTokens;
       const delivered = answer.completionTokens;
@@ -654,7 +685,7 @@ class Running {
     } catch {
       return null;
     }
-    const first = this.context.pool.get(completion.instanceId);
+    const first = this.ports.pool.get(completion.instanceId);
     if (first === undefined) return null;
     const second = this.#otherInstance(body.model, [completion.instanceId]);
     if (second === undefined) return null;
@@ -667,7 +698,7 @@ class Running {
   }
 
   #otherInstance(model: string, exclude: readonly string[]): PoolInstance | undefined {
-    const candidates = this.context.pool.active(model).filter((instance) => !exclude.includes(instance.id));
+    const candidates = this.ports.pool.active(model).filter((instance) => !exclude.includes(instance.id));
     return candidates[Math.floor(this.random() * candidates.length)];
   }
 
@@ -761,7 +792,7 @@ class Running {
 
   /** `GET /v1/gateway/nodes/:id/trust` (public), `POST …/challenge`, `GET /v1/gateway/evidence[/:id]` (admin). */
   routes(): GatewayRoutes {
-    const { admin } = this.context;
+    const { admin } = this.ports;
     return new Hono<GatewayEnv>()
       .get(`${gatewayPaths.nodes}/:id/trust`, named("verification_trust"), (c) => {
         const id = c.req.param("id").toLowerCase();

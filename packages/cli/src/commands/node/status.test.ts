@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  createVerificationExtension,
+  createVerification,
   EvidenceStore,
   type GatewayServer,
   parseGatewayConfig,
@@ -21,15 +21,13 @@ let evidenceId: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "gbt-node-status-cli-"));
-  const verification = createVerificationExtension();
   gateway = await startGatewayServer({
     config: parseGatewayConfig({ port: 0, verification: { enabled: false } }),
     dataDir: dir,
     account: privateKeyToAccount(generatePrivateKey()),
     adminToken: "admin-token-for-cli-tests-0123456789",
     logger: pino({ level: "silent" }),
-    extensions: [verification],
-    trust: verification.trust,
+    verification: createVerification(),
   });
   // The node registers as `gbt serve --gateway` would (a signed NodeRegistration).
   const info = (await (await fetch(new URL(GATEWAY_INFO_PATH, gateway.url))).json()) as GatewayInfo;

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  createVerificationExtension,
+  createVerification,
   EvidenceStore,
   type GatewayServer,
   parseGatewayConfig,
@@ -28,7 +28,7 @@ beforeAll(async () => {
     account: privateKeyToAccount(generatePrivateKey()),
     adminToken: ADMIN,
     logger: pino({ level: "silent" }),
-    extensions: [createVerificationExtension()],
+    verification: createVerification(),
   });
   // Records as the verification extension writes them (it shares the gateway's database).
   const store = new EvidenceStore(gateway.db, Date.now);

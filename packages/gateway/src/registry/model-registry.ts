@@ -1,10 +1,10 @@
 /**
- * The model registry as a gateway extension: publishers `POST /v1/registry/models` a signed
+ * The model registry, a feature of the gateway: publishers `POST /v1/registry/models` a signed
  * manifest (signature, payload binding and document checked; name@version immutable), anyone
  * reads `GET /v1/registry/models[/:name/:version]`, and an admin approves or delists a version.
  * `registry.publishers` limits who may submit; a name belongs to its first publisher.
- * With `registry.requireApproved` on, it installs the node-link admission: nodes register and
- * serve only models with an approved manifest. See the wire contract in @gbt/protocol.
+ * With `registry.requireApproved` on, it sets the pool's admission: nodes register and serve
+ * only models with an approved manifest. See the wire contract in @gbt/protocol.
  */
 import {
   IDEMPOTENCY_KEY_HEADER,
@@ -17,13 +17,17 @@ import {
   verifyModelManifest,
 } from "@gbt/protocol";
 import { Hono, type MiddlewareHandler } from "hono";
+import type { Logger } from "pino";
 import { z } from "zod";
+import type { GatewayConfig } from "../gateway-config.js";
+import type { GatewayDatabase } from "../gateway-database.js";
+import type { FeatureStarter } from "../gateway-feature.js";
 import { readJson } from "../http/body.js";
 import { errorScope, methodNotAllowed } from "../http/errors.js";
 import { named } from "../http/gateway-app.js";
 import type { GatewayEnv } from "../http/gateway-env.js";
 import { parseInput, queryProblem } from "../http/validate.js";
-import type { GatewayExtension } from "../server/gateway-extension.js";
+import type { InstancePool } from "../pool/instance-pool.js";
 import { ModelRegistryStore } from "./model-registry-store.js";
 
 /** A signed manifest is its document plus a few hundred bytes of envelope. */
@@ -39,19 +43,36 @@ const modelParams = z.object({ name: modelNameSchema, version: modelVersionSchem
 const MODEL_PATH = `${REGISTRY_MODELS_PATH}/:name/:version`;
 const STATUS_PATH = `${MODEL_PATH}/:action{approve|delist}`;
 
-export interface ModelRegistryExtensionOptions {
+/** What the registry uses of the gateway. */
+export interface ModelRegistryPorts {
+  /** The config's `registry` section. */
+  registry: GatewayConfig["registry"];
+  chainId: number;
+  skewSeconds: number;
+  /** Holds the registry's tables. */
+  db: GatewayDatabase;
+  /** Where "approved only" is enforced: the pool's admission of the models nodes serve. */
+  pool: Pick<InstancePool, "setAdmission">;
+  admin: MiddlewareHandler<GatewayEnv>;
+  logger: Logger;
+  now: () => number;
+}
+
+export interface ModelRegistryOptions {
   /** Overrides the config's `registry.requireApproved`. */
   requireApproved?: boolean;
 }
 
-export function createModelRegistryExtension(options: ModelRegistryExtensionOptions = {}): GatewayExtension {
+export type ModelRegistry = FeatureStarter<ModelRegistryPorts>;
+
+export function createModelRegistry(options: ModelRegistryOptions = {}): ModelRegistry {
   return {
     name: "model-registry",
-    start(context) {
-      const store = new ModelRegistryStore(context.db, context.now);
-      const requireApproved = options.requireApproved ?? context.config.registry?.requireApproved ?? false;
-      if (requireApproved) context.pool.setAdmission((model) => store.isApproved(model));
-      const publishers = context.config.registry?.publishers;
+    start(ports) {
+      const store = new ModelRegistryStore(ports.db, ports.now);
+      const requireApproved = options.requireApproved ?? ports.registry?.requireApproved ?? false;
+      if (requireApproved) ports.pool.setAdmission((model) => store.isApproved(model));
+      const publishers = ports.registry?.publishers;
 
       const modelOf = (params: { name: string; version: string }) =>
         parseInput(modelParams, params, () => "The model name or version in the path is not valid.");
@@ -67,15 +88,15 @@ export function createModelRegistryExtension(options: ModelRegistryExtensionOpti
         .post(REGISTRY_MODELS_PATH, named("registry_submit"), async (c) => {
           const body = await readJson(c, MAX_SUBMIT_BYTES);
           const signed = await verifyModelManifest(body, {
-            chainId: context.config.chainId,
-            skewSeconds: context.config.skewSeconds,
+            chainId: ports.chainId,
+            skewSeconds: ports.skewSeconds,
             recoverSigner: recoverSignerNative,
-            now: context.now,
+            now: ports.now,
             ...(publishers ? { allowedSigners: publishers } : {}),
           });
           const result = store.submit(signed);
           const key = c.req.header(IDEMPOTENCY_KEY_HEADER);
-          context.logger.info(
+          ports.logger.info(
             {
               model: `${signed.payload.name}@${signed.payload.version}`,
               publisher: signed.message.publisher,
@@ -109,7 +130,7 @@ export function createModelRegistryExtension(options: ModelRegistryExtensionOpti
         .all(MODEL_PATH, () => {
           throw methodNotAllowed("GET");
         })
-        .post(STATUS_PATH, context.admin, async (c) => {
+        .post(STATUS_PATH, ports.admin, async (c) => {
           const model = modelOf(c.req.param());
           const action = c.req.param("action") as "approve" | "delist";
           c.set("route", `registry_${action}`);
@@ -119,7 +140,7 @@ export function createModelRegistryExtension(options: ModelRegistryExtensionOpti
             () => 'The body must be {} or {"reason": "…"}.',
           );
           const changed = store.setStatus(model.name, model.version, action, body?.reason);
-          context.logger.info(
+          ports.logger.info(
             { model: `${model.name}@${model.version}`, status: changed.status },
             "model status changed",
           );
@@ -132,7 +153,7 @@ export function createModelRegistryExtension(options: ModelRegistryExtensionOpti
       return {
         routes,
         close() {
-          if (requireApproved) context.pool.setAdmission(undefined);
+          if (requireApproved) ports.pool.setAdmission(undefined);
         },
       };
     },

@@ -1,5 +1,5 @@
 /**
- * Settlement as a gateway extension. Every epoch it reads each node's cumulative earnings from the
+ * Settlement, a feature of the gateway. Every epoch it reads each node's cumulative earnings from the
  * ledger, builds the Merkle tree Settlement verifies, and posts its root on chain with the gateway
  * key (which holds the settler role); an epoch with no new earnings posts nothing. Nodes fetch
  * their proof from `GET /v1/settlement/proofs/:node` and claim themselves (`gbt payout claim`);
@@ -15,14 +15,26 @@ import {
   toChainError,
 } from "@gbt/contracts";
 import { GbtError, gatewayPaths } from "@gbt/protocol";
-import { Hono } from "hono";
-import { type Address, createClient, getAddress, type Hex, http, isAddress } from "viem";
+import { Hono, type MiddlewareHandler } from "hono";
+import type { Logger } from "pino";
+import {
+  type Address,
+  createClient,
+  getAddress,
+  type Hex,
+  http,
+  isAddress,
+  type PrivateKeyAccount,
+} from "viem";
 import { readContract } from "viem/actions";
+import type { Ledger } from "../billing/ledger.js";
+import type { GatewayConfig } from "../gateway-config.js";
+import type { GatewayDatabase } from "../gateway-database.js";
+import type { FeatureStarter } from "../gateway-feature.js";
 import { errorScope } from "../http/errors.js";
 import { named } from "../http/gateway-app.js";
 import type { GatewayEnv } from "../http/gateway-env.js";
-import type { GatewayExtension, GatewayExtensionContext } from "../server/gateway-extension.js";
-import { readCumulativeEarnings } from "./cumulative-earnings.js";
+import { cumulativeEarnings } from "./cumulative-earnings.js";
 import { EpochStore, type PostedEpoch } from "./epoch-store.js";
 
 /** The outcome of one epoch run. */
@@ -30,7 +42,23 @@ export type EpochOutcome =
   | { posted: true; epoch: string; root: Hex; total: string; nodes: number; txHash: Hex }
   | { posted: false; reason: "no earnings" | "unchanged"; epoch: string | null };
 
-export interface SettlementExtensionOptions {
+/** What settlement uses of the gateway. */
+export interface SettlementPorts {
+  /** The config's settlement section (the options may bring their own). */
+  settlement: GatewayConfig["settlement"];
+  /** The gateway key: it holds the settler role on chain. */
+  account: PrivateKeyAccount;
+  /** Holds the epoch table. */
+  db: GatewayDatabase;
+  ledger: Pick<Ledger, "providerEarnings">;
+  /** Resolves once every finished request so far is settled in the ledger. */
+  settled(): Promise<void>;
+  admin: MiddlewareHandler<GatewayEnv>;
+  logger: Logger;
+  now: () => number;
+}
+
+export interface SettlementOptions {
   /** Overrides the config's `settlement` section (tests). */
   settlement?: {
     rpcUrl: string;
@@ -43,8 +71,8 @@ export interface SettlementExtensionOptions {
   client?: ChainWriter;
 }
 
-/** A handle the embedding process (gbt up, tests) can use to settle an epoch now. */
-export interface SettlementExtension extends GatewayExtension {
+/** Settlement as created; the embedding process (gbt up, tests) can settle an epoch now through it. */
+export interface Settlement extends FeatureStarter<SettlementPorts> {
   settleNow(): Promise<EpochOutcome>;
 }
 
@@ -81,7 +109,7 @@ function proofBody(epoch: PostedEpoch, node: Address, chainId: number) {
   };
 }
 
-export function createSettlementExtension(options: SettlementExtensionOptions = {}): SettlementExtension {
+export function createSettlement(options: SettlementOptions = {}): Settlement {
   let settle: (() => Promise<EpochOutcome>) | undefined;
   return {
     name: "settlement",
@@ -89,22 +117,19 @@ export function createSettlementExtension(options: SettlementExtensionOptions = 
       if (!settle) throw new GbtError("CONFLICT", "Settlement has not started.");
       return settle();
     },
-    start(context: GatewayExtensionContext) {
-      const config = options.settlement ?? context.config.settlement;
+    start(ports) {
+      const config = options.settlement ?? ports.settlement;
       if (!config) {
-        throw new GbtError(
-          "CONFIG_INVALID",
-          "The settlement extension needs the gateway config's settlement section.",
-        );
+        throw new GbtError("CONFIG_INVALID", "Settlement needs the gateway config's settlement section.");
       }
       const contract = getAddress(config.contract);
       const weiPerMicroCredit = BigInt(config.weiPerMicroCredit);
-      const logger = context.logger.child({ component: "settlement" });
-      const store = new EpochStore(context.db);
+      const logger = ports.logger.child({ component: "settlement" });
+      const store = new EpochStore(ports.db);
       const client: ChainWriter =
         options.client ??
         createClient({
-          account: context.account,
+          account: ports.account,
           chain: {
             id: config.chainId,
             name: `chain ${config.chainId}`,
@@ -116,8 +141,8 @@ export function createSettlementExtension(options: SettlementExtensionOptions = 
         });
 
       const runEpoch = async (): Promise<EpochOutcome> => {
-        await context.settled();
-        const earnings = readCumulativeEarnings(context.db, weiPerMicroCredit).filter(
+        await ports.settled();
+        const earnings = cumulativeEarnings(ports.ledger.providerEarnings(), weiPerMicroCredit).filter(
           (e) => e.cumulative > 0n,
         );
         const onChain = await readSettlementState(client, contract);
@@ -132,7 +157,7 @@ export function createSettlementExtension(options: SettlementExtensionOptions = 
               root: tree.root,
               total: tree.total,
               txHash: "0x",
-              postedAt: context.now(),
+              postedAt: ports.now(),
               tree,
             });
           }
@@ -162,7 +187,7 @@ export function createSettlementExtension(options: SettlementExtensionOptions = 
           root: tree.root,
           total: tree.total,
           txHash: hash,
-          postedAt: context.now(),
+          postedAt: ports.now(),
           tree,
         });
         logger.info(
@@ -216,7 +241,7 @@ export function createSettlementExtension(options: SettlementExtensionOptions = 
               : null,
           });
         })
-        .post(gatewayPaths.settlementEpochs, named("settlement_settle"), context.admin, async (c) =>
+        .post(gatewayPaths.settlementEpochs, named("settlement_settle"), ports.admin, async (c) =>
           c.json((await settle?.()) ?? null),
         )
         .get(`${gatewayPaths.settlementProofs}/:node`, named("settlement_proof"), (c) => {

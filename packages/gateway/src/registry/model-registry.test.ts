@@ -15,9 +15,9 @@ import { parseGatewayConfig } from "../gateway-config.js";
 import { openGatewayDatabase } from "../gateway-database.js";
 import { type GatewayServer, startGatewayServer } from "../gateway-server.js";
 import { type FakeNode, startFakeNode } from "../testing/fake-node.js";
+import { createModelRegistry } from "./model-registry.js";
 import { ModelRegistryStore } from "./model-registry-store.js";
 import { migrateModelRegistry } from "./registry-database.js";
-import { createModelRegistryExtension } from "./registry-extension.js";
 
 const ADMIN = "admin-token-for-registry-tests-0123";
 const publisher = privateKeyToAccount(generatePrivateKey());
@@ -42,7 +42,7 @@ const start = async (config: Record<string, unknown> = {}) => {
     account: privateKeyToAccount(generatePrivateKey()),
     adminToken: ADMIN,
     logger: pino({ level: "silent" }),
-    extensions: [createModelRegistryExtension()],
+    registry: createModelRegistry(),
   });
   return gateway;
 };
@@ -86,7 +86,7 @@ const admin = (url: string, path: string, body: unknown = {}, token = ADMIN) =>
     body: JSON.stringify(body),
   });
 
-describe("the model registry extension", () => {
+describe("the model registry", () => {
   it("registers a signed manifest once: same content is idempotent, other content is 409", async () => {
     const { url } = await start();
     const signed = await sign(manifest());

@@ -25,7 +25,7 @@ import { parseGatewayConfig } from "../gateway-config.js";
 import { providerAccount } from "../gateway-database.js";
 import { type GatewayServer, startGatewayServer } from "../gateway-server.js";
 import { type FakeNode, startFakeNode } from "../testing/fake-node.js";
-import { createSettlementExtension } from "./settlement-extension.js";
+import { createSettlement } from "./settlement.js";
 
 const ADMIN = "admin-token-for-tests-0123456789";
 const WEI_PER_MICRO = 10n ** 12n;
@@ -60,7 +60,7 @@ async function startGateway(): Promise<GatewayServer> {
     account: gatewayAccount,
     adminToken: ADMIN,
     logger: pino({ level: "silent" }),
-    extensions: [createSettlementExtension()],
+    settlement: createSettlement(),
   });
 }
 
