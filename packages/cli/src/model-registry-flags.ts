@@ -6,7 +6,7 @@
  */
 
 import { createGatewayClient, type GatewayClient } from "@gbt/protocol";
-import type { ArtifactProgress, RegistryClientOptions } from "@gbt/publish";
+import type { ArtifactProgress } from "@gbt/publish";
 import { Args, Flags } from "@oclif/core";
 import { gatewayAdminToken } from "./gateway-paths.js";
 
@@ -21,20 +21,6 @@ export const gatewayUrlFlag = {
 
 export function gatewayUrl(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   return flag ?? (env.GBT_GATEWAY_URL || DEFAULT_GATEWAY_URL);
-}
-
-/** Registry client options that print each retry on stderr. */
-export function registryOptions(
-  url: string,
-  note: (message: string) => void,
-  adminToken?: string,
-): RegistryClientOptions {
-  return {
-    gatewayUrl: url,
-    ...(adminToken ? { adminToken } : {}),
-    onRetry: ({ attempt, delayMs, reason }) =>
-      note(`gateway ${reason}; retrying in ${(delayMs / 1000).toFixed(1)} s (try ${attempt + 1})`),
-  };
 }
 
 /** The gateway client of the registry commands: each retry printed on stderr, errors naming their flags. */

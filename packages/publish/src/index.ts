@@ -22,9 +22,3 @@ export {
   type VerifyModelResult,
   verifyModel,
 } from "./publish-model.js";
-export {
-  DEFAULT_REGISTRY_ATTEMPTS,
-  DEFAULT_REGISTRY_TIMEOUT_MS,
-  RegistryClient,
-  type RegistryClientOptions,
-} from "./registry-client.js";

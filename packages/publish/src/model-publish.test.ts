@@ -13,12 +13,11 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GbtError, sha256File, verifyModelManifest } from "@gbt/protocol";
+import { createGatewayClient, GbtError, sha256File, verifyModelManifest } from "@gbt/protocol";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { completeManifest, rehashArtifacts } from "./manifest-artifacts.js";
 import { publishModel, verifyModel } from "./publish-model.js";
-import { RegistryClient } from "./registry-client.js";
 
 const publisher = privateKeyToAccount(generatePrivateKey());
 let dir: string;
@@ -210,8 +209,8 @@ describe("the registry client", () => {
       res.end(JSON.stringify({ address: publisher.address, chainId: 31_337, heartbeatIntervalMs: 10_000 }));
     });
     const delays: number[] = [];
-    const client = new RegistryClient({ gatewayUrl: url, sleep: async (ms) => void delays.push(ms) });
-    expect((await client.info()).chainId).toBe(31_337);
+    const client = createGatewayClient({ url, sleep: async (ms) => void delays.push(ms) });
+    expect((await client.getInfo({ retry: true })).chainId).toBe(31_337);
     expect(calls).toBe(3);
     expect(delays[1]).toBe(1000);
 
@@ -226,22 +225,27 @@ describe("the registry client", () => {
       );
     });
     const conflict = await caught(
-      new RegistryClient({ gatewayUrl: refusing, sleep: async () => {} }).get("a", "1"),
+      createGatewayClient({ url: refusing, sleep: async () => {} }).getRegistryModel({
+        name: "a",
+        version: "1",
+      }),
     );
     expect([conflict.code, refusals]).toEqual(["CONFLICT", 1]);
 
     const garbage = await startServer((_req, res) => res.end("<html>"));
-    expect((await caught(new RegistryClient({ gatewayUrl: garbage }).get("a", "1"))).code).toBe(
-      "GATEWAY_UNREACHABLE",
-    );
+    // An answer that is not a gbt gateway's is named as such, not taken for an outage.
+    expect(
+      (await caught(createGatewayClient({ url: garbage }).getRegistryModel({ name: "a", version: "1" })))
+        .code,
+    ).toBe("INVALID_OBJECT");
 
     const closedPort = await startServer(() => {});
     await new Promise((resolve) => servers.pop()?.close(resolve));
     const unreachable = await caught(
-      new RegistryClient({ gatewayUrl: closedPort, attempts: 3, sleep: async () => {} }).info(),
+      createGatewayClient({ url: closedPort, attempts: 3, sleep: async () => {} }).getInfo({ retry: true }),
     );
     expect(unreachable.code).toBe("GATEWAY_UNREACHABLE");
     expect(unreachable.details?.attempts).toBe(3);
-    expect(() => new RegistryClient({ gatewayUrl: "ftp://x" })).toThrow(/not an http/);
+    expect(() => createGatewayClient({ url: "ftp://x" })).toThrow(/not an http/);
   });
 });

@@ -7,6 +7,7 @@
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import {
+  type GatewayClient,
   GbtError,
   type ModelManifest,
   modelManifestHash,
@@ -28,7 +29,6 @@ import {
   readManifestFile,
   rehashArtifacts,
 } from "./manifest-artifacts.js";
-import { RegistryClient, type RegistryClientOptions } from "./registry-client.js";
 
 /** The chain manifests are signed for when no gateway is asked (a dry run): anvil's. */
 export const DEFAULT_MANIFEST_CHAIN_ID = 31_337;
@@ -38,8 +38,8 @@ export interface PublishModelParameters {
   account: LocalAccount;
   /** Sign and print only; the gateway is not contacted. */
   dryRun?: boolean;
-  /** Registry client settings (required unless dryRun). */
-  registry?: RegistryClientOptions;
+  /** The gateway whose registry takes the manifest (required unless dryRun). */
+  registry?: GatewayClient;
   /** Chain to sign for; default the gateway's (or {@link DEFAULT_MANIFEST_CHAIN_ID} on a dry run). */
   chainId?: number;
   now?: () => number;
@@ -60,13 +60,13 @@ export async function publishModel(parameters: PublishModelParameters): Promise<
   const document = await readManifestFile(manifestPath);
   // Validate the draft before any hashing or network: a bad manifest fails in milliseconds.
   parseModelManifestDraft(document, { source: manifestPath });
-  let client: RegistryClient | undefined;
+  let client: GatewayClient | undefined;
   let chainId = parameters.chainId;
   if (!parameters.dryRun) {
     if (!parameters.registry)
       throw new GbtError("USAGE", "No gateway to publish to.", { hint: "Pass --gateway URL." });
-    client = new RegistryClient(parameters.registry);
-    const info = await client.info();
+    client = parameters.registry;
+    const info = await client.getInfo({ retry: true });
     if (chainId !== undefined && chainId !== info.chainId) {
       throw new GbtError(
         "WRONG_CHAIN",
@@ -96,12 +96,12 @@ export async function publishModel(parameters: PublishModelParameters): Promise<
   });
   if (!client) return { ref: modelRef(manifest), outcome: "dry-run", status: null, gatewayUrl: null, signed };
   // The manifest hash is the idempotency key: a rerun of the same publish is the same request.
-  const answer = await client.submit(signed, signed.message.manifestHash);
+  const answer = await client.submitRegistryModel({ signed, idempotencyKey: signed.message.manifestHash });
   return {
     ref: modelRef(manifest),
     outcome: answer.created ? "created" : "exists",
     status: answer.model.status,
-    gatewayUrl: client.gatewayUrl,
+    gatewayUrl: new URL(client.url).origin,
     signed,
   };
 }
@@ -113,13 +113,13 @@ export async function publishModel(parameters: PublishModelParameters): Promise<
  * RFC 6979) and the manifest hash come out identical and the registry answers "exists".
  */
 async function keepRegisteredCreatedAt(
-  client: RegistryClient,
+  client: GatewayClient,
   manifest: ModelManifest,
   chainId: number,
 ): Promise<ModelManifest> {
   let registered: RegistryModel;
   try {
-    registered = await client.get(manifest.name, manifest.version);
+    registered = await client.getRegistryModel({ name: manifest.name, version: manifest.version });
   } catch (error) {
     if (error instanceof GbtError && error.code === "NOT_FOUND") return manifest;
     throw error;
@@ -133,8 +133,8 @@ async function keepRegisteredCreatedAt(
 export interface VerifyModelParameters {
   /** A signed manifest file, a plain manifest file (its signed version is fetched), or NAME@VERSION. */
   target: string;
-  /** Registry client settings (needed for NAME@VERSION and plain manifests). */
-  registry?: RegistryClientOptions;
+  /** The gateway whose registry holds the manifest (needed for NAME@VERSION and plain manifests). */
+  registry?: GatewayClient;
   /** Where artifacts of a NAME@VERSION live (default: the current directory). */
   baseDir?: string;
   /** Only this publisher may have signed (UNKNOWN_SIGNER otherwise). */
@@ -170,10 +170,10 @@ export async function verifyModel(parameters: VerifyModelParameters): Promise<Ve
   const fetchFromRegistry = async (name: string, version: string) => {
     if (!parameters.registry)
       throw new GbtError("USAGE", "No gateway to fetch the manifest from.", { hint: "Pass --gateway URL." });
-    const client = new RegistryClient(parameters.registry);
-    const info = await client.info();
+    const client = parameters.registry;
+    const info = await client.getInfo({ retry: true });
     chainId ??= info.chainId;
-    registryModel = await client.get(name, version);
+    registryModel = await client.getRegistryModel({ name, version });
     return registryModel.signed;
   };
   if (isFile) {

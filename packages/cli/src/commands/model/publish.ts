@@ -6,7 +6,7 @@ import { parseGbtAmount } from "../../chain-amount.js";
 import { GbtCommand } from "../../gbt-command.js";
 import { type CommittedManifest, commitManifestOnChain } from "../../model-onchain.js";
 import { publisherAccount } from "../../model-publisher-key.js";
-import { gatewayUrl, gatewayUrlFlag, hashingProgress, registryOptions } from "../../model-registry-flags.js";
+import { gatewayUrl, gatewayUrlFlag, hashingProgress, registryClient } from "../../model-registry-flags.js";
 
 interface PublishResult {
   ref: string;
@@ -100,7 +100,7 @@ Exit codes: 0 published, already published, or signed (dry run); 2 usage; 3 keys
       manifestPath: args.manifest,
       account,
       dryRun: flags["dry-run"],
-      ...(flags["dry-run"] ? {} : { registry: registryOptions(url, note) }),
+      ...(flags["dry-run"] ? {} : { registry: registryClient(url, note) }),
       ...(flags["chain-id"] !== undefined ? { chainId: flags["chain-id"] } : {}),
       onProgress: hashingProgress(note),
       ...(sourceDateEpoch() !== undefined ? { now: () => (sourceDateEpoch() as number) * 1000 } : {}),

@@ -3,7 +3,7 @@ import { type VerifyModelResult, verifyModel } from "@gbt/publish";
 import { Args, Flags } from "@oclif/core";
 import type { Address } from "viem";
 import { GbtCommand } from "../../gbt-command.js";
-import { gatewayUrl, gatewayUrlFlag, hashingProgress, registryOptions } from "../../model-registry-flags.js";
+import { gatewayUrl, gatewayUrlFlag, hashingProgress, registryClient } from "../../model-registry-flags.js";
 
 export default class ModelVerify extends GbtCommand {
   static override summary = "Check a signed model manifest and re-hash its artifacts.";
@@ -58,7 +58,7 @@ Exit codes: 0 valid; 2 usage; 4 signature invalid, wrong chain, or not signed by
     const note = (message: string) => this.note(message);
     const result = await verifyModel({
       target: args.target,
-      registry: registryOptions(gatewayUrl(flags.gateway), note),
+      registry: registryClient(gatewayUrl(flags.gateway), note),
       ...(flags.dir ? { baseDir: flags.dir } : {}),
       ...(publisher ? { publisher } : {}),
       ...(flags["chain-id"] !== undefined ? { chainId: flags["chain-id"] } : {}),

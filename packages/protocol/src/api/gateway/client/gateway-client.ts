@@ -15,7 +15,7 @@ import {
 } from "./gateway-request.js";
 import { getEvidence } from "./get-evidence.js";
 import { getHealth } from "./get-health.js";
-import { getInfo } from "./get-info.js";
+import { type GetInfoParameters, getInfo } from "./get-info.js";
 import { getNodeTrust } from "./get-node-trust.js";
 import { checkLedger } from "./ledger-check.js";
 import { listAccounts } from "./list-accounts.js";
@@ -36,7 +36,7 @@ export function createGatewayClient(options: GatewayClientOptions) {
     ...transport,
     // Consumer API and node link.
     listModels: () => listModels(transport),
-    getInfo: () => getInfo(transport),
+    getInfo: (parameters?: GetInfoParameters) => getInfo(transport, parameters),
     getHealth: () => getHealth(transport),
     // Admin API.
     listNodes: () => listNodes(transport),
