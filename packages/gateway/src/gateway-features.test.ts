@@ -12,7 +12,7 @@ import type { GatewayEnv } from "./http/gateway-env.js";
 import { createModelRegistry } from "./registry/model-registry.js";
 import { createJobRelay } from "./relay/job-relay.js";
 import type { Settlement, SettlementPorts } from "./settlement/settlement.js";
-import { createVerification } from "./verification/verification-extension.js";
+import { createVerification } from "./verification/verification.js";
 
 const ADMIN = "admin-token-for-tests-0123456789";
 let dir: string;

@@ -41,7 +41,7 @@ import { createChatProxy } from "./proxy/chat-proxy.js";
 import type { ModelRegistry } from "./registry/model-registry.js";
 import type { JobRelay } from "./relay/job-relay.js";
 import type { Settlement } from "./settlement/settlement.js";
-import type { Verification, VerificationFeature } from "./verification/verification-extension.js";
+import type { Verification, VerificationFeature } from "./verification/verification.js";
 
 export interface GatewayServerOptions {
   config: GatewayConfig;

@@ -19,7 +19,7 @@ import { type GatewayServer, startGatewayServer } from "./gateway-server.js";
 import { createModelRegistry } from "./registry/model-registry.js";
 import { createJobRelay } from "./relay/job-relay.js";
 import { createSettlement, type Settlement } from "./settlement/settlement.js";
-import { createVerification } from "./verification/verification-extension.js";
+import { createVerification } from "./verification/verification.js";
 
 export interface GatewayPaths {
   /** Holds gateway.db, gateway-key.json and admin-token. */

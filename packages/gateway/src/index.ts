@@ -176,6 +176,7 @@ export {
   measureDecode,
   type NodeAnswer,
 } from "./verification/challenge-client.js";
+export type { ChallengeResult } from "./verification/challenge-result.js";
 export {
   type ChallengeKind,
   type ChallengeOutcome,
@@ -189,19 +190,18 @@ export {
   type UsageFeed,
   verificationMigrations,
 } from "./verification/evidence-store.js";
+export type { SampleComparison } from "./verification/sampling.js";
 export { type TrustInput, type TrustView, trustOf } from "./verification/trust-score.js";
+export {
+  createVerification,
+  type Verification,
+  type VerificationFeature,
+  type VerificationOptions,
+  type VerificationPorts,
+} from "./verification/verification.js";
 export {
   type Canary,
   canarySchema,
   type VerificationConfig,
   verificationConfigSchema,
 } from "./verification/verification-config.js";
-export {
-  type ChallengeResult,
-  createVerification,
-  type SampleComparison,
-  type Verification,
-  type VerificationFeature,
-  type VerificationOptions,
-  type VerificationPorts,
-} from "./verification/verification-extension.js";

@@ -6,10 +6,13 @@
  * `authenticate` runs on every request, so it answers from memory: a live key is cached until
  * revoked through this store (or `positiveTtlMs`), and an unknown one for at most
  * `negativeTtlMs` (1 s), so a key created by another process on the same file — the CLI — works
- * within a second without every bad key costing a SQLite read.
+ * within a second without every bad key costing a SQLite read. Both caches are bounded LRUs
+ * (lru-cache): a flood of keys evicts the least recently used, which only costs a re-read. Each
+ * entry keeps its own time, so an entry expires exactly `ttl` after it was read.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { GbtError } from "@gbt/protocol";
+import { LRUCache } from "lru-cache";
 import { Ledger } from "../billing/ledger.js";
 import { consumerAccount, type GatewayDatabase, TREASURY_ACCOUNT } from "../gateway-database.js";
 
@@ -22,6 +25,8 @@ const KEY_PATTERN = /^gbt_gk_[A-Za-z0-9_-]{43}$/;
 const NAME_PATTERN = /^[\w .@-]{1,64}$/;
 /** How many unknown keys are remembered at most, so that a flood of random keys cannot grow memory. */
 const MAX_NEGATIVE_ENTRIES = 10_000;
+/** How many live keys are remembered at most. */
+const MAX_POSITIVE_ENTRIES = 50_000;
 
 export interface AccountInfo {
   id: string;
@@ -96,8 +101,12 @@ function requireName(what: string, name: unknown): asserts name is string {
 
 export class AccountStore {
   readonly #ledger: Ledger;
-  readonly #valid = new Map<string, Authenticated & { checkedAt: number }>();
-  readonly #unknownUntil = new Map<string, number>();
+  /** Live keys by hash, with when they were read. */
+  readonly #valid = new LRUCache<string, Authenticated & { checkedAt: number }>({
+    max: MAX_POSITIVE_ENTRIES,
+  });
+  /** Unknown keys by hash, with until when they are taken as unknown. */
+  readonly #unknownUntil = new LRUCache<string, number>({ max: MAX_NEGATIVE_ENTRIES });
   readonly #negativeTtlMs: number;
   readonly #positiveTtlMs: number;
   readonly #random: (bytes: number) => Buffer;
@@ -276,11 +285,6 @@ export class AccountStore {
     const row = this.statements.findActiveKey.get(hash) as { id: string; account_id: string } | undefined;
     if (row === undefined) {
       this.#valid.delete(hash);
-      this.#unknownUntil.delete(hash);
-      if (this.#unknownUntil.size >= MAX_NEGATIVE_ENTRIES) {
-        const oldest = this.#unknownUntil.keys().next().value;
-        if (oldest !== undefined) this.#unknownUntil.delete(oldest);
-      }
       this.#unknownUntil.set(hash, now + this.#negativeTtlMs);
       return null;
     }

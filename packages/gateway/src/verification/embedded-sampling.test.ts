@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../gateway-config.js";
 import { type GatewayServer, startGatewayServer } from "../gateway-server.js";
 import type { EvidenceRecord } from "./evidence-store.js";
-import { createVerification, type Verification } from "./verification-extension.js";
+import { createVerification, type Verification } from "./verification.js";
 
 /** The few @gbt/node exports used here, typed locally. */
 interface NodeBackend {

@@ -9,7 +9,7 @@ import { type GatewayConfigInput, parseGatewayConfig } from "../gateway-config.j
 import { type GatewayServer, startGatewayServer } from "../gateway-server.js";
 import { type FakeNode, type FakeNodeOptions, startFakeNode } from "../testing/fake-node.js";
 import type { EvidenceRecord } from "./evidence-store.js";
-import { createVerification, type Verification } from "./verification-extension.js";
+import { createVerification, type Verification } from "./verification.js";
 
 const logger = pino({ level: "silent" });
 const ADMIN = "admin-token-for-tests-0123456789";
