@@ -251,7 +251,7 @@ describe("InstancePool.lease", () => {
     expect(() => select("other")).toThrow(expect.objectContaining({ code: "MODEL_NOT_FOUND" }));
   });
 
-  it("a lease releases once; a removed instance's lease still settles", () => {
+  it("a lease releases once; a removed instance's lease still releases", () => {
     const { add, pick, pool } = setup();
     const a = add("a");
     const lease = pick();
