@@ -16,7 +16,7 @@ import { Agent, request } from "node:http";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { startFakeNode } from "../packages/gateway/dist/testing/fake-node.js";
+import { startFakeNode } from "@gbt/gateway/testing";
 import { startChild } from "./gateway-overhead.mjs";
 
 const { values } = parseArgs({
