@@ -1,17 +1,17 @@
 /**
- * The indexed priority queues behind the router's O(log n) pick.
+ * The indexed priority queues behind the pool's O(log n) pick.
  *
  * - `CandidateHeap`: per model, a binary max-heap of the instances that may take a request,
  *   ordered by (spare desc, health score desc, random tie key desc). The keys live in the
- *   registry's typed arrays, indexed by slot; each heap entry is a `Membership` (one instance in
- *   one model's heap) that remembers its position, so an instance whose load changes is moved
- *   in place instead of searched for. The random tie key is redrawn whenever an instance's key
+ *   pool's slot table (typed arrays), indexed by slot; each heap entry is a `Membership` (one
+ *   instance in one model's heap) that remembers its position, so an instance whose load
+ *   changes is moved in place instead of searched for. The random tie key is redrawn whenever an instance's key
  *   changes, which makes the top of a set of equal instances a uniform random one of them.
  * - `WakeupQueue`: a min-heap of times at which a parked instance (breaker open, probe out,
  *   429 cooldown) must be looked at again.
  */
 
-/** Where the heap reads its keys (the registry's arrays; they may be reallocated on growth). */
+/** Where the heap reads its keys (the pool's slot table; its arrays may be reallocated on growth). */
 export interface CandidateKeys {
   spareKey: Float64Array;
   healthScore: Float64Array;

@@ -1,5 +1,5 @@
 /**
- * The per-instance circuit breaker of the router. A node that keeps failing is parked for a
+ * The per-instance circuit breaker of the pool's routing. A node that keeps failing is parked for a
  * while so that consumers stop paying for its errors; it earns its way back with one probe.
  * Time comes from an injected clock so the rules can be tested exactly, without sleeping.
  *
@@ -110,7 +110,7 @@ export class CircuitBreaker {
 
   /**
    * The earliest time at which `acquire` may admit again: at or before now means it admits now.
-   * The router caches this number so that its scan does not have to call into every breaker.
+   * The pool caches this number so that its pick does not have to call into every breaker.
    */
   blockedUntil(): number {
     const now = this.#now();

@@ -1,7 +1,7 @@
 /**
  * The rolling health record of one instance: how its routed requests ended over the last
- * 14 days, in fixed time buckets (one per day by default), and the score the router uses to
- * break ties between instances with equal spare capacity.
+ * 14 days, in fixed time buckets (one per day by default), and the score the pool's routing uses
+ * to break ties between instances with equal spare capacity.
  *
  * Formula. Let s_b, f_b be the successes and failures in bucket b, a_b its age in buckets
  * (0 for the current one), and w_b = 2^(−a_b · bucketMs / halfLifeMs) (w_b = 1 without decay).

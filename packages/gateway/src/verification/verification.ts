@@ -15,7 +15,7 @@
  * a claimed digest false, a receipt for tokens not delivered, a spoofed benchmark) becomes an
  * evidence record with a slashing proposal for governance; soft failures only lower reputation.
  * Reputation and tier (trust-score.ts) are shown in `GET /v1/gateway/nodes` and
- * `GET /v1/gateway/nodes/:id/trust`, and the router honours a request's minimum tier.
+ * `GET /v1/gateway/nodes/:id/trust`, and routing honours a request's minimum tier.
  *
  * Challenge traffic is neither billed nor paid: it never reaches the receipt settler.
  *
