@@ -12,7 +12,6 @@ import {
   startAnvil,
   transferGbt,
 } from "@gbt/contracts";
-import { GbtError } from "@gbt/protocol";
 import { readJsonFile, writeJsonFile } from "@gbt/store";
 import { type Address, createClient, http, parseEther, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";

@@ -17,7 +17,6 @@ export {
   type CreatedApiKey,
   DEFAULT_GRANT_MICRO,
 } from "./auth/accounts.js";
-export { bearerToken } from "./auth/bearer-token.js";
 export { type CreditHold, CreditHolds, type ReserveOptions } from "./billing/credit-holds.js";
 export {
   type BatchOutcome,

@@ -3,10 +3,9 @@
  * account and key behind it become the `principal` of the handlers after it. Otherwise 401
  * `invalid_api_key` with `www-authenticate: Bearer`.
  */
-import { httpError } from "@gbt/protocol";
+import { bearerToken, httpError } from "@gbt/protocol";
 import type { MiddlewareHandler } from "hono";
 import type { AccountStore } from "../auth/accounts.js";
-import { bearerToken } from "../auth/bearer-token.js";
 import type { GatewayEnv } from "./gateway-env.js";
 
 export function apiKey(accounts: Pick<AccountStore, "authenticate">): MiddlewareHandler<GatewayEnv> {

@@ -4,9 +4,8 @@
  * `www-authenticate: Bearer`.
  */
 import { timingSafeEqual } from "node:crypto";
-import { httpError } from "@gbt/protocol";
+import { bearerToken, httpError } from "@gbt/protocol";
 import type { MiddlewareHandler } from "hono";
-import { bearerToken } from "../auth/bearer-token.js";
 import type { GatewayEnv } from "./gateway-env.js";
 
 export function requireAdmin(adminToken: string): MiddlewareHandler<GatewayEnv> {

@@ -5,9 +5,8 @@
  * model's price and a credit hold of the request's worst-case cost.
  */
 import type { IncomingMessage } from "node:http";
-import { HttpError, isGbtError, readBody, type TrustTier, trustTiers } from "@gbt/protocol";
+import { bearerToken, HttpError, isGbtError, readBody, type TrustTier, trustTiers } from "@gbt/protocol";
 import type { AccountStore, Authenticated } from "../auth/accounts.js";
-import { bearerToken } from "../auth/bearer-token.js";
 import type { CreditHold, CreditHolds } from "../billing/credit-holds.js";
 import { costMicro, type ModelPrice, priceFor } from "../billing/pricing.js";
 import type { GatewayConfig } from "../gateway-config.js";

@@ -13,14 +13,11 @@
  */
 import { setMaxListeners } from "node:events";
 import { GbtError } from "@gbt/protocol";
-import type { BackendTimings, ChatMessage } from "../backends/types.js";
+import type { ChatMessage } from "../backends/types.js";
 import { DEFAULT_SEED } from "./micro.js";
 import {
   backendRates,
   diffPct,
-  estimateTokensFromText,
-  type RequestMetrics,
-  requestMetrics,
   round,
   roundSummary,
   type Summary,
