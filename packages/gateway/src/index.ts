@@ -155,7 +155,6 @@ export {
   type JobRelay,
   type JobRelayOptions,
   type JobRelayPorts,
-  MAX_RELAYED_JOB_BYTES,
   RELAYED_BY_HEADER,
 } from "./relay/job-relay.js";
 export { cumulativeEarnings } from "./settlement/cumulative-earnings.js";

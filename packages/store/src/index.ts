@@ -4,6 +4,7 @@
  * routine every database of gbt uses (node, agent, audit log, gateway and its features' tables).
  */
 
+export { API_KEY_NAME_PATTERN, checkApiKeyName, hashApiKey, type NewApiKey, newApiKey } from "./api-keys.js";
 export { type Migrations, migrate, openDatabase, type SqliteDatabase } from "./database.js";
 export { type JsonFileOptions, readJsonFile, writeJsonFile } from "./json-file.js";
 export { type GbtPaths, resolvePaths } from "./paths.js";

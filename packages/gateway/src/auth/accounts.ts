@@ -10,8 +10,9 @@
  * (lru-cache): a flood of keys evicts the least recently used, which only costs a re-read. Each
  * entry keeps its own time, so an entry expires exactly `ttl` after it was read.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { GbtError } from "@gbt/protocol";
+import { checkApiKeyName, hashApiKey, newApiKey } from "@gbt/store";
 import { LRUCache } from "lru-cache";
 import { Ledger } from "../billing/ledger.js";
 import { consumerAccount, type GatewayDatabase, TREASURY_ACCOUNT } from "../gateway-database.js";
@@ -22,7 +23,6 @@ export const DEFAULT_GRANT_MICRO = 5_000_000;
 const KEY_PREFIX = "gbt_gk_";
 /** The prefix and 32 random bytes in base64url (43 characters). */
 const KEY_PATTERN = /^gbt_gk_[A-Za-z0-9_-]{43}$/;
-const NAME_PATTERN = /^[\w .@-]{1,64}$/;
 /** How many unknown keys are remembered at most, so that a flood of random keys cannot grow memory. */
 const MAX_NEGATIVE_ENTRIES = 10_000;
 /** How many live keys are remembered at most. */
@@ -86,18 +86,6 @@ const toKeyInfo = (row: KeyRow): ApiKeyInfo => ({
   createdAt: new Date(row.created_at).toISOString(),
   revokedAt: row.revoked_at === null ? null : new Date(row.revoked_at).toISOString(),
 });
-
-function hashKey(key: string): string {
-  return createHash("sha256").update(key).digest("hex");
-}
-
-function requireName(what: string, name: unknown): asserts name is string {
-  if (typeof name !== "string" || !NAME_PATTERN.test(name)) {
-    throw new GbtError("INVALID_INPUT", `A ${what} name is 1–64 letters, digits, spaces or . _ @ -.`, {
-      details: { name: String(name) },
-    });
-  }
-}
 
 export class AccountStore {
   readonly #ledger: Ledger;
@@ -169,7 +157,7 @@ export class AccountStore {
     name: string;
     initialMicro?: number;
   }): AccountInfo {
-    requireName("account", name);
+    checkApiKeyName("account", name);
     if (!(Number.isSafeInteger(initialMicro) && initialMicro >= 0)) {
       throw new GbtError("INVALID_INPUT", "The starting grant is an integer ≥ 0 of micro-credits.", {
         details: { initialMicro },
@@ -213,13 +201,11 @@ export class AccountStore {
 
   /** Creates a key for the account; the returned `key` is the only copy of the secret. */
   createApiKey(accountId: string, name: string): CreatedApiKey {
-    requireName("key", name);
+    checkApiKeyName("key", name);
     if (this.statements.account.get(accountId) === undefined) throw accountNotFound(accountId);
-    const key = `${KEY_PREFIX}${this.#random(32).toString("base64url")}`;
-    const hash = hashKey(key);
+    const { key, prefix, hash } = newApiKey(KEY_PREFIX, 32, this.#random);
     const id = `key_${this.#random(12).toString("hex")}`;
     const createdAt = this.now();
-    const prefix = key.slice(0, 12);
     this.statements.insertKey.run(id, accountId, name, prefix, hash, createdAt);
     this.#unknownUntil.delete(hash);
     return { id, accountId, name, prefix, key, createdAt: new Date(createdAt).toISOString() };
@@ -241,7 +227,7 @@ export class AccountStore {
     const prefix = idOrPrefix.replace(/…$/, "");
     const rows = this.statements.keysMatching.all(
       idOrPrefix,
-      hashKey(idOrPrefix),
+      hashApiKey(idOrPrefix),
       prefix,
       prefix,
       prefix,
@@ -273,7 +259,7 @@ export class AccountStore {
    */
   authenticate(key: unknown): Authenticated | null {
     if (typeof key !== "string" || !KEY_PATTERN.test(key)) return null;
-    const hash = hashKey(key);
+    const hash = hashApiKey(key);
     const now = this.now();
     const valid = this.#valid.get(hash);
     if (valid !== undefined && now - valid.checkedAt < this.#positiveTtlMs) {

@@ -15,7 +15,14 @@
  *
  * Routes: `POST /v1/nodes/:address/jobs`, `GET /v1/nodes/:address/jobs/:id`.
  */
-import { HttpError, recoverSignerNative, verifyObject } from "@gbt/protocol";
+import {
+  agentPaths,
+  HttpError,
+  MAX_JOB_BODY_BYTES,
+  MAX_JOB_ID_LENGTH,
+  recoverSignerNative,
+  verifyObject,
+} from "@gbt/protocol";
 import { type Context, Hono } from "hono";
 import type { Logger } from "pino";
 import { type Address, getAddress, isAddress, isAddressEqual } from "viem";
@@ -27,13 +34,9 @@ import type { GatewayEnv } from "../http/gateway-env.js";
 import type { InstancePool } from "../pool/instance-pool.js";
 import type { InstanceLink } from "../pool/pool-instance.js";
 
-/** A signed Job is small by design (the agent's own limit). */
-export const MAX_RELAYED_JOB_BYTES = 64 * 1024;
 /** Long enough for the slowest allowlisted job (a benchmark or a model pull). */
 export const RELAY_TIMEOUT_MS = 10 * 60_000;
 export const RELAYED_BY_HEADER = "x-gbt-relayed-by";
-/** The longest job id relayed; longer ones are no route. */
-const MAX_JOB_ID = 200;
 
 const JOBS_PATH = "/v1/nodes/:address/jobs";
 const JOB_PATH = `${JOBS_PATH}/:jobId`;
@@ -76,22 +79,22 @@ export function createJobRelay(options: JobRelayOptions = {}): JobRelay {
           await next();
         })
         .use(JOB_PATH, async (c, next) => {
-          if (c.req.param("jobId").length > MAX_JOB_ID) return c.notFound();
+          if (c.req.param("jobId").length > MAX_JOB_ID_LENGTH) return c.notFound();
           nodeAddress(c.req.param("address"));
           await next();
         })
         .post(JOBS_PATH, named("relay_submit"), async (c) => {
           const node = nodeAddress(c.req.param("address"));
-          const body = await readBytes(c, MAX_RELAYED_JOB_BYTES);
+          const body = await readBytes(c, MAX_JOB_BODY_BYTES);
           await checkEnvelope(ports, body, node);
-          return relay(c, linkOf(ports, node), "/agent/jobs", { method: "POST", body });
+          return relay(c, linkOf(ports, node), agentPaths.jobs, { method: "POST", body });
         })
         .all(JOBS_PATH, () => {
           throw methodNotAllowed("POST");
         })
         .get(JOB_PATH, named("relay_status"), async (c) => {
           const node = nodeAddress(c.req.param("address"));
-          const path = `/agent/jobs/${encodeURIComponent(c.req.param("jobId"))}`;
+          const path = agentPaths.job(c.req.param("jobId"));
           return relay(c, linkOf(ports, node), path, { method: "GET" });
         })
         .all(JOB_PATH, () => {

@@ -2,9 +2,9 @@
  * Local API keys for `gbt serve`. Keys are random (`gbt_sk_…`, 192 bits), shown once at
  * creation, and stored only as their sha256; revocation takes effect on the next request.
  */
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { GbtError } from "@gbt/protocol";
-import { type GbtPaths, resolvePaths } from "@gbt/store";
+import { checkApiKeyName, type GbtPaths, hashApiKey, newApiKey, resolvePaths } from "@gbt/store";
 import { type NodeDatabase, openNodeDatabase } from "../node-database.js";
 
 export interface ApiKeyInfo {
@@ -22,10 +22,6 @@ export interface CreatedApiKey extends ApiKeyInfo {
 }
 
 const KEY_PREFIX = "gbt_sk_";
-
-function hashKey(key: string): string {
-  return createHash("sha256").update(key).digest("hex");
-}
 
 interface Row {
   id: string;
@@ -54,22 +50,18 @@ export class ApiKeyStore {
   }
 
   create(name: string): CreatedApiKey {
-    if (!/^[\w .@-]{1,64}$/.test(name)) {
-      throw new GbtError("INVALID_INPUT", "A key name is 1–64 letters, digits, spaces or . _ @ -.", {
-        details: { name },
-      });
-    }
-    const key = `${KEY_PREFIX}${randomBytes(24).toString("base64url")}`;
+    checkApiKeyName("key", name);
+    const { key, prefix, hash } = newApiKey(KEY_PREFIX, 24);
     const row: Row = {
       id: randomUUID(),
       name,
-      prefix: key.slice(0, 12),
+      prefix,
       created_at: this.now(),
       revoked_at: null,
     };
     this.db
       .prepare("INSERT INTO api_keys (id, name, prefix, key_hash, created_at) VALUES (?, ?, ?, ?, ?)")
-      .run(row.id, row.name, row.prefix, hashKey(key), row.created_at);
+      .run(row.id, row.name, row.prefix, hash, row.created_at);
     return { ...toInfo(row), key };
   }
 
@@ -85,7 +77,7 @@ export class ApiKeyStore {
       .prepare(
         "SELECT * FROM api_keys WHERE id = ? OR key_hash = ? OR (length(?) >= 7 AND substr(prefix, 1, length(?)) = ?)",
       )
-      .all(idOrPrefix, hashKey(idOrPrefix), prefix, prefix, prefix) as Row[];
+      .all(idOrPrefix, hashApiKey(idOrPrefix), prefix, prefix, prefix) as Row[];
     if (rows.length === 0) {
       throw new GbtError("NOT_FOUND", `No API key matches ${JSON.stringify(idOrPrefix)}.`, {
         hint: "List keys with `gbt keys list`.",
@@ -108,7 +100,7 @@ export class ApiKeyStore {
   /** True when `key` is a live key. Constant work per call: one indexed lookup of the hash. */
   verify(key: string): boolean {
     if (!key.startsWith(KEY_PREFIX) || key.length > 128) return false;
-    return this.findActive.get(hashKey(key)) !== undefined;
+    return this.findActive.get(hashApiKey(key)) !== undefined;
   }
 
   hasKeys(): boolean {
