@@ -8,7 +8,7 @@
  * or, for `stream: true`, to the streamed relay (stream-relay.ts).
  */
 import { Agent, type ClientRequest, request as httpRequest, type ServerResponse } from "node:http";
-import { REQUEST_ID_HEADER } from "@gbt/protocol";
+import { nodePaths, REQUEST_ID_HEADER } from "@gbt/protocol";
 import type { CompletedRequest } from "../billing/receipt-settler.js";
 import type { GatewayConfig } from "../gateway-config.js";
 import type { GatewayMetrics } from "../gateway-metrics.js";
@@ -51,7 +51,7 @@ const targets = new WeakMap<InstanceLink, UpstreamTarget>();
 function targetOf(link: InstanceLink): UpstreamTarget {
   let target = targets.get(link);
   if (target === undefined) {
-    const url = new URL("/v1/chat/completions", link.url);
+    const url = new URL(nodePaths.chatCompletions, link.url);
     target = {
       protocol: url.protocol,
       hostname: url.hostname,

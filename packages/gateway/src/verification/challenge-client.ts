@@ -5,7 +5,7 @@
  * them and the node earns nothing for them (see the README's "Trust and verification").
  */
 import { randomBytes } from "node:crypto";
-import { RECEIPT_HEADER, REQUEST_ID_HEADER } from "@gbt/protocol";
+import { nodePaths, RECEIPT_HEADER, REQUEST_ID_HEADER } from "@gbt/protocol";
 import { z } from "zod";
 import type { InstanceLink } from "../pool/pool-instance.js";
 
@@ -44,7 +44,7 @@ export async function askNode(
   const { requestId } = options;
   let response: Response;
   try {
-    response = await fetch(new URL("/v1/chat/completions", `${link.url}/`), {
+    response = await fetch(new URL(nodePaths.chatCompletions, `${link.url}/`), {
       method: "POST",
       headers: {
         "content-type": "application/json",
