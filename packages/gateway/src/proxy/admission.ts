@@ -5,7 +5,7 @@
  * model's price and a credit hold of the request's worst-case cost.
  */
 import type { IncomingMessage } from "node:http";
-import { bearerToken, HttpError, isGbtError, readBody, type TrustTier, trustTiers } from "@gbt/protocol";
+import { bearerToken, HttpError, isGbtError, type TrustTier, trustTiers } from "@gbt/protocol";
 import type { AccountStore, Authenticated } from "../auth/accounts.js";
 import type { CreditHold, CreditHolds } from "../billing/credit-holds.js";
 import { costMicro, type ModelPrice, priceFor } from "../billing/pricing.js";
@@ -75,11 +75,20 @@ export interface AdmittedChat {
   tier: TierAdmission | undefined;
 }
 
-/** Admits a chat completion or throws the HttpError the consumer gets (401, 400, 404, 413, 402). */
-export async function admitChat(deps: AdmissionDependencies, req: IncomingMessage): Promise<AdmittedChat> {
-  const { config, accounts, reservations } = deps;
+/** Who is asking, and for which instances: checked from the headers before the body is read. */
+export interface Authorized {
+  principal: Authenticated;
+  tier: TierAdmission | undefined;
+}
+
+/**
+ * The header checks of a chat completion (401 without a valid key, 400 on an unknown tier). Split
+ * from {@link admitBody} so that the hot path (chat-proxy.ts) stays on one async frame and awaits
+ * only the body read itself.
+ */
+export function authorizeChat(deps: AdmissionDependencies, req: IncomingMessage): Authorized {
   const key = bearerToken(req.headers.authorization);
-  const principal = key === undefined ? null : accounts.authenticate(key);
+  const principal = key === undefined ? null : deps.accounts.authenticate(key);
   if (principal === null) {
     req.resume();
     throw new HttpError(
@@ -97,11 +106,15 @@ export async function admitChat(deps: AdmissionDependencies, req: IncomingMessag
     : minTier === "community"
       ? undefined
       : { tier: minTier, allows: () => false };
-  const raw = await readBody(req, deps.maxBodyBytes);
-  const chat = parseChat(raw, config.defaultMaxTokens);
+  return { principal, tier };
+}
+
+/** The body checks (400, 404 on a model without a price, 402 without credits), then the credit hold. */
+export function admitBody(deps: AdmissionDependencies, authorized: Authorized, raw: Buffer): AdmittedChat {
+  const chat = parseChat(raw, deps.config.defaultMaxTokens);
   let price: ModelPrice;
   try {
-    price = priceFor(config.prices, chat.model);
+    price = priceFor(deps.config.prices, chat.model);
   } catch {
     throw new HttpError("model_not_found", `Model ${chat.model} has no price here.`, "model");
   }
@@ -109,7 +122,7 @@ export async function admitChat(deps: AdmissionDependencies, req: IncomingMessag
   const reserve = costMicro(price, raw.length, chat.maxTokens);
   let hold: CreditHold;
   try {
-    hold = reservations.reserve(principal.accountId, reserve);
+    hold = deps.reservations.reserve(authorized.principal.accountId, reserve);
   } catch (error) {
     if (isGbtError(error) && error.code === "INSUFFICIENT_FUNDS") {
       throw new HttpError(
@@ -119,7 +132,7 @@ export async function admitChat(deps: AdmissionDependencies, req: IncomingMessag
     }
     throw error;
   }
-  return { principal, raw, chat, price, hold, tier };
+  return { principal: authorized.principal, raw, chat, price, hold, tier: authorized.tier };
 }
 
 const invalid = (message: string, param: string | null) => new HttpError("invalid_value", message, param);

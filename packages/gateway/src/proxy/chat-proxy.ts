@@ -3,7 +3,7 @@
  * byte the request path does only what it must, all in memory: admission (admission.ts: API key,
  * tier, one JSON.parse, price, credit hold), then a routing pick and forwarding with retries
  * (retries.ts, attempt.ts). The body is forwarded byte for byte; whole responses are relayed in one
- * write (whole-relay.ts), streams chunk by chunk (stream-relay.ts). Signature checks, the ledger
+ * write, streams chunk by chunk (attempt.ts and its two relays). Signature checks, the ledger
  * write and logging happen after the response, in batches (see billing/receipt-settler.ts).
  *
  * Failure rules: a node that fails before the first byte (connection error, 5xx, 401/403 on the
@@ -14,17 +14,18 @@
  * consumer's stream with an error event, and the consumer pays only for the tokens delivered.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { readBody } from "@gbt/protocol";
 import type { Logger } from "pino";
 import type { AccountStore } from "../auth/accounts.js";
 import type { CreditHolds } from "../billing/credit-holds.js";
-import type { ReceiptSettler } from "../billing/receipt-settler.js";
+import type { CompletedRequest, ReceiptSettler } from "../billing/receipt-settler.js";
 import type { GatewayConfig } from "../gateway-config.js";
 import type { GatewayMetrics } from "../gateway-metrics.js";
 import type { InstancePool } from "../pool/instance-pool.js";
-import { admitChat, type ObservedCompletion, type RequestAdmission } from "./admission.js";
+import { admitBody, authorizeChat, type ObservedCompletion, type RequestAdmission } from "./admission.js";
 import { CapacityQueue } from "./capacity-queue.js";
 import { newRequestId } from "./request-id.js";
-import { type RetryContext, serveWithRetries } from "./retries.js";
+import { attemptFailed, type RetryContext, retryLoop, startFirstAttempt } from "./retries.js";
 
 export interface ChatProxyDependencies {
   config: GatewayConfig;
@@ -52,11 +53,24 @@ export function createChatProxy(deps: ChatProxyDependencies): ChatProxy {
   const retry: RetryContext = { routing: config.routing, metrics, pool, capacity, logger };
 
   async function handle(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
-    const admitted = await admitChat(deps, req);
+    // Each step is awaited here, on one async frame: the hot path pays for no nested ones.
+    const authorized = authorizeChat(deps, req);
+    const admitted = admitBody(deps, authorized, await readBody(req, deps.maxBodyBytes));
     const requestId = newRequestId();
     let handedOver = false;
     try {
-      const completed = await serveWithRetries(retry, res, admitted, requestId, started);
+      const tried: string[] = [];
+      const first = startFirstAttempt(retry, res, admitted, requestId, started, tried);
+      let completed: CompletedRequest;
+      if (first === null) completed = await retryLoop(retry, res, admitted, requestId, started, tried, 0);
+      else {
+        try {
+          completed = await first.promise;
+        } catch (error) {
+          attemptFailed(retry, res, admitted, first.lease, error, tried, 0, requestId);
+          completed = await retryLoop(retry, res, admitted, requestId, started, tried, 1);
+        }
+      }
       completed.accountId = admitted.principal.accountId;
       completed.keyId = admitted.principal.keyId;
       completed.price = admitted.price;

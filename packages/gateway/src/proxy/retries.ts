@@ -11,6 +11,7 @@ import { HttpError } from "@gbt/protocol";
 import type { Logger } from "pino";
 import type { CompletedRequest } from "../billing/receipt-settler.js";
 import type { InstancePool } from "../pool/instance-pool.js";
+import type { Lease } from "../pool/lease.js";
 import { type AdmittedChat, MIN_TIER_HEADER } from "./admission.js";
 import { type AttemptContext, AttemptFailed, forwardAttempt } from "./attempt.js";
 import type { CapacityQueue } from "./capacity-queue.js";
@@ -21,21 +22,85 @@ export interface RetryContext extends AttemptContext {
   logger: Logger;
 }
 
-/** Serves an admitted request on the first node that answers; throws the HttpError the consumer gets. */
-export async function serveWithRetries(
+/** The first attempt, started: its promise and its lease; null when the first pick found nothing. */
+export interface FirstAttempt {
+  promise: Promise<CompletedRequest>;
+  lease: Lease;
+}
+
+/**
+ * Leases the best instance and starts forwarding, without an async frame of its own: the common
+ * case (the first pick answers) awaits only the attempt itself. On null, or when the attempt
+ * rejects (see {@link attemptFailed}), the caller goes on with {@link retryLoop}.
+ */
+export function startFirstAttempt(
   context: RetryContext,
   res: ServerResponse,
   admitted: AdmittedChat,
   requestId: string,
   started: number,
+  tried: string[],
+): FirstAttempt | null {
+  const picked = context.pool.lease(admitted.chat.model, leaseOptions(admitted, tried));
+  if (picked.lease === null) return null;
+  const { lease, link } = picked;
+  return {
+    promise: forwardAttempt(context, res, admitted.raw, admitted.chat, lease, link, requestId, started),
+    lease,
+  };
+}
+
+function leaseOptions(admitted: AdmittedChat, tried: string[]) {
+  const admit = admitted.tier?.allows;
+  return admit ? { exclude: tried, admit } : { exclude: tried };
+}
+
+/** Records a failed attempt; throws when it was not a node's failure, or when no retry is left. */
+export function attemptFailed(
+  context: RetryContext,
+  res: ServerResponse,
+  admitted: AdmittedChat,
+  lease: Lease,
+  error: unknown,
+  tried: string[],
+  attempt: number,
+  requestId: string,
+): void {
+  if (!(error instanceof AttemptFailed)) throw error;
+  const { routing, metrics, logger } = context;
+  const { chat } = admitted;
+  metrics.upstreamFailures.inc({ outcome: error.outcome });
+  tried.push(lease.instance.id);
+  logger.warn(
+    { requestId, instance: lease.instance.id, outcome: error.outcome, reason: error.message },
+    "node attempt failed before the first byte",
+  );
+  if (attempt >= routing.maxRetries || res.destroyed) {
+    throw new HttpError(
+      "upstream_failed",
+      `The node${tried.length > 1 ? "s" : ""} serving ${chat.model} failed before answering (${error.message}).`,
+      null,
+      { "retry-after": "1" },
+    );
+  }
+}
+
+/** The retries, from attempt `first` on: pick again, wait for capacity, or give the consumer's answer. */
+export async function retryLoop(
+  context: RetryContext,
+  res: ServerResponse,
+  admitted: AdmittedChat,
+  requestId: string,
+  started: number,
+  tried: string[],
+  first: number,
 ): Promise<CompletedRequest> {
-  const { pool, capacity, routing, metrics, logger } = context;
+  const { pool, capacity, routing } = context;
   const { chat, raw, tier } = admitted;
-  const admit = tier?.allows;
-  const tried: string[] = [];
-  const queueDeadline = performance.now() + routing.queueTimeoutMs;
-  for (let attempt = 0; ; attempt++) {
-    const picked = pool.lease(chat.model, admit ? { exclude: tried, admit } : { exclude: tried });
+  // The line is kept from the request's arrival, whichever attempt waits in it.
+  const queueDeadline = started + routing.queueTimeoutMs;
+  for (let attempt = first; ; attempt++) {
+    const picked = pool.lease(chat.model, leaseOptions(admitted, tried));
     if (picked.lease === null) {
       if (picked.reason === "unknown_model") {
         throw new HttpError("model_not_found", picked.error.message, "model");
@@ -67,21 +132,7 @@ export async function serveWithRetries(
     try {
       return await forwardAttempt(context, res, raw, chat, lease, link, requestId, started);
     } catch (error) {
-      if (!(error instanceof AttemptFailed)) throw error;
-      metrics.upstreamFailures.inc({ outcome: error.outcome });
-      tried.push(lease.instance.id);
-      logger.warn(
-        { requestId, instance: lease.instance.id, outcome: error.outcome, reason: error.message },
-        "node attempt failed before the first byte",
-      );
-      if (attempt >= routing.maxRetries || res.destroyed) {
-        throw new HttpError(
-          "upstream_failed",
-          `The node${tried.length > 1 ? "s" : ""} serving ${chat.model} failed before answering (${error.message}).`,
-          null,
-          { "retry-after": "1" },
-        );
-      }
+      attemptFailed(context, res, admitted, lease, error, tried, attempt, requestId);
     }
   }
 }
