@@ -3,8 +3,8 @@
  * field has a default, so a gateway runs with no file at all; a present file is strict: an unknown
  * or bad field names itself and exits with the config code.
  */
-import { readFile } from "node:fs/promises";
 import { GbtError, schemas } from "@gbt/protocol";
+import { readJsonFile } from "@gbt/store";
 import { z } from "zod";
 import { priceTableSchema } from "./billing/pricing.js";
 import { verificationConfigSchema } from "./verification/verification-config.js";
@@ -122,21 +122,10 @@ export function parseGatewayConfig(value: unknown, source = "gateway config"): G
 
 /** Loads `gateway.json`; the defaults when the file does not exist. */
 export async function loadGatewayConfig(path: string): Promise<GatewayConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return parseGatewayConfig({}, path);
-    throw new GbtError("CONFIG_UNREADABLE", `Cannot read ${path}.`, { cause: error });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new GbtError("CONFIG_INVALID", `${path} is not valid JSON.`, {
-      details: { path },
-      hint: "Fix the file, or remove it to use the defaults.",
-    });
-  }
-  return parseGatewayConfig(json, path);
+  // Read as JSON by the one reader; the fields are checked (with their own messages) by parseGatewayConfig.
+  const json = await readJsonFile(path, z.unknown(), {
+    what: "The gateway config",
+    hint: "Fix the file, or remove it to use the defaults.",
+  });
+  return parseGatewayConfig(json === undefined ? {} : json, path);
 }
