@@ -93,7 +93,13 @@ export function checkDependencies(root) {
           continue;
         }
         const target = /^(@gbt\/[^/]+)/.exec(spec)?.[1];
-        if (!target || target === name) continue;
+        if (!target) continue;
+        if (target === name) {
+          // Its own main entry from inside: a cycle through index.ts (its ./testing entry is fine).
+          if (spec === name)
+            problems.push(`${where}: imports its own package ${name}; import the file instead`);
+          continue;
+        }
         if (/^@gbt\/[^/]+\/(src|dist)(\/|$)/.test(spec)) {
           problems.push(`${where}: imports ${spec}, inside ${target}; use its public entry points`);
         }

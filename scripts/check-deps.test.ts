@@ -71,6 +71,7 @@ describe("check-deps (CI guard on the dependency direction)", () => {
           "a.ts": 'import { openDatabase } from "@gbt/store";\n',
           "b.ts": 'import { x } from "@gbt/protocol/src/errors.js";\n',
           "c.ts": 'import { y } from "../../store/src/index.js";\n',
+          "d.ts": 'import { z } from "@gbt/agent";\n',
         },
       },
     });

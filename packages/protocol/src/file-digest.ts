@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
-import { GbtError } from "@gbt/protocol";
+import { GbtError } from "./errors.js";
 
 /** Read size per step; 1 MiB keeps syscalls rare while staying cache-friendly. */
 export const DEFAULT_HASH_CHUNK_BYTES = 1024 * 1024;
