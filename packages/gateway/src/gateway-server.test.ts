@@ -215,6 +215,55 @@ describe("failures", () => {
   });
 });
 
+describe("careless consumers and cut bodies (open network)", () => {
+  it("never counts a consumer's cancellation against the node: the breaker stays closed, nothing stays held", async () => {
+    await startGateway();
+    // One node whose answers take 800 ms, as a prefill does: the consumer presses stop first.
+    const [slow] = await addNodes(1, { firstTokenDelayMs: 800, capacity: 4 });
+    for (let i = 0; i < 5; i++) {
+      const controller = new AbortController();
+      const request = fetch(`${gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${apiKey}` },
+        body: chatBody({ stream: i % 2 === 0 }),
+        signal: controller.signal,
+      }).catch((error: unknown) => error);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      controller.abort();
+      expect(await request).toBeInstanceOf(Error);
+    }
+    await expect.poll(() => gateway.pool.live()[0]?.inFlight, { timeout: 5000 }).toBe(0);
+    const view = gateway.pool.live().find((instance) => instance.id === slow?.account.address.toLowerCase());
+    expect(view?.breaker).toBe("closed");
+    expect(view?.health.failures).toBe(0);
+    // Still eligible: the next request is served, and no credit is left held.
+    expect((await post("/v1/chat/completions", chatBody())).status).toBe(200);
+    await gateway.settled();
+    expect(gateway.holds.heldMicro(accountId)).toBe(0);
+  });
+
+  it("releases the hold and the lease when a node cuts the body of a 4xx answer", async () => {
+    await startGateway();
+    const [cutter] = await addNodes(1, { faults: { status: 400, cutBody: true }, capacity: 2 });
+    for (let i = 0; i < 3; i++) {
+      const answer = await post("/v1/chat/completions", chatBody())
+        .then(async (response) => ({
+          status: response.status,
+          body: await response.text().catch(() => "cut"),
+        }))
+        .catch(() => ({ status: 0, body: "cut" }));
+      expect([0, 400]).toContain(answer.status);
+    }
+    await expect.poll(() => gateway.holds.heldMicro(accountId), { timeout: 5000 }).toBe(0);
+    const view = gateway.pool
+      .live()
+      .find((instance) => instance.id === cutter?.account.address.toLowerCase());
+    expect(view?.inFlight).toBe(0);
+    // Held credits would have frozen the account: it still has its whole balance to spend.
+    expect(gateway.ledger.balanceMicro(consumerAccount(accountId))).toBe(5_000_000);
+  });
+});
+
 describe("a full pool", () => {
   it("queues a request until a slot frees up, and answers 503 no_capacity past the queue timeout", async () => {
     await startGateway();

@@ -74,6 +74,8 @@ export interface GatewayServer {
   /** Every serving instance: routing state and link. */
   readonly pool: InstancePool;
   readonly accounts: AccountStore;
+  /** Credits held for requests in flight, per account (zero once every request has ended). */
+  readonly holds: Pick<CreditHolds, "heldMicro">;
   readonly ledger: Ledger;
   readonly metrics: GatewayMetrics;
   readonly db: GatewayDatabase;
@@ -302,6 +304,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     address: account.address,
     pool,
     accounts,
+    holds: reservations,
     ledger,
     metrics,
     db,

@@ -51,6 +51,8 @@ export const httpErrorCodes = {
   replayed: [409, "invalid_request_error", "REPLAYED"],
   conflict: [409, "invalid_request_error", "CONFLICT"],
   request_too_large: [413, "invalid_request_error", "INVALID_INPUT"],
+  /** The consumer closed the connection first (nginx's 499): answered to nobody, but logged and counted. */
+  client_closed_request: [499, "invalid_request_error", "INTERRUPTED"],
   over_capacity: [429, "rate_limit_error", "BUSY"],
   internal_error: [500, "server_error", "INTERNAL"],
   backend_unreachable: [502, "server_error", "BACKEND_UNREACHABLE"],

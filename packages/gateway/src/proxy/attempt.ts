@@ -29,7 +29,8 @@ import { SseRelay } from "./sse-relay.js";
 /** Why a forwarding attempt failed before anything reached the consumer. */
 export class AttemptFailed extends Error {
   constructor(
-    readonly outcome: "failure" | "cooldown",
+    /** `neutral`: the consumer left; neither the node's failure nor worth another node. */
+    readonly outcome: "failure" | "cooldown" | "neutral",
     message: string,
     readonly retryAfterMs?: number,
   ) {
@@ -110,7 +111,7 @@ export function forwardAttempt(
         requestId,
       ],
     });
-    const fail = (outcome: "failure" | "cooldown", reason: string, retryAfterMs?: number) => {
+    const fail = (outcome: AttemptFailed["outcome"], reason: string, retryAfterMs?: number) => {
       if (settled) return;
       settled = true;
       clearTimeout(firstByteTimer);
@@ -123,7 +124,11 @@ export function forwardAttempt(
       routing.firstByteTimeoutMs,
     );
     const onConsumerGone = () => {
-      if (!res.writableFinished) upstream.destroy();
+      if (res.writableFinished) return;
+      // The consumer left (cancel, disconnect, its own timeout) before anything was sent: the
+      // node's work is aborted and its lease released as neutral; it is never the node's failure.
+      if (!started2) fail("neutral", "the consumer left before the node answered");
+      upstream.destroy();
     };
     res.on("close", onConsumerGone);
     upstream.on("error", (error) => {
@@ -162,11 +167,18 @@ export function forwardAttempt(
           "x-gbt-gateway-ms": gatewayMs.toFixed(3),
         });
         up.pipe(res);
-        up.on("end", () => {
+        // Resolved once whatever way the body ends, cut or whole, so that the hold is released.
+        let ended = false;
+        const passedThrough = (complete: boolean) => {
+          if (ended) return;
+          ended = true;
           res.off("close", onConsumerGone);
+          if (!complete) res.destroy();
           resolve(completedOf(requestId, chat, lease, sentAt, 0, 0, null, "rejected"));
-        });
-        up.on("error", () => res.destroy());
+        };
+        up.on("end", () => passedThrough(up.complete));
+        up.on("error", () => passedThrough(false));
+        up.on("close", () => passedThrough(false));
         return;
       }
       if (chat.stream) relayStream(up, upstreamHeadersAt, gatewayMs);
@@ -249,6 +261,7 @@ export function forwardAttempt(
       const chunks: Buffer[] = [];
       up.on("data", (chunk: Buffer) => chunks.push(chunk));
       up.on("error", (error) => fail("failure", error.message));
+      up.on("close", () => fail("failure", "connection to the node lost"));
       up.on("end", () => {
         if (settled) return;
         if (!up.complete) {

@@ -67,6 +67,10 @@ export function attemptFailed(
   requestId: string,
 ): void {
   if (!(error instanceof AttemptFailed)) throw error;
+  if (error.outcome === "neutral") {
+    // Nobody is waiting for an answer: no retry, nothing counted against the node.
+    throw new HttpError("client_closed_request", "The consumer closed the request before the node answered.");
+  }
   const { routing, metrics, logger } = context;
   const { chat } = admitted;
   metrics.upstreamFailures.inc({ outcome: error.outcome });

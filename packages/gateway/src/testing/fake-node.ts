@@ -28,6 +28,8 @@ export interface FakeNodeFaults {
   dropBeforeHeaders?: boolean;
   /** Answer every chat with this status (500, 429…). */
   status?: number;
+  /** With `status`: declare a long body, send a few bytes of it, and cut the connection. */
+  cutBody?: boolean;
   /** Cut the connection after this many content chunks. */
   dieAfterTokens?: number;
   /** Stop sending (but keep the connection) after this many content chunks. */
@@ -223,6 +225,12 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
     served.push({ requestId, pooled });
     if (faults.dropBeforeHeaders) {
       req.socket.destroy();
+      return;
+    }
+    if (faults.status !== undefined && faults.cutBody) {
+      res.writeHead(faults.status, { "content-type": "application/json", "content-length": "4096" });
+      res.write('{"error": {"message": "cut');
+      setTimeout(() => req.socket.destroy(), 20);
       return;
     }
     if (faults.status !== undefined) {
