@@ -44,6 +44,8 @@ export const gatewayConfigSchema = z.strictObject({
       maxRetries: z.number().int().min(0).max(5).default(2),
       /** How long a request waits for a free slot when every node is at capacity (then 503). */
       queueTimeoutMs: z.number().int().min(0).max(600_000).default(10_000),
+      /** When every instance of a model is parked, route to them anyway rather than fail (Envoy's panic mode). */
+      panicMode: z.boolean().default(true),
       /** Requests allowed to wait at once; more get 503 at once. */
       maxQueued: z.number().int().min(0).max(100_000).default(1024),
     })
@@ -57,6 +59,7 @@ export const gatewayConfigSchema = z.strictObject({
       firstByteTimeoutMs: 120_000,
       maxRetries: 2,
       queueTimeoutMs: 10_000,
+      panicMode: true,
       maxQueued: 1024,
     }),
   /** Accepted clock skew of signed link objects, seconds. */

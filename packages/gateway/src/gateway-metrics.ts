@@ -5,6 +5,7 @@ export interface GatewayMetrics {
   registry: Registry;
   requests: Counter<"route" | "status">;
   upstreamFailures: Counter<"outcome">;
+  panicRoutes: Counter;
   gatewayTime: Histogram;
   inFlight: Gauge;
   receipts: Counter<"status">;
@@ -26,6 +27,11 @@ export function createGatewayMetrics(): GatewayMetrics {
       name: "gbt_gateway_upstream_failures_total",
       help: "Node attempts that failed: failure / cooldown before the first byte, mid_stream after it.",
       labelNames: ["outcome"],
+      registers: [registry],
+    }),
+    panicRoutes: new Counter({
+      name: "gbt_gateway_panic_routes_total",
+      help: "Requests routed to a parked instance because every instance of their model was parked (panic mode).",
       registers: [registry],
     }),
     gatewayTime: new Histogram({

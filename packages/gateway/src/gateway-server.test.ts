@@ -242,6 +242,25 @@ describe("careless consumers and cut bodies (open network)", () => {
     expect(gateway.holds.heldMicro(accountId)).toBe(0);
   });
 
+  it("panic mode: a model whose only node is parked is still served, and /metrics counts it", async () => {
+    await startGateway({ routing: { maxRetries: 0 } });
+    const [flaky] = await addNodes(1, { faults: { status: 500 } });
+    for (let i = 0; i < 3; i++) expect((await post("/v1/chat/completions", chatBody())).status).toBe(502);
+    expect(gateway.pool.live()[0]?.breaker).toBe("open");
+    if (flaky) flaky.faults.status = undefined; // the node recovers before its breaker lets a probe in
+    expect((await post("/v1/chat/completions", chatBody())).status).toBe(200);
+    const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+    expect(metrics).toMatch(/^gbt_gateway_panic_routes_total 1$/m);
+    // Panic mode is a config switch: off, the parked node is left alone.
+    await gateway.close(1000);
+    await startGateway({ routing: { maxRetries: 0, panicMode: false } });
+    await flaky?.register(gateway.url);
+    if (flaky) flaky.faults.status = 500;
+    for (let i = 0; i < 3; i++) await post("/v1/chat/completions", chatBody());
+    if (flaky) flaky.faults.status = undefined;
+    expect((await post("/v1/chat/completions", chatBody())).status).toBe(503);
+  });
+
   it("releases the hold and the lease when a node cuts the body of a 4xx answer", async () => {
     await startGateway();
     const [cutter] = await addNodes(1, { faults: { status: 400, cutBody: true }, capacity: 2 });

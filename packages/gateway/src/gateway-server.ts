@@ -108,6 +108,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       heartbeatIntervalMs: config.routing.heartbeatIntervalMs,
       missedHeartbeats: config.routing.missedHeartbeats,
       minTokPerSec: config.routing.minTokPerSec,
+      panicMode: config.routing.panicMode,
       rampUp: { rampMs: config.routing.rampUpDays * DAY_MS, startFactor: config.routing.rampUpStartFactor },
       ...(options.random ? { random: options.random } : {}),
     },

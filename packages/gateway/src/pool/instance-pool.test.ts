@@ -10,7 +10,8 @@ const MODEL = "test-model";
 function setup(options: PoolOptions = {}, seed = 1) {
   const clock = { t: 1_700_000_000_000 };
   const now = () => clock.t;
-  const pool = new InstancePool({ random: seededRandom(seed), ...options }, now);
+  // Panic mode off unless a test turns it on: these tests watch the breaker itself.
+  const pool = new InstancePool({ random: seededRandom(seed), panicMode: false, ...options }, now);
   /** A lease, or the no-candidate answer's error thrown. */
   const select = (model: string, options: LeaseOptions = {}): Lease => {
     const picked = pool.lease(model, options);
@@ -215,6 +216,36 @@ describe("InstancePool.lease", () => {
     const after = [pick(), pick(), pick()];
     expect(after.map((l) => l.instance.id)).toEqual(["bad", "bad", "bad"]);
     expect(after.some((l) => l.probe)).toBe(false);
+  });
+
+  it("panic mode: with every instance parked, the least loaded parked one still takes requests, up to its capacity, without closing its breaker", () => {
+    const { add, pick, pool } = setup({ panicMode: true });
+    add("a");
+    add("b");
+    for (const id of ["a", "b"])
+      for (let i = 0; i < 3; i++) pick(id === "a" ? ["b"] : ["a"]).release("failure");
+    expect(pool.live().map((v) => v.breaker)).toEqual(["open", "open"]);
+    const leases = Array.from({ length: 8 }, () => pick());
+    expect(leases.every((lease) => lease.panic)).toBe(true);
+    // Spread by load, and never beyond the declared capacity (4 each).
+    expect(pool.live().map((v) => v.inFlight)).toEqual([4, 4]);
+    expect(() => pick()).toThrow(expect.objectContaining({ code: "BUSY" }));
+    expect(pool.panicLeases).toBe(8);
+    for (const lease of leases) lease.release("success");
+    // Successes in panic mode prove nothing: the breakers stay open until their probes.
+    expect(pool.live().map((v) => v.breaker)).toEqual(["open", "open"]);
+  });
+
+  it("panic mode does not route to parked instances while another one is merely full", () => {
+    const { add, pick, pool } = setup({ panicMode: true });
+    add("parked");
+    add("full", { declaredCapacity: 1 });
+    for (let i = 0; i < 3; i++) pick(["full"]).release("failure");
+    const held = pick();
+    expect(held.instance.id).toBe("full");
+    expect(() => pick()).toThrow(expect.objectContaining({ code: "BUSY" }));
+    expect(pool.panicLeases).toBe(0);
+    held.release("success");
   });
 
   it("a failed probe parks it again for 15 s", () => {

@@ -26,6 +26,7 @@ import { GbtError } from "@gbt/protocol";
 import type { Address } from "viem";
 import { CandidateHeap, Membership, WakeupQueue } from "./candidate-heap.js";
 import {
+  ADMITTED,
   type Admission,
   type BreakerState,
   type CallOutcome,
@@ -80,6 +81,8 @@ export interface PoolOptions {
   health?: HealthWindowOptions;
   /** Uniform [0, 1) source of the random tie-break (default Math.random). */
   random?: () => number;
+  /** Route to parked instances when every instance of a model is parked (default true). */
+  panicMode?: boolean;
 }
 
 export interface HeartbeatUpdate {
@@ -162,11 +165,13 @@ export class InstancePool {
   readonly #held: Membership[] = [];
   readonly #finish: FinishLease = (instance, admission, outcome, stats) =>
     this.#release(instance, admission, outcome, stats);
+  readonly #panicMode: boolean;
   #admission: ModelAdmission | undefined;
 
   constructor(options: PoolOptions = {}, now: () => number = Date.now) {
     this.now = now;
     this.#random = options.random ?? Math.random;
+    this.#panicMode = options.panicMode ?? true;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000;
     this.missedHeartbeats = options.missedHeartbeats ?? 3;
     this.minTokPerSec = options.minTokPerSec ?? 5;
@@ -183,6 +188,9 @@ export class InstancePool {
     this.#breaker = resolveBreakerOptions(options.breaker);
     this.#health = resolveHealthWindowOptions(options.health);
   }
+
+  /** Requests routed in panic mode (to a parked instance, every instance of their model being parked). */
+  panicLeases = 0;
 
   get size(): number {
     return this.#byId.size;
@@ -357,7 +365,7 @@ export class InstancePool {
   lease(model: string, options: LeaseOptions = {}): LeaseResult {
     for (;;) {
       const instance = this.#pick(model, options.exclude, options.admit);
-      if (instance === undefined) return this.#noCandidate(model, options.exclude, options.admit);
+      if (instance === undefined) return this.#panicOrNone(model, options.exclude, options.admit);
       const admission = instance.breaker.acquire();
       if (admission === REFUSED) {
         // The heap was behind the breaker; take the instance out and pick again.
@@ -448,6 +456,42 @@ export class InstancePool {
     }
     while (held.length > 0) heap.insert(held.pop() as Membership);
     return chosen;
+  }
+
+  /**
+   * Panic mode (as Envoy's): when every instance that could serve the request is parked or cooling
+   * down, and none is merely full, failing every request helps nobody: the least loaded parked
+   * instance with spare capacity takes it anyway. Its breaker is not bypassed for good: the
+   * request is an ordinary admission, so it neither closes nor extends the breaker, and the probe
+   * still decides. Only on the failure path; otherwise the answer explains the empty pick.
+   */
+  #panicOrNone(
+    model: string,
+    exclude: readonly string[] | undefined,
+    admit: ((instance: PoolInstance) => boolean) | undefined,
+  ): LeaseResult {
+    const none = this.#noCandidate(model, exclude, admit);
+    if (!this.#panicMode || none.counts === null || none.counts.parked === 0 || none.counts.full > 0)
+      return none;
+    const entry = this.#models.get(model);
+    const now = this.now();
+    let chosen: PoolInstance | undefined;
+    let chosenLoad = Number.POSITIVE_INFINITY;
+    for (const member of entry?.members ?? []) {
+      const instance = this.#slots.instanceAt[member.slot];
+      if (instance === undefined || this.isStale(instance, now) || exclude?.includes(instance.id)) continue;
+      if ((admit !== undefined && !admit(instance)) || this.belowFloor(instance)) continue;
+      const capacity = instance.declaredCapacity * this.rampFactor(instance, now);
+      const load = instance.inFlight / capacity;
+      if (instance.inFlight < capacity && load < chosenLoad) {
+        chosen = instance;
+        chosenLoad = load;
+      }
+    }
+    if (chosen === undefined) return none;
+    this.panicLeases += 1;
+    this.#acquire(chosen, ADMITTED);
+    return new PoolLease(chosen, ADMITTED, this.#finish, true);
   }
 
   /** Explains an empty pick; only on the failure path, so it may take its time. */

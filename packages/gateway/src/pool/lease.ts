@@ -32,6 +32,8 @@ export interface Lease {
   readonly instance: PoolInstance;
   /** Whether this request is the single probe of a half-open breaker. */
   readonly probe: boolean;
+  /** Whether it went to a parked instance because every instance of the model was parked (panic mode). */
+  readonly panic: boolean;
   readonly released: boolean;
   /**
    * Gives the in-flight slot back and records how the request ended: "success", "failure"
@@ -85,14 +87,16 @@ export type FinishLease = (
 
 export class PoolLease implements Lease, Leased {
   readonly instance: PoolInstance;
+  readonly panic: boolean;
   readonly #admission: Admission;
   readonly #finish: FinishLease;
   #released = false;
 
-  constructor(instance: PoolInstance, admission: Admission, finish: FinishLease) {
+  constructor(instance: PoolInstance, admission: Admission, finish: FinishLease, panic = false) {
     this.instance = instance;
     this.#admission = admission;
     this.#finish = finish;
+    this.panic = panic;
   }
 
   /** The lease is its own `Leased` answer: one allocation per pick. */

@@ -44,6 +44,7 @@ export function startFirstAttempt(
   const picked = context.pool.lease(admitted.chat.model, leaseOptions(admitted, tried));
   if (picked.lease === null) return null;
   const { lease, link } = picked;
+  if (lease.panic) context.metrics.panicRoutes.inc();
   return {
     promise: forwardAttempt(context, res, admitted.raw, admitted.chat, lease, link, requestId, started),
     lease,
@@ -133,6 +134,7 @@ export async function retryLoop(
       );
     }
     const { lease, link } = picked;
+    if (lease.panic) context.metrics.panicRoutes.inc();
     try {
       return await forwardAttempt(context, res, raw, chat, lease, link, requestId, started);
     } catch (error) {
