@@ -46,6 +46,8 @@ export const gatewayConfigSchema = z.strictObject({
       queueTimeoutMs: z.number().int().min(0).max(600_000).default(10_000),
       /** When every instance of a model is parked, route to them anyway rather than fail (Envoy's panic mode). */
       panicMode: z.boolean().default(true),
+      /** The most requests at once any node may claim (also bounded by its signed benchmark). */
+      maxCapacity: z.number().int().min(1).max(65_536).default(256),
       /** Requests allowed to wait at once; more get 503 at once. */
       maxQueued: z.number().int().min(0).max(100_000).default(1024),
     })
@@ -60,6 +62,7 @@ export const gatewayConfigSchema = z.strictObject({
       maxRetries: 2,
       queueTimeoutMs: 10_000,
       panicMode: true,
+      maxCapacity: 256,
       maxQueued: 1024,
     }),
   /** Accepted clock skew of signed link objects, seconds. */

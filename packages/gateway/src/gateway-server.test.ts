@@ -261,6 +261,24 @@ describe("careless consumers and cut bodies (open network)", () => {
     expect((await post("/v1/chat/completions", chatBody())).status).toBe(503);
   });
 
+  it("believes a declared capacity only up to the node's signed benchmark and the gateway's maximum", async () => {
+    await startGateway({ routing: { maxCapacity: 16 } });
+    const liar = await startFakeNode();
+    nodes.push(liar);
+    expect((await liar.register(gateway.url, { capacity: 4_000_000_000 })).status).toBe(200);
+    const benchmarked = await startFakeNode({ capacity: 2, benchmarkTokPerSec: 40 });
+    nodes.push(benchmarked);
+    expect((await benchmarked.register(gateway.url, { capacity: 1_000 })).status).toBe(200);
+    const capacityOf = (node: FakeNode) =>
+      gateway.pool.live().find((instance) => instance.id === node.account.address.toLowerCase())
+        ?.declaredCapacity;
+    expect(capacityOf(liar)).toBe(16);
+    expect(capacityOf(benchmarked)).toBe(2); // its benchmark's eligible capacity
+    // A heartbeat cannot raise it past the bound either.
+    expect((await liar.heartbeat(gateway.url, { capacity: 4_000_000_000 })).status).toBe(200);
+    expect(capacityOf(liar)).toBe(16);
+  });
+
   it("releases the hold and the lease when a node cuts the body of a 4xx answer", async () => {
     await startGateway();
     const [cutter] = await addNodes(1, { faults: { status: 400, cutBody: true }, capacity: 2 });

@@ -120,6 +120,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     chainId: config.chainId,
     heartbeatIntervalMs: config.routing.heartbeatIntervalMs,
     skewSeconds: config.skewSeconds,
+    maxCapacity: config.routing.maxCapacity,
     logger,
     now,
   });

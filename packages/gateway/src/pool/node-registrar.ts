@@ -30,6 +30,12 @@ export interface NodeRegistrarOptions {
   chainId: number;
   heartbeatIntervalMs: number;
   skewSeconds: number;
+  /**
+   * The most requests at once any node may claim (`routing.maxCapacity`). A node's declared
+   * capacity is believed only up to this and up to its signed benchmark's eligible capacity: a
+   * node declaring 4e9 must not win every pick.
+   */
+  maxCapacity: number;
   logger: Logger;
   now?: () => number;
 }
@@ -40,6 +46,8 @@ export class NodeRegistrar {
   /** Per node (lower-case address): the last registration nonce and heartbeat seq accepted. */
   readonly #lastNonce = new Map<string, number>();
   readonly #lastSeq = new Map<string, number>();
+  /** Per node: the eligible capacity of its signed benchmark, when it sent one (bounds every claim). */
+  readonly #benchmarkCapacity = new Map<string, number>();
 
   constructor(options: NodeRegistrarOptions) {
     this.#options = options;
@@ -99,18 +107,23 @@ export class NodeRegistrar {
         `This gateway serves only approved models; none of ${details.data.models.map((m) => m.id).join(", ")} is approved.`,
       );
     }
-    const benchmarkTokPerSec = await this.#benchmarkOf(details.data.benchmark, message.node);
+    const benchmark = await this.#benchmarkOf(details.data.benchmark, message.node);
+    const benchmarkTokPerSec = benchmark?.decodeTokPerSec ?? null;
     this.#lastNonce.set(nodeKey, message.nonce);
     // A heartbeat signed before this registration must not count afterwards.
     this.#lastSeq.set(nodeKey, Math.max(this.#lastSeq.get(nodeKey) ?? 0, message.nonce));
     const instanceId = nodeKey;
     const linkToken = randomBytes(32).toString("base64url");
+    if (benchmark !== null && benchmark.eligibleCapacity >= 1) {
+      this.#benchmarkCapacity.set(nodeKey, benchmark.eligibleCapacity);
+    } else this.#benchmarkCapacity.delete(nodeKey);
+    const capacity = this.#boundedCapacity(nodeKey, message.capacity);
     pool.register({
       id: instanceId,
       nodeAddress: message.node,
       url: message.url.replace(/\/+$/, ""),
       models: models.map((model) => model.id),
-      declaredCapacity: message.capacity,
+      declaredCapacity: capacity,
       benchmarkTokPerSec,
       link: {
         authorization: `Bearer ${linkToken}`,
@@ -123,7 +136,8 @@ export class NodeRegistrar {
       {
         node: message.node,
         url: message.url,
-        capacity: message.capacity,
+        capacity,
+        ...(capacity !== message.capacity ? { declaredCapacity: message.capacity } : {}),
         models: models.map((model) => model.id),
         benchmarkTokPerSec,
       },
@@ -173,7 +187,10 @@ export class NodeRegistrar {
     const models = details.data.models.filter((id) =>
       pool.admits({ id, digest: reported.find((model) => model.id === id)?.digest }, message.node),
     );
-    const capacity = details.data.capacity;
+    const capacity =
+      details.data.capacity >= 1
+        ? this.#boundedCapacity(nodeKey, details.data.capacity)
+        : details.data.capacity;
     return pool.heartbeat(nodeKey, {
       models,
       health: details.data.health,
@@ -181,8 +198,17 @@ export class NodeRegistrar {
     });
   }
 
-  /** Decode tok/s from the node's signed benchmark record; null when absent, not the node's, or expired. */
-  async #benchmarkOf(record: unknown, node: Address): Promise<number | null> {
+  /** A claimed capacity, believed up to the node's benchmark and the gateway's maximum. */
+  #boundedCapacity(nodeKey: string, claimed: number): number {
+    const benchmark = this.#benchmarkCapacity.get(nodeKey) ?? Number.POSITIVE_INFINITY;
+    return Math.max(1, Math.min(claimed, benchmark, this.#options.maxCapacity));
+  }
+
+  /** The node's signed benchmark record's figures; null when absent, not the node's, or expired. */
+  async #benchmarkOf(
+    record: unknown,
+    node: Address,
+  ): Promise<{ decodeTokPerSec: number; eligibleCapacity: number } | null> {
     if (record === null || record === undefined) return null;
     try {
       const signed = await verifyObject(record, {
@@ -193,7 +219,10 @@ export class NodeRegistrar {
         skewSeconds: this.#options.skewSeconds,
         now: this.#now,
       });
-      return signed.message.decodeTokPerSecMilli / 1000;
+      return {
+        decodeTokPerSec: signed.message.decodeTokPerSecMilli / 1000,
+        eligibleCapacity: signed.message.eligibleCapacity,
+      };
     } catch (error) {
       this.#options.logger.warn(
         { node, reason: error instanceof GbtError ? error.code : String(error) },

@@ -76,7 +76,7 @@ export interface FakeNode {
   lastRegistration: SignedObject<"NodeRegistration"> | null;
   heartbeat(
     gatewayUrl: string,
-    overrides?: { seq?: number; signer?: PrivateKeyAccount; inFlight?: number },
+    overrides?: { seq?: number; signer?: PrivateKeyAccount; inFlight?: number; capacity?: number },
   ): Promise<Response>;
   inFlight(): number;
   close(): Promise<void>;
@@ -172,7 +172,7 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
           issuedAt: now,
           expiresAt: now + 60,
         },
-        payload: { models, capacity: options.capacity ?? 4, health: { ok: true } },
+        payload: { models, capacity: overrides.capacity ?? options.capacity ?? 4, health: { ok: true } },
       });
       return fetch(new URL(GATEWAY_HEARTBEAT_PATH, gatewayUrl), {
         method: "POST",
