@@ -119,6 +119,29 @@ describe("signed objects", () => {
     expect(await rejection(verify(badVersion))).toBe("INVALID_OBJECT");
   });
 
+  it("accepts only the canonical encoding: the high-s twin and other v values are refused", async () => {
+    const signed = await signedJob();
+    const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+    const r = signed.signature.slice(2, 66);
+    const s = BigInt(`0x${signed.signature.slice(66, 130)}`);
+    const v = Number.parseInt(signed.signature.slice(130), 16);
+    expect([27, 28]).toContain(v);
+    const twin =
+      `0x${r}${(n - s).toString(16).padStart(64, "0")}${(v === 27 ? 28 : 27).toString(16)}` as const;
+    const variants = [
+      twin, // recovers the same signer: the malleated copy
+      `0x${signed.signature.slice(2, 130)}${(v - 27).toString(16).padStart(2, "0")}`, // v as 0/1
+      `0x${signed.signature.slice(2, 130)}${(v + 8).toString(16).padStart(2, "0")}`, // v as 35+ (EIP-155 style)
+    ] as const;
+    for (const signature of variants) {
+      await expect(verify({ ...signed, signature })).rejects.toMatchObject({
+        code: "SIGNATURE_INVALID",
+        message: expect.stringContaining("not canonical"),
+      });
+    }
+    await expect(verify(clone(signed))).resolves.toMatchObject({ message: signed.message });
+  });
+
   it("rejects a signature that is well-formed but garbage", async () => {
     const job = clone(await signedJob());
     job.signature = `0x${"ab".repeat(65)}`;

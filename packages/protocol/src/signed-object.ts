@@ -263,6 +263,12 @@ export async function verifyObject<K extends Kind>(
     }
   }
   const claimed = message[definition.signerField] as Address;
+  const malleated = nonCanonical(signed.signature);
+  if (malleated !== null) {
+    throw new GbtError("SIGNATURE_INVALID", `The ${kind}'s signature is not canonical (${malleated}).`, {
+      hint: "gbt signs with low-s and v of 27 or 28; a signature changed into its twin is refused.",
+    });
+  }
   let recovered: Address;
   try {
     recovered = await (options.recoverSigner ?? recoverWithViem)(
@@ -334,4 +340,24 @@ function checkWindow(kind: Kind, message: Record<string, unknown>, options: Veri
 /** The EIP-712 digest of a signed object: a stable id for replay stores and result binding. */
 export function digestOf(signed: SignedObject): Hex {
   return toHex(typedDigest(signed.kind, signed.domain, signed.message as Record<string, unknown>));
+}
+
+/** secp256k1's group order, and half of it: a canonical signature has s ≤ n/2. */
+const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+const SECP256K1_HALF_N = SECP256K1_N >> 1n;
+
+/**
+ * Why a 65-byte r‖s‖v signature is not in canonical form, or null when it is. Every signature has a
+ * twin (n − s with the other v) that recovers the same signer: only the low-s one with v ∈ {27, 28}
+ * is accepted, so a signed object has exactly one valid encoding.
+ */
+export function nonCanonical(signature: Hex): string | null {
+  if (!/^0x[0-9a-fA-F]{130}$/.test(signature)) return "not 65 bytes";
+  const r = BigInt(`0x${signature.slice(2, 66)}`);
+  const s = BigInt(`0x${signature.slice(66, 130)}`);
+  const v = Number.parseInt(signature.slice(130, 132), 16);
+  if (v !== 27 && v !== 28) return `v is ${v}, not 27 or 28`;
+  if (r === 0n || r >= SECP256K1_N) return "r out of range";
+  if (s === 0n || s > SECP256K1_HALF_N) return "high s";
+  return null;
 }
