@@ -3,29 +3,17 @@
  * beyond, refused from the declared length when it says so), and JSON that does not parse is a
  * 400 `invalid_json`.
  */
-import { httpError } from "@gbt/protocol";
+import { httpError, readBounded } from "@gbt/protocol";
 import type { Context } from "hono";
 
 export async function readBytes(c: Context, limit: number): Promise<Buffer> {
-  const declared = Number(c.req.header("content-length") ?? 0);
-  if (declared > limit) throw tooLarge(limit);
-  const body = c.req.raw.body;
-  if (body === null) return Buffer.alloc(0);
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      // The rest is drained (or the connection cut) by the server once the 413 is out.
-      reader.releaseLock();
-      throw tooLarge(limit);
-    }
-    chunks.push(value);
-  }
-  return chunks.length === 1 ? Buffer.from(chunks[0] as Uint8Array) : Buffer.concat(chunks);
+  // On overflow the rest is drained (or the connection cut) by the server once the 413 is out.
+  const bytes = await readBounded(c.req.raw.body, limit, {
+    declaredLength: c.req.header("content-length"),
+    onOverflow: "release",
+  });
+  if (bytes === "too large") throw tooLarge(limit);
+  return bytes;
 }
 
 export async function readJson(c: Context, limit: number): Promise<unknown> {

@@ -11,6 +11,7 @@
  * gateway's answer and never retried.
  */
 import type { z } from "zod";
+import { readBounded } from "../../../bounded-read.js";
 import { type ErrorCode, GbtError } from "../../../errors.js";
 import { defaultGatewayHints, type GatewayAuth, type GatewayHints, gatewayRefusal } from "./gateway-error.js";
 
@@ -131,7 +132,9 @@ export function createGatewayTransport(options: GatewayClientOptions): GatewayTr
         });
         status = response.status;
         retryAfterMs = retryAfter(response);
-        bytes = await readBounded(response, maxBytes);
+        bytes = await readBounded(response.body, maxBytes, {
+          declaredLength: response.headers.get("content-length"),
+        });
       } catch (cause) {
         failure = { reason: describeFailure(cause, timeoutMs), cause };
         await retry(backoff(attempt));
@@ -218,30 +221,6 @@ function parseJson(bytes: Buffer): unknown {
 
 function isErrorBody(json: unknown): boolean {
   return typeof json === "object" && json !== null && "error" in json;
-}
-
-/** Reads the body, giving up (and closing it) past `maxBytes`, declared or streamed. */
-async function readBounded(response: Response, maxBytes: number): Promise<Buffer | "too large"> {
-  const declared = Number(response.headers.get("content-length") ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    await response.body?.cancel().catch(() => undefined);
-    return "too large";
-  }
-  if (response.body === null) return Buffer.alloc(0);
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      return "too large";
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
 }
 
 function describeFailure(cause: unknown, timeoutMs: number): string {
