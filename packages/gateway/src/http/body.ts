@@ -7,11 +7,10 @@ import { httpError, readBounded } from "@gbt/protocol";
 import type { Context } from "hono";
 
 export async function readBytes(c: Context, limit: number): Promise<Buffer> {
-  // On overflow the rest is drained (or the connection cut) by the server once the 413 is out.
-  const bytes = await readBounded(c.req.raw.body, limit, {
-    declaredLength: c.req.header("content-length"),
-    onOverflow: "release",
-  });
+  // Refused from its declared length before the body stream is even opened: the server then
+  // drains (or cuts) the rest once the 413 is out.
+  if (Number(c.req.header("content-length") ?? 0) > limit) throw tooLarge(limit);
+  const bytes = await readBounded(c.req.raw.body, limit, { onOverflow: "release" });
   if (bytes === "too large") throw tooLarge(limit);
   return bytes;
 }
