@@ -234,3 +234,16 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 function tooLarge(limit: number): HttpError {
   return new HttpError("request_too_large", `Request body over ${limit} bytes.`);
 }
+
+/**
+ * Throws 400 `invalid_value` when a request path holds a malformed percent-escape (`%E0%A4%A`,
+ * `%zz`): every server of gbt refuses it the same way, rather than routing it as some other path.
+ */
+export function assertDecodablePath(pathname: string): void {
+  if (!pathname.includes("%")) return;
+  try {
+    decodeURIComponent(pathname);
+  } catch {
+    throw new HttpError("invalid_value", "The request path has a malformed percent-escape.");
+  }
+}

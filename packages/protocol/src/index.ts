@@ -47,6 +47,7 @@ export {
   registrationResponseSchema,
 } from "./gateway-link.js";
 export {
+  assertDecodablePath,
   errorBody,
   HttpError,
   type HttpErrorCode,

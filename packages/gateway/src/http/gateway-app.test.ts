@@ -49,6 +49,16 @@ describe("the gateway's Hono app (no socket)", () => {
     expect(missing.headers.get("x-gbt-gateway-ms")).not.toBeNull();
   });
 
+  it("answers 400 to a malformed percent-escape in the path, on any route or none", async () => {
+    const { app: gateway } = app();
+    for (const path of ["/v1/mine/%E0%A4%A", "/v1/nowhere/%zz", "/v1/echo%"]) {
+      const response = await gateway.request(path);
+      expect([response.status, (await errorOf(response)).code]).toEqual([400, "invalid_value"]);
+    }
+    // A well-formed escape is routed as usual.
+    expect((await gateway.request("/v1/nowhere/%41")).status).toBe(404);
+  });
+
   it("answers bodies that are not JSON, too large, or sent with the wrong method from the one table", async () => {
     const { app: gateway } = app();
     const bad = await gateway.request("/v1/echo", { method: "POST", body: "{nope" });

@@ -4,6 +4,7 @@
  * wins; one root middleware stamps `x-gbt-gateway-ms` on every response and counts it in the
  * request metrics (by the route's name, or `error`), and one error handler answers every failure.
  */
+import { assertDecodablePath } from "@gbt/protocol";
 import { Hono, type MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import type { GatewayMetrics } from "../gateway-metrics.js";
@@ -34,6 +35,11 @@ export function createGatewayApp(options: GatewayAppOptions): GatewayRoutes {
     c.res.headers.set("x-gbt-gateway-ms", (performance.now() - started).toFixed(3));
     const route = c.error === undefined ? (c.get("route") ?? "error") : "error";
     metrics.requests.inc({ route, status: String(c.res.status) });
+  });
+  // Every percent-decoding failure is a 400, whichever route the path would have reached.
+  app.use(async (c, next) => {
+    assertDecodablePath(new URL(c.req.url).pathname);
+    await next();
   });
   for (const routes of options.routes) app.route("/", routes);
   app.notFound(onGatewayNotFound);

@@ -49,6 +49,12 @@ describe("node routes (Hono, no socket)", () => {
     ).toBe(200);
     expect((await app.request("/agent/jobs/known")).status).toBe(200);
     expect((await app.request("/agent")).status).toBe(404);
+    // A malformed percent-escape is a 400 on the node too, before any route or key check.
+    const malformed = await app.request("/agent/jobs/%E0%A4%A");
+    expect([malformed.status, ((await malformed.json()) as { error: { code: string } }).error.code]).toEqual([
+      400,
+      "invalid_value",
+    ]);
     expect((await app.request("/agent/other")).status).toBe(404);
     expect((await app.request("/agent/allowlist", { method: "POST" })).status).toBe(404);
   });

@@ -9,6 +9,7 @@
 import { type AgentEndpoint, agentRoutes } from "@gbt/agent";
 import {
   agentPaths,
+  assertDecodablePath,
   errorBody,
   HttpError,
   type NodeHealth,
@@ -51,6 +52,12 @@ export function nodeRoutes(options: NodeRoutesOptions): Hono<NodeEnv> {
     await next();
     const route = c.error === undefined ? (c.get("route") ?? "error") : "error";
     metrics.requests.inc({ route, status: String(c.res.status) });
+  });
+
+  // Every percent-decoding failure is a 400, whichever route the path would have reached.
+  app.use(async (c, next) => {
+    assertDecodablePath(new URL(c.req.url).pathname);
+    await next();
   });
 
   app.get(nodePaths.health, async (c) => {
