@@ -33,6 +33,13 @@ describe("readBounded", () => {
     expect(await readBounded(endless.body, 25)).toBe("too large");
     expect(endless.state.pulled).toBeLessThan(10);
     expect(endless.state.cancelled).toBe(true);
+    let opened = false;
+    const lazy = () => {
+      opened = true;
+      return stream(["x"]).body;
+    };
+    expect(await readBounded(lazy, 10, { declaredLength: "11", onOverflow: "release" })).toBe("too large");
+    expect(opened).toBe(false); // refused from the declared length without opening the stream
     const released = stream(Array.from({ length: 1000 }, () => "0123456789"));
     expect(await readBounded(released.body, 25, { onOverflow: "release" })).toBe("too large");
     expect(released.state.cancelled).toBe(false);

@@ -14,17 +14,23 @@ export interface BoundedReadOptions {
   onOverflow?: "cancel" | "release";
 }
 
-/** The whole body, or "too large" past `maxBytes`. */
+/**
+ * The whole body, or "too large" past `maxBytes`. `body` may be given as a function: it is opened
+ * only once the declared length passed (a server's request stream, which opening starts reading).
+ */
 export async function readBounded(
-  body: ReadableStream<Uint8Array> | null,
+  source: ReadableStream<Uint8Array> | null | (() => ReadableStream<Uint8Array> | null),
   maxBytes: number,
   options: BoundedReadOptions = {},
 ): Promise<Buffer | "too large"> {
   const declared = Number(options.declaredLength ?? Number.NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
-    if ((options.onOverflow ?? "cancel") === "cancel") await body?.cancel().catch(() => undefined);
+    if (typeof source !== "function" && (options.onOverflow ?? "cancel") === "cancel") {
+      await source?.cancel().catch(() => undefined);
+    }
     return "too large";
   }
+  const body = typeof source === "function" ? source() : source;
   if (body === null) return Buffer.alloc(0);
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];

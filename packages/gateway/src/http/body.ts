@@ -7,10 +7,12 @@ import { httpError, readBounded } from "@gbt/protocol";
 import type { Context } from "hono";
 
 export async function readBytes(c: Context, limit: number): Promise<Buffer> {
-  // Refused from its declared length before the body stream is even opened: the server then
-  // drains (or cuts) the rest once the 413 is out.
-  if (Number(c.req.header("content-length") ?? 0) > limit) throw tooLarge(limit);
-  const bytes = await readBounded(c.req.raw.body, limit, { onOverflow: "release" });
+  // The stream is opened only past the declared-length check; on overflow the server drains (or
+  // cuts) the rest once the 413 is out.
+  const bytes = await readBounded(() => c.req.raw.body, limit, {
+    declaredLength: c.req.header("content-length"),
+    onOverflow: "release",
+  });
   if (bytes === "too large") throw tooLarge(limit);
   return bytes;
 }
