@@ -6,8 +6,6 @@ import { type CommittedManifest, commitManifest } from "@gbt/contracts";
 import type { Hex, LocalAccount } from "viem";
 import { openChainSession } from "./chain-session.js";
 
-export type { CommittedManifest };
-
 export interface CommitManifestParameters {
   account: LocalAccount;
   manifestHash: Hex;

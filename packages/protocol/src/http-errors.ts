@@ -121,12 +121,14 @@ export class HttpError extends GbtError {
     message: string,
     readonly param: string | null = null,
     readonly headers: Record<string, string> = {},
+    /** The code the body names, when it is not `code` itself (a 500 named after its GbtError). */
+    wireCode: string = code,
   ) {
     const [status, type, gbtCode] = httpErrorCodes[code];
     super(gbtCode, message);
     this.status = status;
     this.type = type;
-    this.wireCode = code;
+    this.wireCode = wireCode;
   }
 }
 
@@ -158,16 +160,10 @@ export function toHttpError(
       const headers: Record<string, string> = gbtCode === "BUSY" ? { "retry-after": "1" } : {};
       return new HttpError(code, error.message, null, headers);
     }
-    return unmapped(error.code.toLowerCase(), error.message);
+    // A code with no HTTP meaning of its own: a 500 named after it.
+    return new HttpError("internal_error", error.message, null, {}, error.code.toLowerCase());
   }
-  return unmapped("internal_error", `Internal error in the ${component}.`);
-}
-
-/** A 500 under a GbtError's own code, for codes with no HTTP meaning of their own. */
-function unmapped(wireCode: string, message: string): HttpError {
-  const error = new HttpError("internal_error", message);
-  (error as { wireCode: string }).wireCode = wireCode;
-  return error;
+  return new HttpError("internal_error", `Internal error in the ${component}.`);
 }
 
 export function errorBody(error: HttpError): OpenAIErrorBody {

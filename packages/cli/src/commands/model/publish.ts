@@ -1,10 +1,11 @@
 import { writeFile } from "node:fs/promises";
+import type { CommittedManifest } from "@gbt/contracts";
 import { gatewayPaths, type RegistryStatus, type SignedModelManifest } from "@gbt/protocol";
 import { publishModel } from "@gbt/publish";
 import { Args, Flags } from "@oclif/core";
 import { parseGbtAmount } from "../../chain-amount.js";
 import { GbtCommand } from "../../gbt-command.js";
-import { type CommittedManifest, commitManifestOnChain } from "../../model-onchain.js";
+import { commitManifestOnChain } from "../../model-onchain.js";
 import { publisherAccount } from "../../model-publisher-key.js";
 import { gatewayUrl, gatewayUrlFlag, hashingProgress, registryClient } from "../../model-registry-flags.js";
 
