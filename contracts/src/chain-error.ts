@@ -14,6 +14,7 @@ import {
 } from "viem";
 
 const gbt = (value: unknown) => `${formatUnits(BigInt(value as bigint), 18)} GBT`;
+const isoSeconds = (value: unknown) => new Date(Number(value) * 1000).toISOString();
 
 function fromRevert(revert: ContractFunctionRevertedError, action: string): GbtError {
   const name = revert.data?.errorName;
@@ -39,7 +40,7 @@ function fromRevert(revert: ContractFunctionRevertedError, action: string): GbtE
         },
       );
     case "UnbondingNotFinished": {
-      const releaseAt = new Date(Number(args[0]) * 1000).toISOString();
+      const releaseAt = isoSeconds(args[0]);
       return new GbtError("UNBONDING_NOT_FINISHED", `The unbonding stake is locked until ${releaseAt}.`, {
         details: { ...details, releaseAt },
         hint: "Run `gbt stake withdraw` again after that time.",
@@ -64,6 +65,39 @@ function fromRevert(revert: ContractFunctionRevertedError, action: string): GbtE
         details,
         hint: "Wait for the gateway's first epoch.",
       });
+    case "RootNotYetEffective": {
+      const effectiveAt = isoSeconds(args[1]);
+      return new GbtError(
+        "NOTHING_TO_CLAIM",
+        `The proof is of settlement epoch ${String(args[0])}, whose root takes effect at ${effectiveAt}.`,
+        {
+          details: { ...details, effectiveAt },
+          hint: "Claim again after that time; until then claims pay up to the epoch in effect.",
+        },
+      );
+    }
+    case "RootPending": {
+      const effectiveAt = isoSeconds(args[1]);
+      return new GbtError(
+        "CONFLICT",
+        `Settlement epoch ${String(args[0])} is pending until ${effectiveAt}; the next root waits for it.`,
+        { details: { ...details, effectiveAt }, hint: "Post the next root after that time." },
+      );
+    }
+    case "NoPendingRoot":
+      return new GbtError("NOT_FOUND", "No settlement root is pending (or it has already taken effect).", {
+        details,
+        hint: "A root in effect is final; only a pending one can be cancelled or replaced.",
+      });
+    case "LiabilityAboveBound":
+      return new GbtError(
+        "POLICY_DENIED",
+        `The root adds ${gbt(args[0])} of new liability; Settlement allows ${gbt(args[1])} per epoch.`,
+        {
+          details,
+          hint: "Settle epochs more often, or have governance raise the bound (setMaxEpochLiability).",
+        },
+      );
     case "InvalidProof":
       return new GbtError("INVALID_PROOF", "The Settlement contract rejected the Merkle proof.", {
         details,

@@ -4,6 +4,7 @@
  * them (one function per file, a viem client first), the cumulative-earnings Merkle tree that
  * Settlement verifies, and a real anvil for tests and dev chains.
  */
+export { cancelPendingRoot } from "./actions/cancel-pending-root.js";
 export { type ClaimParameters, claim } from "./actions/claim.js";
 export {
   type CommitManifestParameters,
@@ -16,6 +17,11 @@ export { type PostRootParameters, postRoot } from "./actions/post-root.js";
 export { type PublishManifestParameters, publishManifest } from "./actions/publish-manifest.js";
 export { readGbtBalance } from "./actions/read-gbt-balance.js";
 export { type PayoutStatus, readPayout } from "./actions/read-payout.js";
+export {
+  readSettlementState,
+  type SettlementRoot,
+  type SettlementState,
+} from "./actions/read-settlement-state.js";
 export { readStake, type StakeStatus } from "./actions/read-stake.js";
 export { type StakeParameters, stake } from "./actions/stake.js";
 export { transferGbt } from "./actions/transfer-gbt.js";

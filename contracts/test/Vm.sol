@@ -9,6 +9,7 @@ interface Vm {
     function stopPrank() external;
     function warp(uint256 timestamp) external;
     function expectRevert(bytes4 selector) external;
+    function expectEmit() external;
     function expectRevert(bytes calldata revertData) external;
     function assume(bool condition) external pure;
     function assertEq(uint256 left, uint256 right, string calldata message) external pure;

@@ -28,7 +28,7 @@ const YEAR = 365n * 24n * 3600n;
 export interface DeployAllParameters {
   /** Holds the admin and governance roles; default the deploying account. */
   governance?: Address;
-  /** May post settlement roots (the gateway's key). */
+  /** May post settlement roots: the gateway's key, or a settler key of its own. */
   settler: Address;
   /** Receives the 40% rewards pool; must be the deploying account when funding Settlement. */
   rewardsPool?: Address;
@@ -44,6 +44,13 @@ export interface DeployAllParameters {
   appealWindowSeconds?: bigint;
   /** Minimum publisher stake for a model manifest (default 100 GBT). */
   minPublisherStake?: bigint;
+  /**
+   * Seconds a posted settlement root waits before claims verify against it, while governance can
+   * cancel or replace it (default 1 day; 0 on dev chains makes roots pay at once).
+   */
+  rootDelaySeconds?: bigint;
+  /** The most one settlement root may add to the total owed, token wei (default 1,000,000 GBT). */
+  maxEpochLiability?: bigint;
   /** How much of the rewards pool moves into Settlement now (default all of it). */
   settlementFunding?: bigint;
 }
@@ -112,7 +119,13 @@ export async function deployAll(
     client,
     settlementAbi,
     settlementBytecode,
-    [token, governance, parameters.settler],
+    [
+      token,
+      governance,
+      parameters.settler,
+      parameters.rootDelaySeconds ?? 86_400n,
+      parameters.maxEpochLiability ?? 1_000_000n * 10n ** 18n,
+    ],
     "Settlement",
   );
   const registry = await deploy(

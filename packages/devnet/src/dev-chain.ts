@@ -2,7 +2,8 @@
  * A local dev chain: a real anvil, the whole gbt system deployed from anvil's first dev account
  * (governance, treasury and rewards pool), the gateway key as the settler, and the node and
  * gateway keys of this gbt home given ETH for gas (and the node 10,000 GBT to stake). Used by
- * `gbt chain dev` and `gbt up`.
+ * `gbt chain dev` and `gbt up`. Settlement roots take effect at once here (root delay 0) unless
+ * asked otherwise: a dev loop claims right after its epoch, and nobody stands by to cancel.
  */
 import {
   ANVIL_DEV_PRIVATE_KEY,
@@ -31,6 +32,8 @@ export interface StartDevChainParameters {
   /** Get 100 ETH for gas only (the gateway key). */
   fundEth?: readonly Address[];
   unbondingDelaySeconds?: bigint;
+  /** Seconds a settlement root waits before it pays (default 0 on a dev chain). */
+  rootDelaySeconds?: bigint;
 }
 
 export interface DevChain {
@@ -55,6 +58,7 @@ export async function startDevChain(parameters: StartDevChainParameters): Promis
     });
     const deployment = await deployAll(client, {
       settler: parameters.settler,
+      rootDelaySeconds: parameters.rootDelaySeconds ?? 0n,
       ...(parameters.unbondingDelaySeconds !== undefined
         ? { unbondingDelaySeconds: parameters.unbondingDelaySeconds }
         : {}),

@@ -47,6 +47,8 @@ async function startGateway(): Promise<GatewayServer> {
   return startGatewayServer({
     config: parseGatewayConfig({
       port: 0,
+      // The test nodes listen on loopback.
+      allowPrivateNodes: true,
       prices: { "*": { inputPerMillion: 1000, outputPerMillion: 4000 } },
       routing: { rampUpDays: 0 },
       settlement: {
@@ -106,7 +108,7 @@ const proofOf = async (gateway: GatewayServer, node: string) => {
 beforeAll(async () => {
   anvil = await startAnvil();
   const admin = chainClient(privateKeyToAccount(ANVIL_DEV_PRIVATE_KEY));
-  deployment = await deployAll(admin, { settler: gatewayAccount.address });
+  deployment = await deployAll(admin, { settler: gatewayAccount.address, rootDelaySeconds: 0n });
   dir = mkdtempSync(join(tmpdir(), "gbt-settlement-"));
   const accounts = [gatewayAccount, ...[0, 1].map(() => privateKeyToAccount(generatePrivateKey()))];
   for (const account of accounts) {

@@ -6,14 +6,7 @@
  * `GET /v1/settlement` shows the latest epoch and an admin's `POST /v1/settlement/epochs` settles
  * one now.
  */
-import {
-  buildCumulativeTree,
-  type ChainReader,
-  type ChainWriter,
-  postRoot,
-  settlementAbi,
-  toChainError,
-} from "@gbt/contracts";
+import { buildCumulativeTree, type ChainWriter, postRoot, readSettlementState } from "@gbt/contracts";
 import { GbtError, gatewayPaths } from "@gbt/protocol";
 import { Hono, type MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
@@ -26,7 +19,6 @@ import {
   isAddress,
   type PrivateKeyAccount,
 } from "viem";
-import { readContract } from "viem/actions";
 import type { Ledger } from "../billing/ledger.js";
 import type { GatewayConfig } from "../gateway-config.js";
 import type { GatewayDatabase } from "../gateway-database.js";
@@ -74,20 +66,6 @@ export interface SettlementOptions {
 /** Settlement as created; the embedding process (gbt up, tests) can settle an epoch now through it. */
 export interface Settlement extends FeatureStarter<SettlementPorts> {
   settleNow(): Promise<EpochOutcome>;
-}
-
-async function readSettlementState(client: ChainReader, contract: Address) {
-  const base = { address: contract, abi: settlementAbi } as const;
-  try {
-    const [epoch, root, funded] = await Promise.all([
-      readContract(client, { ...base, functionName: "currentEpoch" }),
-      readContract(client, { ...base, functionName: "currentRoot" }),
-      readContract(client, { ...base, functionName: "totalFunded" }),
-    ]);
-    return { epoch: BigInt(epoch), root, funded };
-  } catch (error) {
-    throw toChainError(error, "read the Settlement contract");
-  }
 }
 
 function proofBody(epoch: PostedEpoch, node: Address, chainId: number) {
@@ -145,7 +123,12 @@ export function createSettlement(options: SettlementOptions = {}): Settlement {
         const earnings = cumulativeEarnings(ports.ledger.providerEarnings(), weiPerMicroCredit).filter(
           (e) => e.cumulative > 0n,
         );
-        const onChain = await readSettlementState(client, contract);
+        const state = await readSettlementState(client, { deployment: { settlement: contract } });
+        const onChain = {
+          epoch: state.effective.epoch,
+          root: state.effective.root,
+          funded: state.totalFunded,
+        };
         if (earnings.length === 0) return { posted: false, reason: "no earnings", epoch: null };
         const tree = buildCumulativeTree(earnings);
         if (tree.root === onChain.root) {
