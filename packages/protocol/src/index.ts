@@ -133,11 +133,13 @@ export { MODEL_SWITCH_PENALTY, type ModelSwitchCost, modelSwitchCost } from "./p
 export * as schemas from "./primitives.js";
 export { seededRandom } from "./seeded-random.js";
 export {
+  authenticatedSigner,
   DOMAIN_NAME,
   DOMAIN_VERSION,
   digestOf,
   type GbtDomain,
   gbtDomain,
+  parseSignedObject,
   type RecoverSigner,
   type SignedObject,
   type SignInput,

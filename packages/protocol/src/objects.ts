@@ -69,6 +69,7 @@ const jobResultFields = [
   { name: "node", type: "address" },
   { name: "issuer", type: "address" },
   { name: "jobHash", type: "bytes32" },
+  { name: "envelopeHash", type: "bytes32" },
   { name: "state", type: "string" },
   { name: "resultHash", type: "bytes32" },
   { name: "auditHash", type: "bytes32" },
@@ -83,6 +84,8 @@ const jobResultMessage = z.strictObject({
   node: address,
   issuer: address,
   jobHash: bytes32,
+  /** keccak256 of the canonical JSON of the exact envelope received (signature and params included). */
+  envelopeHash: bytes32,
   state: z.enum(jobStates),
   resultHash: bytes32,
   auditHash: bytes32,

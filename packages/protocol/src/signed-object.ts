@@ -188,14 +188,7 @@ export async function verifyObject<K extends Kind>(
   options: VerifyObjectOptions<K>,
 ): Promise<SignedObject<K>> {
   const { kind } = options;
-  const envelope = envelopeSchema.safeParse(value);
-  if (!envelope.success) throw invalidObject(kind, envelope.error);
-  const signed = envelope.data;
-  if (signed.kind !== kind) {
-    throw new GbtError("INVALID_OBJECT", `Expected a signed ${kind}, got a ${signed.kind}.`, {
-      details: { expected: kind, actual: signed.kind },
-    });
-  }
+  const signed = parseEnvelope(value, kind);
   const { domain } = signed;
   if (domain.name !== DOMAIN_NAME || domain.version !== DOMAIN_VERSION) {
     throw new GbtError(
@@ -262,8 +255,41 @@ export async function verifyObject<K extends Kind>(
       );
     }
   }
-  const claimed = message[definition.signerField] as Address;
-  const malleated = nonCanonical(signed.signature);
+  const claimed = await checkSignature(kind, domain, message, signed.signature, options.recoverSigner);
+  if (options.allowedSigners && !options.allowedSigners.some((allowed) => isAddressEqual(allowed, claimed))) {
+    throw new GbtError(
+      "UNKNOWN_SIGNER",
+      `The ${kind} is signed by ${claimed}, who is not allowed to sign it here.`,
+      {
+        details: { signer: claimed },
+      },
+    );
+  }
+  return { ...signed, kind, domain, message } as SignedObject<K>;
+}
+
+/** The envelope of a signed `kind` (its message still unparsed); INVALID_OBJECT otherwise. */
+function parseEnvelope(value: unknown, kind: Kind): z.infer<typeof envelopeSchema> {
+  const envelope = envelopeSchema.safeParse(value);
+  if (!envelope.success) throw invalidObject(kind, envelope.error);
+  if (envelope.data.kind !== kind) {
+    throw new GbtError("INVALID_OBJECT", `Expected a signed ${kind}, got a ${envelope.data.kind}.`, {
+      details: { expected: kind, actual: envelope.data.kind },
+    });
+  }
+  return envelope.data;
+}
+
+/** The signer a parsed message names, once its canonical signature is proven to recover to it; SIGNATURE_INVALID otherwise. */
+async function checkSignature(
+  kind: Kind,
+  domain: GbtDomain,
+  message: Record<string, unknown>,
+  signature: Hex,
+  recoverSigner: RecoverSigner = recoverWithViem,
+): Promise<Address> {
+  const claimed = message[(kinds[kind] as { signerField: string }).signerField] as Address;
+  const malleated = nonCanonical(signature);
   if (malleated !== null) {
     throw new GbtError("SIGNATURE_INVALID", `The ${kind}'s signature is not canonical (${malleated}).`, {
       hint: "gbt signs with low-s and v of 27 or 28; a signature changed into its twin is refused.",
@@ -271,10 +297,7 @@ export async function verifyObject<K extends Kind>(
   }
   let recovered: Address;
   try {
-    recovered = await (options.recoverSigner ?? recoverWithViem)(
-      typedDigest(kind, domain, message),
-      signed.signature,
-    );
+    recovered = await recoverSigner(typedDigest(kind, domain, message), signature);
   } catch (cause) {
     throw new GbtError("SIGNATURE_INVALID", `The ${kind}'s signature is malformed.`, { cause });
   }
@@ -287,16 +310,38 @@ export async function verifyObject<K extends Kind>(
       },
     );
   }
-  if (options.allowedSigners && !options.allowedSigners.some((allowed) => isAddressEqual(allowed, claimed))) {
-    throw new GbtError(
-      "UNKNOWN_SIGNER",
-      `The ${kind} is signed by ${claimed}, who is not allowed to sign it here.`,
-      {
-        details: { signer: claimed },
-      },
+  return claimed;
+}
+
+/** Parses a signed object's shape (envelope and message schema) without checking anything it claims. */
+export function parseSignedObject<K extends Kind>(value: unknown, kind: K): SignedObject<K> {
+  const envelope = parseEnvelope(value, kind);
+  return { ...envelope, kind, message: parseMessage(kind, envelope.message) } as SignedObject<K>;
+}
+
+/**
+ * Who signed a received object, when that much is proven: its shape parses and its canonical
+ * signature recovers to the signer it names. Null otherwise. Nothing else (chain, window,
+ * audience, payload, allowed signers) is checked: this tells an authenticated sender, whatever
+ * else is wrong with the object, from anyone who merely wrote a signer's address into it.
+ */
+export async function authenticatedSigner(
+  value: unknown,
+  options: { kind: Kind; recoverSigner?: RecoverSigner },
+): Promise<Address | null> {
+  try {
+    const signed = parseSignedObject(value, options.kind);
+    return await checkSignature(
+      options.kind,
+      signed.domain,
+      signed.message as Record<string, unknown>,
+      signed.signature,
+      options.recoverSigner,
     );
+  } catch (error) {
+    if (error instanceof GbtError) return null;
+    throw error;
   }
-  return { ...signed, kind, domain, message } as SignedObject<K>;
 }
 
 function checkWindow(kind: Kind, message: Record<string, unknown>, options: VerifyObjectOptions<Kind>): void {

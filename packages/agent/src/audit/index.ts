@@ -16,11 +16,5 @@ export {
   redactSecrets,
   type TamperReason,
 } from "./audit-log.js";
-export {
-  type SignedJobResult,
-  type SignJobResultParameters,
-  signJobResult,
-  type VerifyJobResultOptions,
-  verifyJobResult,
-} from "./job-result.js";
+export { type SignedJobResult, type SignJobResultParameters, signJobResult } from "./job-result.js";
 export { type ReadAuditLogOptions, type ReadAuditLogResult, readAuditLog } from "./read-audit-log.js";

@@ -1,10 +1,12 @@
 /**
  * The node's answer to a job: a protocol `JobResult` signed by the node key, meant for the job's
- * issuer. It names the job by its EIP-712 digest (`jobHash`), binds the result payload
- * (`resultHash`) and the audit entry that recorded the outcome (`auditHash`), so an issuer can
- * later ask for that entry and check it against the node's chain.
+ * issuer. It names the job by its EIP-712 digest (`jobHash`) and the exact envelope received
+ * (`envelopeHash`, so an answer to a corrupted copy is not an answer to the real job), binds the
+ * result payload (`resultHash`) and the audit entry that recorded the outcome (`auditHash`), so an
+ * issuer can later ask for that entry and check it against the node's chain. Issuers check it
+ * with protocol's `verifyJobResult`.
  */
-import { GbtError, type SignedObject, signObject, verifyObject } from "@gbt/protocol";
+import { type SignedObject, signObject } from "@gbt/protocol";
 import type { Address, Hex, LocalAccount } from "viem";
 import type { AuditState } from "./audit-log.js";
 
@@ -12,8 +14,11 @@ export type SignedJobResult = SignedObject<"JobResult">;
 
 export interface SignJobResultParameters {
   chainId: number;
-  /** The job answered: its id, the node and issuer it named, and its digest (`digestOf(job)`). */
-  job: { jobId: string; node: Address; issuer: Address; digest: Hex };
+  /**
+   * The job answered: its id, the node and issuer it named, its digest (`digestOf(job)`) and the
+   * hash of the envelope as received (`jobEnvelopeHash`).
+   */
+  job: { jobId: string; node: Address; issuer: Address; digest: Hex; envelopeHash: Hex };
   state: AuditState;
   /** The result payload, bound by `resultHash`. */
   result: unknown;
@@ -37,45 +42,11 @@ export function signJobResult(
       node: job.node,
       issuer: job.issuer,
       jobHash: job.digest,
+      envelopeHash: job.envelopeHash,
       state,
       auditHash,
       issuedAt: Math.floor(now() / 1000),
     },
     payload: result,
   });
-}
-
-export interface VerifyJobResultOptions {
-  chainId: number;
-  /** The node that must have signed it. */
-  node: Address;
-  /** The issuer it must be meant for. */
-  issuer: Address;
-  /** When given, the digest of the job it must answer. */
-  jobHash?: Hex;
-  /** Clock in milliseconds. */
-  now?: () => number;
-}
-
-/**
- * Verifies a JobResult received from a node: shape, domain, chain, audience (the issuer), payload
- * binding (PAYLOAD_HASH_MISMATCH), signature and signer (the node); throws a GbtError naming the check.
- */
-export async function verifyJobResult(
-  value: unknown,
-  options: VerifyJobResultOptions,
-): Promise<SignedJobResult> {
-  const signed = await verifyObject(value, {
-    kind: "JobResult",
-    chainId: options.chainId,
-    audience: options.issuer,
-    allowedSigners: [options.node],
-    ...(options.now ? { now: options.now } : {}),
-  });
-  if (options.jobHash !== undefined && signed.message.jobHash !== options.jobHash.toLowerCase()) {
-    throw new GbtError("INVALID_OBJECT", "The JobResult answers another job (its jobHash differs).", {
-      details: { expected: options.jobHash.toLowerCase(), actual: signed.message.jobHash },
-    });
-  }
-  return signed;
 }

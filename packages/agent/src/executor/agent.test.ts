@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ALLOWLIST_VERSION, digestOf, type SignedObject, signObject } from "@gbt/protocol";
+import { ALLOWLIST_VERSION, type SignedObject, signObject, verifyJobResult } from "@gbt/protocol";
 import { type Address, bytesToHex, hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -10,8 +10,7 @@ import { type AgentDatabase, openAgentDatabase } from "../agent-database.js";
 import { createAllowlist } from "../allowlist/allowlist-registry.js";
 import { jobTypes } from "../allowlist/job-types.js";
 import { type AuditLog, openAuditLog } from "../audit/audit-log.js";
-import { verifyJobResult } from "../audit/job-result.js";
-import { type Agent, createAgent } from "./agent.js";
+import { type Agent, createAgent, STRANGER_AUDITS_PER_HOUR } from "./agent.js";
 import type { JobHandlers } from "./handlers.js";
 import { createExecutableAllowlist, executableJobTypes, jobExecutors } from "./job-executors.js";
 
@@ -139,13 +138,7 @@ describe("createAgent", () => {
       states: ["received", "verified", "preflight", "running", "succeeded"],
       output: { backend: "ollama", draining: false },
     });
-    const result = await verifyJobResult(wire(outcome.result), {
-      chainId: CHAIN_ID,
-      node: node.address,
-      issuer: owner.address,
-      jobHash: digestOf(signed),
-      now: () => NOW_MS,
-    });
+    const result = await verifyJobResult(wire(outcome.result), { job: signed, now: () => NOW_MS });
     const entries = auditLog.list();
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({ jobId: signed.message.jobId, state: "succeeded", code: null });
@@ -163,34 +156,63 @@ describe("createAgent", () => {
     expect(auditLog.count()).toBe(1);
   });
 
-  it("audits a job with a bad signature as rejected, signs the answer, and never runs it", async () => {
+  it("neither audits nor signs a job whose signature does not recover to its issuer, and never runs it", async () => {
     const signed = await signJob("status.read", {});
     const bytes = hexToBytes(signed.signature);
     bytes[10] = (bytes[10] ?? 0) ^ 0xff;
-    const outcome = await agent.submit(wire({ ...signed, signature: bytesToHex(bytes) }));
-    expect(outcome).toMatchObject({ state: "rejected", code: "SIGNATURE_INVALID" });
+    const forged = { ...signed, signature: bytesToHex(bytes) };
+    const highS = { ...signed, signature: `${signed.signature.slice(0, 130)}1b` };
+    for (const body of [forged, highS, { ...signed, signature: "0x1234" }]) {
+      const outcome = await agent.submit(wire(body));
+      expect(outcome.state).toBe("rejected");
+      expect(outcome.code).toMatch(/SIGNATURE_INVALID|INVALID_OBJECT/);
+      expect(outcome.result).toBeUndefined();
+    }
     expect(memory.state.statusCalls).toBe(0);
-    const result = await verifyJobResult(wire(outcome.result), {
-      chainId: CHAIN_ID,
-      node: node.address,
-      issuer: owner.address,
-      now: () => NOW_MS,
-    });
-    expect(result.message.state).toBe("rejected");
-    expect(auditLog.list()).toMatchObject([
-      { jobId: signed.message.jobId, state: "rejected", code: "SIGNATURE_INVALID" },
-    ]);
+    expect(auditLog.count()).toBe(0);
     expect(agent.status(signed.message.jobId)).toBeNull();
   });
 
-  it("audits a body that is not JSON as rejected, without a signed answer", async () => {
-    const outcome = await agent.submit(Buffer.from("{not json"));
-    expect(outcome).toEqual({
+  it("neither audits nor signs a body that is not JSON, or not a Job", async () => {
+    expect(await agent.submit(Buffer.from("{not json"))).toEqual({
       state: "rejected",
       code: "INVALID_OBJECT",
       message: "The job body is not JSON.",
     });
-    expect(auditLog.list()).toMatchObject([{ jobId: "unknown", state: "rejected", code: "INVALID_OBJECT" }]);
+    const notJob = await agent.submit(wire({ kind: "Job", message: { jobId: "x" } }));
+    expect(notJob).toMatchObject({ state: "rejected", code: "INVALID_OBJECT" });
+    expect(notJob.result).toBeUndefined();
+    expect(auditLog.count()).toBe(0);
+  });
+
+  it("answers a stranger's validly signed job unsigned, auditing at most the hourly bound of them", async () => {
+    for (let i = 0; i < STRANGER_AUDITS_PER_HOUR + 5; i++) {
+      const outcome = await agent.submit(wire(await signJob("node.drain", {}, newcomer)));
+      expect(outcome).toMatchObject({ state: "rejected", code: "UNKNOWN_SIGNER" });
+      expect(outcome.result).toBeUndefined();
+    }
+    expect(memory.state.drainCalls).toBe(0);
+    expect(auditLog.count()).toBe(STRANGER_AUDITS_PER_HOUR);
+    expect(auditLog.list({ limit: 1 })).toMatchObject([
+      { issuer: newcomer.address, state: "rejected", code: "UNKNOWN_SIGNER" },
+    ]);
+  });
+
+  it("audits an owner's rejected job and signs an answer bound to the envelope it received", async () => {
+    const signed = await signJob("config.set", { key: "backend.threads", value: 16 });
+    const altered = wire({ ...signed, payload: { key: "backend.threads", value: 1 } });
+    const outcome = await agent.submit(altered);
+    expect(outcome).toMatchObject({ state: "rejected", code: "PAYLOAD_HASH_MISMATCH" });
+    expect(auditLog.list()).toMatchObject([
+      { jobId: signed.message.jobId, state: "rejected", code: "PAYLOAD_HASH_MISMATCH" },
+    ]);
+    // The answer is the node's, to the copy it received: not an answer to the job the owner signed.
+    const options = { now: () => NOW_MS };
+    await expect(verifyJobResult(wire(outcome.result), { ...options, job: altered })).resolves.toBeTruthy();
+    await expect(verifyJobResult(wire(outcome.result), { ...options, job: signed })).rejects.toMatchObject({
+      code: "INVALID_OBJECT",
+    });
+    expect(memory.state.config).toEqual({ backend: { threads: 8 } });
   });
 
   it("runs jobs on the same resource one after another and on different resources in parallel", async () => {

@@ -2,20 +2,31 @@
  * The agent's run loop for one received job: parse, verify, claim, lock the job's resource, then
  * received → verified → preflight → running → succeeded | failed | rolled_back. A change that fails
  * after it started is rolled back. Every final state is one audit entry and one JobResult signed by
- * the node key; a rejected job is audited with its error code and never executed, and a duplicate
- * delivery answers with the stored outcome without running anything again.
+ * the node key, bound to the exact envelope received; a duplicate delivery answers with the stored
+ * outcome without running anything again.
+ *
+ * A rejected job is never executed, and what the node does with it depends on who sent it, so
+ * that nobody but an owner can write to the audit log at will or obtain the node's signature:
+ * - an envelope whose signature does not recover to the issuer it names (garbage, forgeries, a
+ *   non-canonical twin) is answered with its error only: not audited, not signed;
+ * - a validly signed job from someone who is not an owner is answered the same way, and audited
+ *   at most STRANGER_AUDITS_PER_HOUR times per clock hour (then only logged);
+ * - an owner's rejected job is audited and answered with a signed JobResult, as every outcome.
  */
 import {
+  authenticatedSigner,
   describeAllowlist,
   digestOf,
   type ErrorCode,
   GbtError,
   type Job,
+  jobEnvelopeHash,
   kinds,
   type PublishedAllowlist,
+  recoverSignerNative,
   type SignedObject,
 } from "@gbt/protocol";
-import type { Address, Hex, LocalAccount } from "viem";
+import { type Address, type Hex, isAddressEqual, type LocalAccount } from "viem";
 import type { AgentDatabase } from "../agent-database.js";
 import type { AllowlistEntry, AllowlistRegistry } from "../allowlist/allowlist-registry.js";
 import type { AuditLog, AuditState } from "../audit/audit-log.js";
@@ -26,6 +37,18 @@ import { type VerifiedJob, verifyJobEnvelope } from "../envelope/verify-job.js";
 import type { JobHandlers } from "./handlers.js";
 import type { ExecutionContext, ExecutorStep } from "./job-executors.js";
 import { createResourceLocks } from "./resource-locks.js";
+
+/** Rejections of validly signed jobs from non-owners audited per clock hour; the rest are only logged. */
+export const STRANGER_AUDITS_PER_HOUR = 10;
+
+/** The ids a JobResult names its job by. */
+interface AnsweredJob {
+  jobId: string;
+  issuer: Address;
+  type: string;
+  digest: Hex;
+  envelopeHash: Hex;
+}
 
 /** The states a job passes through, in order; the last one is final. */
 export type ExecutionState =
@@ -49,7 +72,7 @@ export interface AgentOutcome {
   states?: ExecutionState[];
   /** What execute returned, for succeeded jobs. */
   output?: unknown;
-  /** The signed answer; absent only when the body did not parse as a Job. */
+  /** The signed answer; absent for a rejection of anyone but an owner (an unproven signature included). */
   result?: SignedJobResult;
 }
 
@@ -104,8 +127,16 @@ export function createAgent(deps: CreateAgentDependencies): Agent {
     chainId: deps.chainId,
   };
 
+  // The stranger audits of the current clock hour.
+  const strangerAudits = { hour: -1, count: 0 };
+  function mayAuditStranger(): boolean {
+    const hour = Math.floor(now() / 3_600_000);
+    if (hour !== strangerAudits.hour) Object.assign(strangerAudits, { hour, count: 0 });
+    return strangerAudits.count++ < STRANGER_AUDITS_PER_HOUR;
+  }
+
   async function finalize(
-    job: { jobId: string; issuer: Address; type: string; digest: Hex },
+    job: AnsweredJob,
     state: AuditState,
     payload: Record<string, unknown>,
     audit: { code?: ErrorCode; detail: Record<string, unknown> },
@@ -121,7 +152,13 @@ export function createAgent(deps: CreateAgentDependencies): Agent {
     });
     return signJobResult(deps.account, {
       chainId: deps.chainId,
-      job: { jobId: job.jobId, node: deps.account.address, issuer: job.issuer, digest: job.digest },
+      job: {
+        jobId: job.jobId,
+        node: deps.account.address,
+        issuer: job.issuer,
+        digest: job.digest,
+        envelopeHash: job.envelopeHash,
+      },
       state,
       result: payload,
       auditHash: entry.hash,
@@ -130,20 +167,31 @@ export function createAgent(deps: CreateAgentDependencies): Agent {
   }
 
   async function reject(value: unknown, error: GbtError): Promise<AgentOutcome> {
-    const claimed = claimedJob(value);
-    const message = rawMessage(value);
     const errorJson = { code: error.code, message: error.message, details: error.details ?? {} };
-    deps.logger?.warn({ jobId: claimed?.jobId, code: error.code }, `job rejected: ${error.message}`);
+    const unsigned: AgentOutcome = { state: "rejected", code: error.code, message: error.message };
+    // Who sent it, when the signature proves it (whatever else is wrong with the job).
+    const signer = await authenticatedSigner(value, { kind: "Job", recoverSigner: recoverSignerNative });
+    const claimed = signer === null ? undefined : claimedJob(value);
     if (!claimed) {
-      deps.auditLog.append({
-        jobId: stringOr(message.jobId, "unknown"),
-        type: stringOr(message.type, "unknown"),
-        issuer: stringOr(message.issuer, "unknown"),
-        state: "rejected",
-        code: error.code,
-        detail: { error: errorJson },
-      });
-      return { state: "rejected", code: error.code, message: error.message };
+      deps.logger?.warn({ code: error.code }, `unauthenticated job refused: ${error.message}`);
+      return unsigned;
+    }
+    deps.logger?.warn(
+      { jobId: claimed.jobId, issuer: claimed.issuer, code: error.code },
+      `job rejected: ${error.message}`,
+    );
+    if (!deps.owners().some((owner) => isAddressEqual(owner, claimed.issuer))) {
+      if (mayAuditStranger()) {
+        deps.auditLog.append({
+          jobId: claimed.jobId,
+          type: claimed.type,
+          issuer: claimed.issuer,
+          state: "rejected",
+          code: error.code,
+          detail: { error: errorJson, owner: false },
+        });
+      }
+      return { jobId: claimed.jobId, ...unsigned };
     }
     const result = await finalize(
       claimed,
@@ -151,12 +199,22 @@ export function createAgent(deps: CreateAgentDependencies): Agent {
       { error: { code: error.code, message: error.message } },
       { code: error.code, detail: { error: errorJson } },
     );
-    return { jobId: claimed.jobId, state: "rejected", code: error.code, message: error.message, result };
+    return { jobId: claimed.jobId, ...unsigned, result };
   }
 
-  async function execute(verified: VerifiedJob, states: ExecutionState[]): Promise<AgentOutcome> {
+  async function execute(
+    verified: VerifiedJob,
+    envelopeHash: Hex,
+    states: ExecutionState[],
+  ): Promise<AgentOutcome> {
     const { job, params, entry } = verified;
-    const ids = { jobId: job.jobId, issuer: job.issuer, type: job.type, digest: verified.digest };
+    const ids = {
+      jobId: job.jobId,
+      issuer: job.issuer,
+      type: job.type,
+      digest: verified.digest,
+      envelopeHash,
+    };
     const ctx: ExecutionContext = { handlers: deps.handlers, owners: deps.owners(), memo: {} };
     const steps = stepsOf(entry);
     const outcome = await withLock(steps.resource(params), async () => {
@@ -266,7 +324,8 @@ export function createAgent(deps: CreateAgentDependencies): Agent {
         );
       }
       const states: ExecutionState[] = ["received", "verified"];
-      const done = execute(verified, states).finally(() => inFlight.delete(jobId));
+      // Past verification the envelope is a well-formed Job, whose canonical JSON always hashes.
+      const done = execute(verified, jobEnvelopeHash(value), states).finally(() => inFlight.delete(jobId));
       inFlight.set(jobId, { states, done });
       return done;
     },
@@ -322,30 +381,25 @@ function errorJson(error: unknown): Record<string, unknown> {
     : { code: "INTERNAL", message: messageOf(error) };
 }
 
-function rawMessage(value: unknown): Record<string, unknown> {
-  const message = isRecord(value) ? value.message : undefined;
-  return isRecord(message) ? message : {};
-}
-
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
-function stringOr(value: unknown, fallback: string): string {
-  return typeof value === "string" && value.length > 0 && value.length <= 200 ? value : fallback;
-}
-
 /** The job a rejected body claims to be, when its message is a well-formed Job (to answer it signed). */
-function claimedJob(
-  value: unknown,
-): { jobId: string; issuer: Address; type: string; digest: Hex } | undefined {
+function claimedJob(value: unknown): AnsweredJob | undefined {
   if (!isRecord(value) || value.kind !== "Job") return undefined;
   const parsed = kinds.Job.message.safeParse(value.message);
   if (!parsed.success) return undefined;
   const job: Job = parsed.data;
   try {
     const digest = digestOf({ ...value, kind: "Job", message: job } as SignedObject<"Job">);
-    return { jobId: job.jobId, issuer: job.issuer, type: job.type, digest };
+    return {
+      jobId: job.jobId,
+      issuer: job.issuer,
+      type: job.type,
+      digest,
+      envelopeHash: jobEnvelopeHash(value),
+    };
   } catch {
     return undefined;
   }

@@ -1,7 +1,7 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { verifyJobResult } from "@gbt/agent";
+import { verifyJobResult } from "@gbt/protocol";
 import { type Address, isAddressEqual } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -35,7 +35,6 @@ describe("jobs relayed through the gateway to a managed node (real processes)", 
   let gatewayUrl: string;
   let directUrl: string;
   let nodeAddress: Address;
-  let chainId: number;
   let ownerKeyFile: string;
   let strangerKeyFile: string;
   let owner: Address;
@@ -58,6 +57,9 @@ describe("jobs relayed through the gateway to a managed node (real processes)", 
   beforeAll(async () => {
     gatewayHome = await tempHome("gbt-relay-gw-");
     nodeHome = await tempHome("gbt-relay-node-");
+    // The node listens on loopback.
+    await mkdir(join(gatewayHome, "config"), { recursive: true });
+    await writeFile(join(gatewayHome, "config", "gateway.json"), JSON.stringify({ allowPrivateNodes: true }));
     gateway = await startGbtProcess(["gateway", "serve", "--port", "0", "--json", "--log-level", "warn"], {
       GBT_HOME: gatewayHome,
     });
@@ -71,10 +73,9 @@ describe("jobs relayed through the gateway to a managed node (real processes)", 
     const setup = await runCli(["setup", "--yes", "--owner", owner], nodeEnv());
     expect(setup.exitCode, setup.stderr).toBe(0);
     const config = JSON.parse(await readFile(join(nodeHome, "config", "config.json"), "utf8")) as {
-      node: { address: Address; chainId: number };
+      node: { address: Address };
     };
     nodeAddress = config.node.address;
-    chainId = config.node.chainId;
     // A wide listener needs local API keys for chat; the agent routes never take them.
     expect((await runCli(["keys", "create", "local"], nodeEnv())).exitCode).toBe(0);
     // A node on a wide listener: its agent is closed to direct callers, open to its gateway's token.
@@ -133,7 +134,7 @@ describe("jobs relayed through the gateway to a managed node (real processes)", 
     expect(gatewayAddress).toMatch(/^0x[0-9a-fA-F]{40}$/);
     const outcome = (await response.json()) as Outcome;
     expect(outcome.state).toBe("succeeded");
-    const result = await verifyJobResult(outcome.result, { chainId, node: nodeAddress, issuer: owner });
+    const result = await verifyJobResult(outcome.result, { job: JSON.parse(job) });
     expect(result.message.state).toBe("succeeded");
 
     // The same job again: the node answers its stored outcome, through the relay too.

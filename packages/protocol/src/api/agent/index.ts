@@ -17,6 +17,13 @@ export {
   jobOutcomeSchema,
 } from "./job-outcome.js";
 export {
+  checkJobOutcome,
+  jobEnvelopeHash,
+  sentEnvelope,
+  type VerifyJobResultOptions,
+  verifyJobResult,
+} from "./job-result.js";
+export {
   type CreateJobTypeRegistryOptions,
   createJobTypeRegistry,
   type JobTypeEntry,

@@ -1,6 +1,10 @@
+import { randomUUID } from "node:crypto";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { GbtError } from "../../../errors.js";
+import { digestOf, signObject } from "../../../signed-object.js";
 import { agentOutcomeStatus } from "../job-outcome.js";
+import { jobEnvelopeHash } from "../job-result.js";
 import { createJobTypeRegistry } from "../job-type-registry.js";
 import { createAgentClient } from "./agent-client.js";
 
@@ -32,7 +36,7 @@ async function caught(promise: Promise<unknown>): Promise<GbtError> {
 
 describe("agent client", () => {
   it("posts the job's exact text to /agent/jobs and answers the outcome, rejected ones included", async () => {
-    const outcome = { jobId: "j1", state: "rejected", code: "UNKNOWN_SIGNER", message: "no", result: {} };
+    const outcome = { jobId: "j1", state: "rejected", code: "UNKNOWN_SIGNER", message: "no" };
     const { fetchFn, calls } = fakeFetch(() => json(401, outcome));
     const client = createAgentClient({ url: "http://127.0.0.1:8787", fetch: fetchFn });
     const body = '{ "kind": "Job" }';
@@ -42,7 +46,7 @@ describe("agent client", () => {
   });
 
   it("relays through the gateway's node routes", async () => {
-    const { fetchFn, calls } = fakeFetch(() => json(200, { jobId: "a/b", state: "succeeded" }));
+    const { fetchFn, calls } = fakeFetch(() => json(400, { jobId: "a/b", state: "rejected" }));
     const client = createAgentClient({ url: "http://gw.example", relay: { node: NODE }, fetch: fetchFn });
     await client.submitJob({ job: "{}" });
     await client.getJobStatus({ jobId: "a/b" });
@@ -114,14 +118,75 @@ describe("agent client", () => {
     const { fetchFn } = fakeFetch((_url, init) => {
       if (init.method === "POST") return json(200, { jobId: "j", state: "running", states: ["received"] });
       polls += 1;
-      return json(200, polls < 3 ? { jobId: "j", state: "running" } : { jobId: "j", state: "succeeded" });
+      return json(200, polls < 3 ? { jobId: "j", state: "running" } : { jobId: "j", state: "failed" });
     });
     const client = createAgentClient({ url: "http://n", fetch: fetchFn, pollIntervalMs: 1 });
     const seen: string[] = [];
     const job = { message: { jobId: "j" } } as Parameters<typeof client.runJob>[0]["job"];
     const final = await client.runJob({ job, onProgress: (o) => seen.push(o.state) });
-    expect(final.state).toBe("succeeded");
+    expect(final.state).toBe("failed");
     expect(seen).toEqual(["running", "running", "running"]);
+  });
+
+  it("accepts only a JobResult that answers the exact envelope sent, and no success without one", async () => {
+    const owner = privateKeyToAccount(generatePrivateKey());
+    const node = privateKeyToAccount(generatePrivateKey());
+    const now = Math.floor(Date.now() / 1000);
+    const job = await signObject(owner, {
+      kind: "Job",
+      chainId: 31337,
+      message: {
+        jobId: randomUUID(),
+        node: node.address,
+        issuer: owner.address,
+        type: "config.set",
+        nonce: 1,
+        notBefore: now - 5,
+        expiresAt: now + 300,
+        allowlistVersion: 1,
+      },
+      payload: { key: "backend.capacity", value: 2 },
+    });
+    const answer = (envelope: unknown, state: "succeeded" | "rejected") =>
+      signObject(node, {
+        kind: "JobResult",
+        chainId: 31337,
+        message: {
+          jobId: job.message.jobId,
+          node: node.address,
+          issuer: owner.address,
+          jobHash: digestOf(job),
+          envelopeHash: jobEnvelopeHash(envelope),
+          state,
+          auditHash: `0x${"cd".repeat(32)}`,
+          issuedAt: now,
+        },
+        payload: null,
+      });
+    const client = (outcome: unknown) =>
+      createAgentClient({ url: "http://n", fetch: fakeFetch(() => json(200, outcome)).fetchFn });
+    const text = JSON.stringify(job);
+    const exact = {
+      jobId: job.message.jobId,
+      state: "succeeded",
+      result: await answer(JSON.parse(text), "succeeded"),
+    };
+    await expect(client(exact).submitJob({ job: text })).resolves.toMatchObject({ state: "succeeded" });
+    await expect(client(exact).runJob({ job })).resolves.toMatchObject({ state: "succeeded" });
+    // The node's signed rejection of a corrupted copy (other params, same message and digest).
+    const corrupted = { ...JSON.parse(text), payload: { key: "backend.capacity", value: 200 } };
+    const forCopy = {
+      jobId: job.message.jobId,
+      state: "rejected",
+      result: await answer(corrupted, "rejected"),
+    };
+    const copied = await caught(client(forCopy).submitJob({ job: text }));
+    expect(copied.code).toBe("INVALID_OBJECT");
+    expect(copied.message).toMatch(/envelopeHash differs/);
+    const unsigned = await caught(
+      client({ jobId: job.message.jobId, state: "succeeded" }).submitJob({ job }),
+    );
+    expect(unsigned.message).toMatch(/without a signed JobResult/);
   });
 });
 

@@ -1,12 +1,14 @@
 /**
  * Submits a signed Job and follows it to a final state: the agent answers a submission when the
  * job is done, but a duplicate delivery of a job still running answers `running`, and then this
- * polls `GET /agent/jobs/:id` until the job ends.
+ * polls `GET /agent/jobs/:id` until the job ends; the final outcome's JobResult is checked
+ * against the job sent, as `submitJob` checks it.
  */
 
 import { GbtError } from "../../../errors.js";
 import type { SignedObject } from "../../../signed-object.js";
 import { FINAL_JOB_STATES, type JobOutcome } from "../job-outcome.js";
+import { checkJobOutcome, sentEnvelope } from "../job-result.js";
 import type { AgentTransport } from "./agent-client.js";
 import { getJobStatus } from "./get-job-status.js";
 import { submitJob } from "./submit-job.js";
@@ -30,6 +32,8 @@ export async function runJob(
     onProgress?.(outcome);
     await sleep(client.pollIntervalMs, signal);
     outcome = await getJobStatus(client, { jobId: job.message.jobId, signal });
+    // A polled outcome must answer the job sent, as the submitted one did.
+    if (FINAL_JOB_STATES.has(outcome.state)) return checkJobOutcome(outcome, sentEnvelope(job));
   }
   return outcome;
 }
