@@ -10,11 +10,13 @@
  * Shutdown order: stop taking requests (chat answers 503 `shutting_down`, `/healthz` 503), wait
  * for the chat completions in flight up to the deadline, cut what is left, settle what was
  * served, close the features (newest first), flush the settlement queue, close the database.
+ * At start, what the settlement journal still holds (served before a crash) is settled before
+ * the server listens.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { gatewayPaths, HttpError, sendError, toHttpError } from "@gbt/protocol";
+import { gatewayPaths, HttpError, isGbtError, sendError, toHttpError } from "@gbt/protocol";
 import { getRequestListener } from "@hono/node-server";
 import type { Logger } from "pino";
 import type { PrivateKeyAccount } from "viem";
@@ -22,6 +24,7 @@ import { AccountStore } from "./auth/accounts.js";
 import { CreditHolds } from "./billing/credit-holds.js";
 import { Ledger } from "./billing/ledger.js";
 import { ReceiptSettler } from "./billing/receipt-settler.js";
+import { openSettlementJournal } from "./billing/settlement-journal.js";
 import { SettlementQueue } from "./billing/settlement-queue.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import { consumerAccount, type GatewayDatabase, openGatewayDatabase } from "./gateway-database.js";
@@ -96,12 +99,23 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const accounts = new AccountStore(db, now, { positiveTtlMs: 10_000 });
   const ledger = new Ledger(db, now);
   const reservations = new CreditHolds((accountId) => ledger.balanceMicro(consumerAccount(accountId)));
+  const journal = openSettlementJournal(options.dataDir, now);
   const queue = new SettlementQueue(ledger, {
     reservations,
-    onError: (error, settlement) => {
+    journal,
+    onError: (error, settlement, attempts) => {
+      const requestId = settlement.requestId;
+      // A journalled request whose transaction landed just before a crash: found, not billed twice.
+      if (isGbtError(error) && error.code === "ALREADY_EXISTS")
+        return logger.info({ requestId }, "journalled request already in the ledger; dropped");
       metrics.settlementErrors.inc();
-      logger.error({ err: error, requestId: settlement.requestId }, "settlement not written");
+      logger.error({ err: error, requestId, attempts }, "settlement given up: see gbt gateway dead-letters");
     },
+    onRetry: (error, settlement, attempt, delayMs) =>
+      logger.warn(
+        { err: error, requestId: settlement.requestId, attempt, delayMs },
+        "settlement failed; retrying",
+      ),
   });
   const pool = new InstancePool(
     {
@@ -187,6 +201,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   } catch (error) {
     await closeFeatures();
     queue.close();
+    journal.close();
     db.close();
     throw error;
   }
@@ -197,11 +212,14 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     ...(options.signDigest ? { signDigest: options.signDigest } : {}),
     pool,
     queue,
+    journal,
     metrics,
     logger,
     now,
     ...(verification ? { payoutFactor: verification.payoutFactor } : {}),
   });
+  const replayed = await settler.replay();
+  if (replayed > 0) logger.info({ replayed }, "settled the requests journalled before the last stop");
   const chat = createChatProxy({
     config,
     accounts,
@@ -293,6 +311,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   } catch (error) {
     await closeFeatures();
     queue.close();
+    journal.close();
     db.close();
     throw error;
   }
@@ -322,6 +341,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       await settler.idle();
       await closeFeatures();
       queue.close();
+      journal.close();
       db.close();
     },
   };

@@ -12,6 +12,10 @@
  * goes to `suspense` instead of the node. A stream that failed or was cancelled bills only the
  * completion tokens delivered. Completion tokens never exceed the request's max_tokens, and prompt
  * tokens never exceed the body's size, so a debit never exceeds the credit hold.
+ *
+ * Nothing served is lost: `submit` writes the request's facts to the settlement journal (the
+ * write-ahead, settlement-journal.ts) before it returns, as the response ends; `replay` settles
+ * what the journal still holds at start, before the gateway serves.
  */
 import {
   digestOf,
@@ -30,6 +34,7 @@ import type { PoolInstance } from "../pool/pool-instance.js";
 import type { CreditHold } from "./credit-holds.js";
 import type { ReceiptStatus, UsageSettlement } from "./ledger.js";
 import { costMicro, type ModelPrice, providerCreditMicro } from "./pricing.js";
+import type { PendingSettlement, SettlementJournal } from "./settlement-journal.js";
 import type { SettlementQueue } from "./settlement-queue.js";
 
 /** A request the proxy finished with, handed over for settlement. */
@@ -64,6 +69,8 @@ export interface ReceiptSettlerOptions {
   /** The multipliers' source: ramp-up, switch penalty and how many instances serve a model. */
   pool: Pick<InstancePool, "rampFactor" | "switchPenalty" | "activeCount">;
   queue: SettlementQueue;
+  /** The write-ahead of served requests (absent: settlements wait in memory only). */
+  journal?: SettlementJournal;
   metrics: GatewayMetrics;
   logger: Logger;
   now?: () => number;
@@ -90,7 +97,7 @@ export class ReceiptSettler {
   readonly #batchMs: number;
   readonly #batchSize: number;
   readonly #sliceSize: number;
-  #queue: { completed: CompletedRequest; hold: CreditHold }[] = [];
+  #queue: { pending: PendingSettlement; hold: CreditHold | undefined }[] = [];
   #running: Promise<void> | null = null;
   #timer: NodeJS.Timeout | undefined;
 
@@ -101,13 +108,43 @@ export class ReceiptSettler {
     this.#sliceSize = options.sliceSize ?? 64;
   }
 
-  /** Queues a finished request with the consumer's credit hold, which stays until the debit is written. */
+  /**
+   * Queues a finished request with the consumer's credit hold, which stays until the debit is
+   * written; its facts are in the journal when this returns.
+   */
   submit(completed: CompletedRequest, hold: CreditHold): void {
     if (completed.state === "rejected") {
       hold.release();
       return;
     }
-    this.#queue.push({ completed, hold });
+    const pending = this.pendingOf(completed);
+    try {
+      this.#options.journal?.record(pending);
+    } catch (error) {
+      // The journal is unwritable (disk full…): the request is still billed, from memory.
+      this.#options.metrics.settlementErrors.inc();
+      this.#options.logger.error(
+        { requestId: completed.requestId, err: error },
+        "could not journal a served request",
+      );
+    }
+    this.#push(pending, hold);
+  }
+
+  /**
+   * Settles what the journal holds (requests served before a crash), as a start does before it
+   * serves; a request the ledger already holds is dropped, not billed twice. Returns how many
+   * were found.
+   */
+  async replay(): Promise<number> {
+    const pending = this.#options.journal?.pending() ?? [];
+    for (const row of pending) this.#push(row, undefined);
+    await this.idle();
+    return pending.length;
+  }
+
+  #push(pending: PendingSettlement, hold: CreditHold | undefined): void {
+    this.#queue.push({ pending, hold });
     if (this.#running !== null) return; // the running drain takes it
     // One SQLite transaction per batch rather than per request, even at low concurrency.
     if (this.#queue.length >= this.#batchSize) this.#start();
@@ -134,7 +171,7 @@ export class ReceiptSettler {
       while (this.#queue.length > 0) {
         const batch = this.#queue;
         this.#queue = [];
-        for (const { completed, hold } of batch) {
+        for (const { pending, hold } of batch) {
           // The request path shares this thread: a signature check takes milliseconds and a
           // settlement's SQLite write ~0.1 ms, so the work goes in slices with the event loop's
           // turn between two (the settlement queue writes each slice in its own setImmediate).
@@ -145,14 +182,22 @@ export class ReceiptSettler {
           }
           sliceCount += 1;
           try {
-            this.#options.queue.enqueue(await this.settlementOf(completed), hold);
+            this.#options.queue.enqueue(await this.settlementOf(pending), hold);
           } catch (error) {
-            hold.release();
+            hold?.release();
             this.#options.metrics.settlementErrors.inc();
             this.#options.logger.error(
-              { requestId: completed.requestId, err: error },
+              { requestId: pending.requestId, err: error },
               "could not settle a served request",
             );
+            try {
+              this.#options.journal?.deadLetter(pending.requestId, 1, error);
+            } catch (journalError) {
+              this.#options.logger.error(
+                { requestId: pending.requestId, err: journalError },
+                "journal write failed",
+              );
+            }
           }
         }
       }
@@ -161,10 +206,51 @@ export class ReceiptSettler {
     }
   }
 
-  /** Works out what a finished request costs and who earns it. */
-  async settlementOf(completed: CompletedRequest): Promise<UsageSettlement> {
-    const { config, pool, metrics } = this.#options;
+  /**
+   * The facts of a finished request as they stand when the response ends, everything the
+   * settlement needs but the receipt's check: the gateway's view of the tokens and the
+   * multipliers of this moment. Synchronous and cheap: it runs on the request path.
+   */
+  pendingOf(completed: CompletedRequest): PendingSettlement {
+    const { config, pool } = this.#options;
     const view = gatewayView(completed);
+    const instance = completed.instance;
+    const now = (this.#options.now ?? Date.now)();
+    // Counting stops at minInstances: only "fewer than that" matters.
+    const active = pool.activeCount(completed.model, config.bounty.minInstances, now);
+    return {
+      requestId: completed.requestId,
+      accountId: completed.accountId,
+      keyId: completed.keyId,
+      node: instance.nodeAddress,
+      model: completed.model,
+      stream: completed.stream,
+      state: completed.state === "rejected" ? "failed" : completed.state,
+      relayedCompletionTokens: completed.relayedCompletionTokens,
+      viewPromptTokens: view.promptTokens,
+      viewCompletionTokens: view.completionTokens,
+      receipt: completed.receipt,
+      maxTokens: completed.maxTokens,
+      promptBound: completed.promptBound,
+      price: completed.price,
+      multipliers: {
+        providerShare: config.providerShare,
+        rampFactor: pool.rampFactor(instance, now),
+        switchPenalty: pool.switchPenalty(instance, now),
+        bounty: active < config.bounty.minInstances ? config.bounty.multiplier : 1,
+        reputation: this.#options.payoutFactor?.(instance.id) ?? 1,
+      },
+      servedAt: now,
+    };
+  }
+
+  /** Works out what a finished request costs and who earns it. */
+  async settlementOf(completed: PendingSettlement): Promise<UsageSettlement> {
+    const { metrics } = this.#options;
+    const view = {
+      promptTokens: completed.viewPromptTokens,
+      completionTokens: completed.viewCompletionTokens,
+    };
     let status: ReceiptStatus = "missing";
     let promptTokens = view.promptTokens;
     let completionTokens = view.completionTokens;
@@ -195,7 +281,7 @@ export class ReceiptSettler {
           this.#options.logger.warn(
             {
               requestId: completed.requestId,
-              node: completed.instance.nodeAddress,
+              node: completed.node,
               claimed: { prompt: claimed.promptTokens, completion: claimed.completionTokens },
               relayed: {
                 prompt: view.promptTokens,
@@ -210,7 +296,7 @@ export class ReceiptSettler {
         this.#options.logger.warn(
           {
             requestId: completed.requestId,
-            node: completed.instance.nodeAddress,
+            node: completed.node,
             reason: isGbtError(error) ? `${error.code}: ${error.message}` : String(error),
           },
           "invalid usage receipt",
@@ -221,28 +307,14 @@ export class ReceiptSettler {
     const prompt = Math.min(promptTokens ?? 0, completed.promptBound);
     const completion = Math.min(completionTokens, completed.maxTokens);
     const debitMicro = costMicro(completed.price, prompt, completion);
-    const instance = completed.instance;
-    const now = (this.#options.now ?? Date.now)();
-    const rampFactor = pool.rampFactor(instance, now);
-    const switchPenalty = pool.switchPenalty(instance, now);
-    // Counting stops at minInstances: only "fewer than that" matters.
-    const active = pool.activeCount(completed.model, config.bounty.minInstances, now);
-    const bounty = active < config.bounty.minInstances ? config.bounty.multiplier : 1;
-    const reputation = this.#options.payoutFactor?.(instance.id) ?? 1;
-    const multipliers = {
-      providerShare: config.providerShare,
-      rampFactor,
-      switchPenalty,
-      bounty,
-      reputation,
-    };
+    const multipliers = completed.multipliers;
     metrics.tokens.inc({ type: "prompt" }, prompt);
     metrics.tokens.inc({ type: "completion" }, completion);
     return {
       requestId: completed.requestId,
       accountId: completed.accountId,
       keyId: completed.keyId,
-      node: instance.nodeAddress,
+      node: completed.node,
       model: completed.model,
       promptTokens: prompt,
       completionTokens: completion,
@@ -255,8 +327,11 @@ export class ReceiptSettler {
     };
   }
 
-  /** Verifies a receipt for this request: signature, audience, chain, window, request id and model. */
-  async verifyReceipt(completed: CompletedRequest, json: string): Promise<SignedObject<"UsageReceipt">> {
+  /**
+   * Verifies a receipt for this request: signature, audience, chain, window (as of when the
+   * request was served, so that a replay after a restart judges it the same), request id and model.
+   */
+  async verifyReceipt(completed: PendingSettlement, json: string): Promise<SignedObject<"UsageReceipt">> {
     let value: unknown;
     try {
       value = JSON.parse(json);
@@ -268,9 +343,9 @@ export class ReceiptSettler {
       kind: "UsageReceipt",
       chainId: this.#options.config.chainId,
       audience: this.#options.account.address,
-      allowedSigners: [completed.instance.nodeAddress as `0x${string}`],
+      allowedSigners: [completed.node as `0x${string}`],
       skewSeconds: this.#options.config.skewSeconds,
-      ...(this.#options.now ? { now: this.#options.now } : {}),
+      now: () => completed.servedAt,
     });
     if (receipt.message.requestId !== completed.requestId || receipt.message.model !== completed.model) {
       throw new GbtError("INVALID_OBJECT", "The receipt is for another request or model.", {

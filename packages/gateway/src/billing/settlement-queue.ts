@@ -3,11 +3,17 @@
  * batch, as one SQLite transaction, to the settlement worker (a thread with its own connection to
  * the same WAL file, see settlement-worker.ts), or writes it on this thread when there is no
  * worker. A credit hold passed with a settlement stays until its debit is durable.
+ *
+ * A write that fails (the batch could not be written: disk, lock, a lost worker) is tried again
+ * after a doubling delay; after the last attempt, or at once for one that can never be written
+ * (an unknown account), it goes to the journal's dead letters. Once a transaction is durable its
+ * journal row (settlement-journal.ts) is dropped; a request the ledger already holds (a replay
+ * after a crash) is dropped too, never billed twice.
  */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from "node:worker_threads";
-import { GbtError } from "@gbt/protocol";
+import { GbtError, isGbtError } from "@gbt/protocol";
 import type { z } from "zod";
 import type { CreditHold, CreditHolds } from "./credit-holds.js";
 import {
@@ -17,6 +23,7 @@ import {
   type UsageSettlement,
   type usageSettlementSchema,
 } from "./ledger.js";
+import type { SettlementJournal } from "./settlement-journal.js";
 import {
   type FromWorker,
   fromWireError,
@@ -26,10 +33,20 @@ import {
 } from "./settlement-writer.js";
 
 export interface SettlementQueueOptions {
-  /** A settlement that could not be written, with why; its hold has already been released. */
-  onError: (error: unknown, settlement: UsageSettlement) => void;
+  /**
+   * A settlement that was not written, with why and after how many attempts; its hold has already
+   * been released. ALREADY_EXISTS: the ledger holds the request (a replay after a crash), nothing
+   * was billed twice; anything else was given up on and, with a journal, is in the dead letters.
+   */
+  onError: (error: unknown, settlement: UsageSettlement, attempts: number) => void;
   /** Called after each settlement is durable. */
   onSettled?: (settled: SettledUsage) => void;
+  /** A write that failed and will be tried again in `delayMs`. */
+  onRetry?: (error: unknown, settlement: UsageSettlement, attempt: number, delayMs: number) => void;
+  /** The write-ahead whose rows follow the ledger: dropped once durable, dead-lettered when given up. */
+  journal?: SettlementJournal;
+  /** Attempts in all before a dead letter (default 5), and the delay before the second (default 200 ms, doubling up to 5 s). */
+  retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number };
   /** The reservations whose cached balances follow the ledger: debits are applied as they land. */
   reservations?: CreditHolds;
   /**
@@ -42,7 +59,14 @@ export interface SettlementQueueOptions {
 interface Queued {
   settlement: z.output<typeof usageSettlementSchema>;
   holds: CreditHold[];
+  /** Writes tried so far. */
+  attempts: number;
 }
+
+/** A refusal that no retry changes: the account is unknown, or the settlement malformed. */
+const neverWritable = (error: unknown): boolean =>
+  isGbtError(error) && (error.code === "NOT_FOUND" || error.code === "INVALID_INPUT");
+const alreadyInLedger = (error: unknown): boolean => isGbtError(error) && error.code === "ALREADY_EXISTS";
 
 /** The compiled worker beside this module; under vitest (sources), the package's dist build. */
 function settlementWorkerUrl(): URL | undefined {
@@ -74,11 +98,19 @@ export class SettlementQueue {
   #sent = 0;
   #lost: Error | undefined;
   #waiters: { upTo: number; resolve: () => void }[] = [];
+  /** Failed writes waiting for their next attempt. */
+  readonly #retrying = new Map<Queued, NodeJS.Timeout>();
+  readonly #retry: { attempts: number; baseDelayMs: number; maxDelayMs: number };
 
   constructor(
     readonly ledger: Ledger,
     private readonly options: SettlementQueueOptions,
   ) {
+    this.#retry = {
+      attempts: options.retry?.attempts ?? 5,
+      baseDelayMs: options.retry?.baseDelayMs ?? 200,
+      maxDelayMs: options.retry?.maxDelayMs ?? 5_000,
+    };
     const url = options.worker === false || ledger.db.memory ? undefined : settlementWorkerUrl();
     if (url === undefined) return;
     const signal = new SharedArrayBuffer(4);
@@ -99,9 +131,9 @@ export class SettlementQueue {
     this.#idle();
   }
 
-  /** Settlements waiting to be written (buffered or with the worker). */
+  /** Settlements waiting to be written (buffered, with the worker, or waiting to be tried again). */
   get pending(): number {
-    let count = this.#buffer.length;
+    let count = this.#buffer.length + this.#retrying.size;
     for (const batch of this.#inFlight.values()) count += batch.length;
     return count;
   }
@@ -129,7 +161,12 @@ export class SettlementQueue {
     if (reservations !== undefined && parsed.debitMicro > held) {
       holds.push(reservations.reserve(parsed.accountId, parsed.debitMicro - held, { overdraft: true }));
     }
-    this.#buffer.push({ settlement: parsed, holds });
+    this.#buffer.push({ settlement: parsed, holds, attempts: 0 });
+    this.#schedule();
+  }
+
+  /** Writes the buffer on the next turn (to the worker when it is free). */
+  #schedule(): void {
     this.#scheduled ??= setImmediate(() => {
       this.#scheduled = undefined;
       if (this.usesWorker) {
@@ -138,7 +175,10 @@ export class SettlementQueue {
     });
   }
 
-  /** Writes everything buffered now and returns once it is durable (or reported to `onError`). */
+  /**
+   * Writes everything buffered now and returns once it is durable (or reported to `onError`, or
+   * waiting to be tried again).
+   */
   flushSync(): void {
     this.#unschedule();
     if (!this.usesWorker) {
@@ -178,10 +218,18 @@ export class SettlementQueue {
     await new Promise<void>((resolve) => this.#waiters.push({ upTo, resolve }));
   }
 
-  /** Flushes, refuses further settlements and lets the worker go. */
+  /**
+   * Flushes, refuses further settlements and lets the worker go. What still waits for a retry
+   * stays in the journal, for the next start to settle.
+   */
   close(): void {
     this.flushSync();
     this.#closed = true;
+    for (const [queued, timer] of this.#retrying) {
+      clearTimeout(timer);
+      for (const hold of queued.holds) hold.release();
+    }
+    this.#retrying.clear();
     if (this.#worker !== undefined) {
       if (this.#lost === undefined) this.#port?.postMessage({ type: "close" } satisfies ToWorker);
       this.#port?.close();
@@ -284,13 +332,46 @@ export class SettlementQueue {
   }
 
   #settle(outcomes: readonly BatchOutcome[], batch: readonly Queued[]): void {
+    const done: string[] = [];
     outcomes.forEach((outcome, index) => {
+      const queued = batch[index] as Queued;
+      queued.attempts += 1;
+      if (!outcome.ok && !alreadyInLedger(outcome.error) && !neverWritable(outcome.error)) {
+        if (queued.attempts < this.#retry.attempts && !this.#closed) {
+          this.#retryLater(queued, outcome.error);
+          return;
+        }
+      }
       if (outcome.ok)
         this.options.reservations?.applySettled(outcome.settled.accountId, -outcome.settled.debitMicro);
-      for (const hold of batch[index]?.holds ?? []) hold.release();
-      if (outcome.ok) this.notify(() => this.options.onSettled?.(outcome.settled));
-      else this.notify(() => this.options.onError(outcome.error, outcome.settlement));
+      for (const hold of queued.holds) hold.release();
+      if (outcome.ok) {
+        done.push(outcome.settled.requestId);
+        this.notify(() => this.options.onSettled?.(outcome.settled));
+      } else {
+        if (alreadyInLedger(outcome.error)) done.push(queued.settlement.requestId);
+        else
+          this.notify(() =>
+            this.options.journal?.deadLetter(queued.settlement.requestId, queued.attempts, outcome.error),
+          );
+        this.notify(() => this.options.onError(outcome.error, outcome.settlement, queued.attempts));
+      }
     });
+    // A row left behind by a failed delete is found in the ledger at the next start and dropped then.
+    if (done.length > 0) this.notify(() => this.options.journal?.settled(done));
+  }
+
+  /** Puts a failed write back in the buffer after a delay that doubles with each attempt. */
+  #retryLater(queued: Queued, error: unknown): void {
+    const { baseDelayMs, maxDelayMs } = this.#retry;
+    const delayMs = Math.min(maxDelayMs, baseDelayMs * 2 ** (queued.attempts - 1));
+    this.notify(() => this.options.onRetry?.(error, queued.settlement, queued.attempts, delayMs));
+    const timer = setTimeout(() => {
+      this.#retrying.delete(queued);
+      this.#buffer.push(queued);
+      this.#schedule();
+    }, delayMs);
+    this.#retrying.set(queued, timer);
   }
 
   // A throwing callback must not strand the rest of the batch's reports: it surfaces on its own.
