@@ -253,6 +253,20 @@ async function runUpstream() {
 // ---------------------------------------------------------------------------------------------
 // Gateway child: the real server (startGatewayServer), one account with a large grant and a key.
 
+/** The bench's gateway config; the upstream listens on loopback (a baseline build older than the URL policy has no such field). */
+function benchConfig(parseGatewayConfig) {
+  const config = {
+    port: 0,
+    prices: { "*": { inputPerMillion: 0.1, outputPerMillion: 0.4 } },
+    routing: { rampUpDays: 0 },
+  };
+  try {
+    return parseGatewayConfig({ ...config, allowPrivateNodes: true });
+  } catch {
+    return parseGatewayConfig(config);
+  }
+}
+
 async function runGateway() {
   const { parseGatewayConfig, startGatewayServer } = await import(values.module ?? "@gbt/gateway");
   const { default: pino } = await import("pino");
@@ -264,11 +278,7 @@ async function runGateway() {
     pino.destination({ dest: join(dataDir, "gateway.log"), sync: false }),
   );
   const gateway = await startGatewayServer({
-    config: parseGatewayConfig({
-      port: 0,
-      prices: { "*": { inputPerMillion: 0.1, outputPerMillion: 0.4 } },
-      routing: { rampUpDays: 0 },
-    }),
+    config: benchConfig(parseGatewayConfig),
     dataDir,
     account: privateKeyToAccount(generatePrivateKey()),
     adminToken: "bench-admin-token-0123456789abcdef",

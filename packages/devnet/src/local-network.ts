@@ -68,7 +68,8 @@ export async function startLocalNetwork(parameters: LocalNetworkParameters): Pro
     logger: logger.child({ service: "gbt-gateway" }),
     port: parameters.port,
     ...(parameters.host !== undefined ? { host: parameters.host } : {}),
-    config: (config) => ({ ...config, routing: { ...config.routing, rampUpDays: 0 } }),
+    // The local nodes listen on loopback: admitted here, refused by a gateway on defaults.
+    config: (config) => ({ ...config, allowPrivateNodes: true, routing: { ...config.routing, rampUpDays: 0 } }),
     ...(chain ? { settlement: chain.settlement } : {}),
   }).catch(async (error: unknown) => {
     await chain?.stop();

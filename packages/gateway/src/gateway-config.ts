@@ -40,6 +40,24 @@ export const gatewayConfigSchema = z.strictObject({
       stallTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
       /** A node that sends no response headers for this long is a failure (retried elsewhere). */
       firstByteTimeoutMs: z.number().int().min(100).max(600_000).default(120_000),
+      /** After the headers, a whole (non-streamed) answer must be complete within this. */
+      responseTimeoutMs: z.number().int().min(100).max(3_600_000).default(600_000),
+      /** The longest a stream may last, however steadily it flows. */
+      streamTimeoutMs: z.number().int().min(100).max(86_400_000).default(3_600_000),
+      /** The largest whole answer read from a node (bigger: a failure for the node). */
+      maxResponseBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(1_073_741_824)
+        .default(8 * 1024 * 1024),
+      /** The largest single SSE event a node may send. */
+      maxEventBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(268_435_456)
+        .default(1024 * 1024),
       /** Other candidates tried when a node fails before the first byte. */
       maxRetries: z.number().int().min(0).max(5).default(2),
       /** How long a request waits for a free slot when every node is at capacity (then 503). */
@@ -59,12 +77,23 @@ export const gatewayConfigSchema = z.strictObject({
       rampUpStartFactor: 0.25,
       stallTimeoutMs: 30_000,
       firstByteTimeoutMs: 120_000,
+      responseTimeoutMs: 600_000,
+      streamTimeoutMs: 3_600_000,
+      maxResponseBytes: 8 * 1024 * 1024,
+      maxEventBytes: 1024 * 1024,
       maxRetries: 2,
       queueTimeoutMs: 10_000,
       panicMode: true,
       maxCapacity: 256,
       maxQueued: 1024,
     }),
+  /**
+   * Admit nodes on loopback, private (RFC 1918, IPv6 ULA) and CGNAT addresses. Off by default: on
+   * an open network a node's URL is an attacker's input, and a private one reaches the gateway's
+   * own network. `gbt up` and a LAN-only pool set it; link-local and metadata addresses stay
+   * refused even then.
+   */
+  allowPrivateNodes: z.boolean().default(false),
   /** Accepted clock skew of signed link objects, seconds. */
   skewSeconds: z.number().int().min(0).max(600).default(30),
   /** The model registry (signed manifests from publishers). */

@@ -29,7 +29,12 @@ afterEach(async () => {
 
 const start = (features: Pick<GatewayServerOptions, "registry" | "relay" | "verification" | "settlement">) =>
   startGatewayServer({
-    config: parseGatewayConfig({ port: 0, verification: { enabled: false } }),
+    config: parseGatewayConfig({
+      port: 0,
+      // The test nodes listen on loopback.
+      allowPrivateNodes: true,
+      verification: { enabled: false },
+    }),
     dataDir: dir,
     account: privateKeyToAccount(generatePrivateKey()),
     adminToken: ADMIN,

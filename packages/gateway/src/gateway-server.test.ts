@@ -24,6 +24,8 @@ async function startGateway(config: GatewayConfigInput = {}): Promise<void> {
   gateway = await startGatewayServer({
     config: parseGatewayConfig({
       port: 0,
+      // The test nodes listen on loopback.
+      allowPrivateNodes: true,
       prices: { "*": PRICE },
       ...config,
       routing: { rampUpDays: 0, ...config.routing },

@@ -40,6 +40,7 @@ import { nodeLinkRoutes } from "./http/routes/node-link-routes.js";
 import { operabilityRoutes } from "./http/routes/operability-routes.js";
 import { InstancePool } from "./pool/instance-pool.js";
 import { NodeRegistrar } from "./pool/node-registrar.js";
+import { NodeTransport, type ResolveHost } from "./pool/node-transport.js";
 import { createChatProxy } from "./proxy/chat-proxy.js";
 import type { ModelRegistry } from "./registry/model-registry.js";
 import type { JobRelay } from "./relay/job-relay.js";
@@ -60,6 +61,8 @@ export interface GatewayServerOptions {
   port?: number;
   now?: () => number;
   random?: () => number;
+  /** Resolves node host names (default: the system resolver); tests give names without DNS traffic. */
+  resolveHost?: ResolveHost;
   maxBodyBytes?: number;
   /** The model registry (`createModelRegistry()`): signed manifests, the approved-only policy. */
   registry?: ModelRegistry;
@@ -128,8 +131,14 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     },
     now,
   );
+  // One policy for every address a node gives (see pool/node-transport.ts).
+  const transport = new NodeTransport({
+    allowPrivate: config.allowPrivateNodes,
+    ...(options.resolveHost ? { resolve: options.resolveHost } : {}),
+  });
   const registrar = new NodeRegistrar({
     pool,
+    transport,
     account,
     chainId: config.chainId,
     heartbeatIntervalMs: config.routing.heartbeatIntervalMs,
@@ -340,6 +349,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       await closed;
       await settler.idle();
       await closeFeatures();
+      transport.close();
       queue.close();
       journal.close();
       db.close();

@@ -28,6 +28,8 @@ export const httpErrorCodes = {
   invalid_object: [400, "invalid_request_error", "INVALID_OBJECT"],
   invalid_address: [400, "invalid_request_error", "INVALID_ADDRESS"],
   invalid_node: [400, "invalid_request_error", "INVALID_INPUT"],
+  /** A node registered a URL the gateway will not reach (scheme, credentials, path, or an internal address). */
+  invalid_node_url: [400, "invalid_request_error", "INVALID_INPUT"],
   wrong_node: [400, "invalid_request_error", "INVALID_INPUT"],
   manifest_invalid: [400, "invalid_request_error", "MANIFEST_INVALID"],
   context_length_exceeded: [400, "invalid_request_error", "CONTEXT_LENGTH_EXCEEDED"],

@@ -21,10 +21,13 @@ import {
 import type { Logger } from "pino";
 import type { Address } from "viem";
 import type { InstancePool } from "./instance-pool.js";
+import type { NodeTransport } from "./node-transport.js";
 import type { PoolInstance } from "./pool-instance.js";
 
 export interface NodeRegistrarOptions {
   pool: InstancePool;
+  /** Checks the URL a node registers, and carries every request to it (its link's transport). */
+  transport: NodeTransport;
   /** The gateway's own identity: registrations and heartbeats must be addressed to it. */
   account: { address: Address };
   chainId: number;
@@ -100,6 +103,8 @@ export class NodeRegistrar {
         details: { capacity: message.capacity },
       });
     }
+    // Before anything else about the node is believed: the URL policy (scheme, no path, no internal address).
+    const url = await this.#options.transport.checkUrl(message.url);
     const models = details.data.models.filter((model) => pool.admits(model, message.node));
     if (models.length === 0) {
       throw new HttpError(
@@ -121,13 +126,14 @@ export class NodeRegistrar {
     pool.register({
       id: instanceId,
       nodeAddress: message.node,
-      url: message.url.replace(/\/+$/, ""),
+      url,
       models: models.map((model) => model.id),
       declaredCapacity: capacity,
       benchmarkTokPerSec,
       link: {
         authorization: `Bearer ${linkToken}`,
         // Everything the node reported (with digests): the admission is re-checked on each heartbeat.
+        transport: this.#options.transport,
         models: details.data.models,
         backend: details.data.backend,
       },
@@ -135,7 +141,7 @@ export class NodeRegistrar {
     logger.info(
       {
         node: message.node,
-        url: message.url,
+        url,
         capacity,
         ...(capacity !== message.capacity ? { declaredCapacity: message.capacity } : {}),
         models: models.map((model) => model.id),

@@ -8,6 +8,7 @@ import type { Address } from "viem";
 import type { Membership } from "./candidate-heap.js";
 import { CircuitBreaker, type ResolvedBreakerOptions } from "./circuit-breaker.js";
 import { HealthWindow, type ResolvedHealthWindowOptions } from "./health-score.js";
+import { NodeTransport } from "./node-transport.js";
 import type { SlotTable } from "./slot-table.js";
 
 /** How the gateway reaches an instance and what the node reported about itself. */
@@ -17,6 +18,8 @@ export interface InstanceLink {
   url: string;
   /** `Bearer <link token>`, precomputed; empty for an instance registered without a link. */
   authorization: string;
+  /** How the node is reached: every request to it goes through this (its URL policy, its agents). */
+  transport: NodeTransport;
   /** The models as the node reported them, with their digests. */
   models: readonly { id: string; digest?: string | undefined }[];
   /** The backend the node reported; null when it registered without one. */
@@ -38,7 +41,7 @@ export interface InstanceRegistration {
   /** Decode throughput from the node's signed benchmark record, if any. */
   benchmarkTokPerSec?: number | null;
   /** The link a signed registration opens (link token, reported models, backend); absent in routing-only use. */
-  link?: Pick<InstanceLink, "authorization" | "models" | "backend">;
+  link?: Pick<InstanceLink, "authorization" | "models" | "backend" | "transport">;
 }
 
 export class PoolInstance {
@@ -153,4 +156,12 @@ export function linkOf(registration: InstanceRegistration, previous: InstanceLin
     backend: registration.link?.backend ?? null,
     lastHealth: null,
   };
+    transport: registration.link?.transport ?? strictTransport(),
+}
+
+let strict: NodeTransport | undefined;
+/** The transport of an instance registered without one (routing-only use): the default policy, no private addresses. */
+function strictTransport(): NodeTransport {
+  strict ??= new NodeTransport({ allowPrivate: false });
+  return strict;
 }

@@ -16,8 +16,16 @@
  * cost ~25 µs more gateway CPU per request (bench/gateway-overhead.mjs, c=64: 137–143 µs against
  * 113 µs, measured side by side with --baseline).
  */
-import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
-import { contentEventCount, nodePaths, RECEIPT_HEADER, REQUEST_ID_HEADER } from "@gbt/protocol";
+import {
+  type Agent,
+  type ClientRequest,
+  request as httpRequest,
+  type IncomingMessage,
+  type RequestOptions,
+  type ServerResponse,
+} from "node:http";
+import { request as httpsRequest } from "node:https";
+import { nodePaths, RECEIPT_HEADER, REQUEST_ID_HEADER } from "@gbt/protocol";
 import type { CompletedRequest } from "../billing/receipt-settler.js";
 import type { GatewayConfig } from "../gateway-config.js";
 import type { GatewayMetrics } from "../gateway-metrics.js";
@@ -43,10 +51,11 @@ export interface AttemptContext {
   metrics: GatewayMetrics;
 }
 
-const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, keepAliveMsecs: 10_000 });
-
 /** Where a node's chat endpoint is: parsed once per link, not once per request. */
 interface UpstreamTarget {
+  /** node:http's or node:https's request, with the link transport's agent (its URL policy at connect time). */
+  request: (options: RequestOptions) => ClientRequest;
+  agent: Agent;
   protocol: string;
   hostname: string;
   port: string;
@@ -61,7 +70,10 @@ function targetOf(link: InstanceLink): UpstreamTarget {
   let target = targets.get(link);
   if (target === undefined) {
     const url = new URL(nodePaths.chatCompletions, link.url);
+    const https = url.protocol === "https:";
     target = {
+      request: https ? httpsRequest : httpRequest,
+      agent: https ? link.transport.https : link.transport.http,
       protocol: url.protocol,
       hostname: url.hostname,
       port: url.port,
@@ -90,8 +102,8 @@ export function forwardAttempt(
     const sentAt = performance.now();
     let settled = false;
     let started2 = false; // bytes went to the consumer
-    const upstream = httpRequest({
-      agent,
+    const upstream = target.request({
+      agent: target.agent,
       protocol: target.protocol,
       hostname: target.hostname,
       port: target.port,
@@ -147,7 +159,14 @@ export function forwardAttempt(
         );
         return;
       }
-      if (status >= 500 || status === 401 || status === 403) {
+      // A redirect is never followed (nor passed on: its Location is the node's to choose).
+      if (
+        status >= 500 ||
+        status === 401 ||
+        status === 403 ||
+        status < 200 ||
+        (status >= 300 && status < 400)
+      ) {
         up.resume();
         fail("failure", `node answered ${status}`);
         return;
@@ -194,30 +213,49 @@ export function forwardAttempt(
         "x-request-id": requestId,
         "x-gbt-gateway-ms": gatewayMs.toFixed(3),
       });
-      const relay = new SseRelay();
+      const relay = new SseRelay(routing.maxEventBytes);
       let firstChunkAt = 0;
       let lastChunkAt = 0;
+      // Refreshed by whole events only: a node dribbling bytes of an event never ends does not keep it alive.
       const stall = setTimeout(() => {
-        up.destroy(new Error(`no chunk for ${routing.stallTimeoutMs} ms`));
+        up.destroy(new Error(`no event for ${routing.stallTimeoutMs} ms`));
       }, routing.stallTimeoutMs);
-      up.on("data", (chunk: Buffer) => {
+      const deadline = setTimeout(() => {
+        up.destroy(new Error(`the stream passed ${routing.streamTimeoutMs} ms`));
+      }, routing.streamTimeoutMs);
+      // A slow consumer holds the node's stream back (not the gateway's memory); meanwhile the stall clock stops.
+      const drained = () => {
         stall.refresh();
+        up.resume();
+      };
+      up.on("data", (chunk: Buffer) => {
         const out = relay.push(chunk);
+        if (out === null) {
+          up.destroy(new Error(`an event passed ${routing.maxEventBytes} bytes`));
+          return;
+        }
         if (out.length > 0) {
+          stall.refresh();
           lastChunkAt = performance.now();
           if (firstChunkAt === 0) firstChunkAt = lastChunkAt;
-          res.write(out);
+          if (!res.write(out)) {
+            clearTimeout(stall);
+            up.pause();
+            res.once("drain", drained);
+          }
         }
       });
       const finish = (error: Error | null) => {
         if (settled) return;
         settled = true;
         clearTimeout(stall);
+        clearTimeout(deadline);
         res.off("close", onConsumerGone);
+        res.off("drain", drained);
         const consumerGone = res.destroyed && !res.writableFinished;
         const complete = relay.done && error === null;
-        // The layout the node writes (role, content…, finish, [usage], [DONE]) says which events are content.
-        const contentEvents = contentEventCount(relay.events, { includeUsage: chat.includeUsage, complete });
+        // Only events with delivered text count (an empty event bills nothing).
+        const contentEvents = relay.contentEvents;
         const generationMs = lastChunkAt > firstChunkAt ? lastChunkAt - firstChunkAt : 0;
         if (complete) {
           lease.release("success", { outputTokens: contentEvents, generationMs });
@@ -258,11 +296,31 @@ export function forwardAttempt(
     }
 
     function relayWhole(up: IncomingMessage, gatewayMs: number): void {
+      const declared = Number(up.headers["content-length"]);
+      if (declared > routing.maxResponseBytes) {
+        fail("failure", `the answer declares ${declared} bytes (cap ${routing.maxResponseBytes})`);
+        return;
+      }
       const chunks: Buffer[] = [];
-      up.on("data", (chunk: Buffer) => chunks.push(chunk));
+      let size = 0;
+      // After the headers, the whole answer has a deadline too: a node cannot hold a lease and a hold by stalling.
+      const deadline = setTimeout(
+        () => fail("failure", `no complete answer within ${routing.responseTimeoutMs} ms`),
+        routing.responseTimeoutMs,
+      );
+      up.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > routing.maxResponseBytes)
+          fail("failure", `the answer passed ${routing.maxResponseBytes} bytes`);
+        else chunks.push(chunk);
+      });
       up.on("error", (error) => fail("failure", error.message));
-      up.on("close", () => fail("failure", "connection to the node lost"));
+      up.on("close", () => {
+        clearTimeout(deadline);
+        fail("failure", "connection to the node lost");
+      });
       up.on("end", () => {
+        clearTimeout(deadline);
         if (settled) return;
         if (!up.complete) {
           fail("failure", "connection to the node lost");

@@ -83,7 +83,8 @@ export function attemptFailed(
   if (attempt >= routing.maxRetries || res.destroyed) {
     throw new HttpError(
       "upstream_failed",
-      `The node${tried.length > 1 ? "s" : ""} serving ${chat.model} failed before answering (${error.message}).`,
+      // The reason stays in the log above: echoed to consumers, socket errors would map the network behind a node's URL.
+      `The node${tried.length > 1 ? "s" : ""} serving ${chat.model} failed before answering; try again.`,
       null,
       { "retry-after": "1" },
     );

@@ -37,7 +37,12 @@ afterEach(async () => {
 
 const start = async (config: Record<string, unknown> = {}) => {
   gateway = await startGatewayServer({
-    config: parseGatewayConfig({ port: 0, ...config }),
+    config: parseGatewayConfig({
+      port: 0,
+      // The test nodes listen on loopback.
+      allowPrivateNodes: true,
+      ...config,
+    }),
     dataDir: dir,
     account: privateKeyToAccount(generatePrivateKey()),
     adminToken: ADMIN,

@@ -32,8 +32,11 @@ import { methodNotAllowed } from "../http/errors.js";
 import { named } from "../http/gateway-app.js";
 import type { GatewayEnv } from "../http/gateway-env.js";
 import type { InstancePool } from "../pool/instance-pool.js";
+import type { NodeResponse } from "../pool/node-transport.js";
 import type { InstanceLink } from "../pool/pool-instance.js";
 
+/** A relayed answer is a JobResult or a job's status; a node sending more is cut off. */
+export const MAX_RELAYED_ANSWER_BYTES = 1024 * 1024;
 /** Long enough for the slowest allowlisted job (a benchmark or a model pull). */
 export const RELAY_TIMEOUT_MS = 10 * 60_000;
 export const RELAYED_BY_HEADER = "x-gbt-relayed-by";
@@ -55,8 +58,6 @@ export interface JobRelayPorts {
 export type JobRelay = FeatureStarter<JobRelayPorts>;
 
 export interface JobRelayOptions {
-  /** fetch, injectable for tests. */
-  fetch?: typeof fetch;
   timeoutMs?: number;
 }
 
@@ -64,14 +65,13 @@ export function createJobRelay(options: JobRelayOptions = {}): JobRelay {
   return {
     name: "job-relay",
     start(ports) {
-      const fetchFn = options.fetch ?? fetch;
       const timeoutMs = options.timeoutMs ?? RELAY_TIMEOUT_MS;
       const relay = (
         c: Context<GatewayEnv>,
         link: InstanceLink,
         path: string,
         init: { method: "GET" | "POST"; body?: Buffer },
-      ) => forward(c, link, path, init, fetchFn, timeoutMs, ports);
+      ) => forward(c, link, path, init, timeoutMs, ports);
       const routes = new Hono<GatewayEnv>()
         // The node's address is checked first (400 invalid_node), whatever the method.
         .use(JOBS_PATH, async (c, next) => {
@@ -157,40 +157,39 @@ async function forward(
   link: InstanceLink,
   path: string,
   init: { method: "GET" | "POST"; body?: Buffer },
-  fetchFn: typeof fetch,
   timeoutMs: number,
   ports: JobRelayPorts,
 ): Promise<Response> {
-  const url = `${link.url.replace(/\/+$/, "")}${path}`;
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), timeoutMs);
-  // The owner hanging up cancels the relayed call too.
-  const hungUp = c.req.raw.signal;
-  const onHangUp = () => controller.abort();
-  hungUp.addEventListener("abort", onHangUp, { once: true });
+  let response: NodeResponse;
   try {
-    let response: Response;
-    try {
-      response = await fetchFn(url, {
-        method: init.method,
-        headers: {
-          authorization: link.authorization,
-          ...(init.body ? { "content-type": "application/json" } : {}),
-        },
-        ...(init.body ? { body: new Uint8Array(init.body) } : {}),
-        signal: controller.signal,
-      });
-    } catch (cause) {
-      ports.logger.warn({ node: link.node, err: cause }, "job relay: node unreachable");
-      throw new HttpError("node_unreachable", `Node ${link.node} did not answer the relayed job.`);
-    }
-    const text = await response.text();
-    return c.body(text, response.status as 200, {
-      "content-type": response.headers.get("content-type") ?? "application/json",
-      [RELAYED_BY_HEADER]: ports.gateway,
+    // The link's transport: the gateway's URL policy at connect time, no redirects, a byte cap.
+    response = await link.transport.request(new URL(path, `${link.url}/`), {
+      method: init.method,
+      headers: {
+        authorization: link.authorization,
+        ...(init.body ? { "content-type": "application/json" } : {}),
+      },
+      ...(init.body ? { body: init.body } : {}),
+      timeoutMs,
+      maxBytes: MAX_RELAYED_ANSWER_BYTES,
+      // The owner hanging up cancels the relayed call too.
+      signal: c.req.raw.signal,
     });
-  } finally {
-    clearTimeout(timer);
-    hungUp.removeEventListener("abort", onHangUp);
+  } catch (cause) {
+    ports.logger.warn({ node: link.node, err: cause }, "job relay: node unreachable");
+    throw new HttpError("node_unreachable", `Node ${link.node} did not answer the relayed job.`);
   }
+  if (response.status >= 300 && response.status < 400) {
+    // Never followed, never passed on: the Location is the node's to choose.
+    ports.logger.warn(
+      { node: link.node, status: response.status },
+      "job relay: the node answered a redirect",
+    );
+    throw new HttpError("node_unreachable", `Node ${link.node} did not answer the relayed job.`);
+  }
+  const type = response.headers["content-type"];
+  return c.body(new Uint8Array(response.body), response.status as 200, {
+    "content-type": typeof type === "string" ? type : "application/json",
+    [RELAYED_BY_HEADER]: ports.gateway,
+  });
 }

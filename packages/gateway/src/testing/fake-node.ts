@@ -42,6 +42,19 @@ export interface FakeNodeFaults {
   noReceipt?: boolean;
   /** Serve another model than the one claimed: every answer's text differs (`tik0 tik1 …`). */
   alterOutput?: boolean;
+  // The hostile node's repertoire (the open-world tests).
+  /** Answer every chat with this redirect (302 to this Location). */
+  redirectTo?: string;
+  /** Send 200 headers, then nothing (whole answers and streams alike). */
+  stallAfterHeaders?: boolean;
+  /** A whole answer of this many bytes (no content-length), written in 64 KiB pieces as the gateway reads. */
+  hugeBody?: number;
+  /** A stream of this many bytes with no event terminator, in 64 KiB pieces. */
+  unterminatedStream?: number;
+  /** Stream this many events with empty content between the role and the real content. */
+  emptyEvents?: number;
+  /** Multiply the usage a whole answer claims (completion_tokens). */
+  inflateUsage?: number;
 }
 
 export interface FakeNodeOptions {
@@ -71,7 +84,10 @@ export interface FakeNode {
   readonly served: { requestId: string | null; pooled: boolean }[];
   linkToken: string | null;
   gateway: GatewayInfo | null;
-  register(gatewayUrl: string, overrides?: { nonce?: number; capacity?: number }): Promise<Response>;
+  register(
+    gatewayUrl: string,
+    overrides?: { nonce?: number; capacity?: number; url?: string },
+  ): Promise<Response>;
   /** The signed registration last sent (to replay it in tests). */
   lastRegistration: SignedObject<"NodeRegistration"> | null;
   heartbeat(
@@ -114,7 +130,7 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
         message: {
           node: account.address,
           gateway: info.address,
-          url: node.url,
+          url: overrides.url ?? node.url,
           capacity: overrides.capacity ?? options.capacity ?? 4,
           nonce: overrides.nonce ?? nextSequence(),
           issuedAt: now,
@@ -227,6 +243,32 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
       req.socket.destroy();
       return;
     }
+    if (faults.redirectTo !== undefined) {
+      res.writeHead(302, { location: faults.redirectTo, "content-type": "application/json" });
+      res.end("{}");
+      return;
+    }
+    if (faults.stallAfterHeaders) {
+      res.writeHead(200, { "content-type": body.stream ? "text/event-stream" : "application/json" });
+      res.flushHeaders();
+      await new Promise((resolve) => res.on("close", resolve));
+      return;
+    }
+    const flood = body.stream ? faults.unterminatedStream : faults.hugeBody;
+    if (flood !== undefined) {
+      res.writeHead(200, { "content-type": body.stream ? "text/event-stream" : "application/json" });
+      const piece = Buffer.alloc(64 * 1024, body.stream ? "x" : " ");
+      if (body.stream) piece.write('data: {"choices":[{"delta":{"content":"');
+      else piece.write('{"choices":[{"message":{"content":"');
+      let sent = 0;
+      while (sent < flood && !res.destroyed) {
+        sent += piece.length;
+        if (!res.write(piece))
+          await new Promise((resolve) => res.once("drain", resolve).once("close", resolve));
+      }
+      res.end();
+      return;
+    }
     if (faults.status !== undefined && faults.cutBody) {
       res.writeHead(faults.status, { "content-type": "application/json", "content-length": "4096" });
       res.write('{"error": {"message": "cut');
@@ -286,8 +328,8 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
           ],
           usage: {
             prompt_tokens: promptTokens,
-            completion_tokens: count,
-            total_tokens: promptTokens + count,
+            completion_tokens: count * (faults.inflateUsage ?? 1),
+            total_tokens: promptTokens + count * (faults.inflateUsage ?? 1),
           },
         }),
       );
@@ -296,6 +338,9 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
     res.writeHead(200, { "content-type": "text/event-stream" });
     const head = `data: {"id":"${id}","object":"chat.completion.chunk","created":0,"model":${JSON.stringify(body.model)},"choices":[{"index":0,"delta":`;
     res.write(`${head}{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}\n\n`);
+    for (let i = 0; i < (faults.emptyEvents ?? 0); i++) {
+      res.write(`${head}{"content":""},"logprobs":null,"finish_reason":null}]}\n\n`);
+    }
     for (let i = 0; i < count; i++) {
       if (i > 0) await sleep(options.tokenDelayMs ?? 0);
       if (faults.dieAfterTokens !== undefined && i >= faults.dieAfterTokens) {

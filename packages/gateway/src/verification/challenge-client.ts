@@ -7,7 +7,11 @@
 import { randomBytes } from "node:crypto";
 import { nodePaths, RECEIPT_HEADER, REQUEST_ID_HEADER } from "@gbt/protocol";
 import { z } from "zod";
+import type { NodeRequestError, NodeResponse } from "../pool/node-transport.js";
 import type { InstanceLink } from "../pool/pool-instance.js";
+
+/** A challenge's answer is a short completion; a node sending more is cut off (and the check fails). */
+export const MAX_CHALLENGE_ANSWER_BYTES = 1024 * 1024;
 
 /** The part of an OpenAI chat completion a check reads; the rest may be anything. */
 const completionSchema = z.object({
@@ -42,9 +46,9 @@ export async function askNode(
   options: { timeoutMs: number; requestId: string },
 ): Promise<NodeAnswer> {
   const { requestId } = options;
-  let response: Response;
+  let response: NodeResponse;
   try {
-    response = await fetch(new URL(nodePaths.chatCompletions, `${link.url}/`), {
+    response = await link.transport.request(new URL(nodePaths.chatCompletions, `${link.url}/`), {
       method: "POST",
       headers: {
         "content-type": "application/json",
@@ -52,29 +56,27 @@ export async function askNode(
         [REQUEST_ID_HEADER]: requestId,
       },
       body: JSON.stringify({ ...body, stream: false }),
-      signal: AbortSignal.timeout(options.timeoutMs),
+      timeoutMs: options.timeoutMs,
+      maxBytes: MAX_CHALLENGE_ANSWER_BYTES,
     });
   } catch (error) {
-    return { ok: false, reason: `unreachable (${(error as Error).name})`, requestId };
+    return { ok: false, reason: `unreachable (${(error as NodeRequestError).reason ?? "error"})`, requestId };
   }
-  if (response.status !== 200) {
-    await response.body?.cancel();
-    return { ok: false, reason: `HTTP ${response.status}`, requestId };
-  }
+  if (response.status !== 200) return { ok: false, reason: `HTTP ${response.status}`, requestId };
   let json: unknown;
   try {
-    json = await response.json();
+    json = JSON.parse(response.body.toString("utf8"));
   } catch {
     return { ok: false, reason: "the answer is not JSON", requestId };
   }
   const parsed = completionSchema.safeParse(json);
   if (!parsed.success) return { ok: false, reason: "the answer is not a chat completion", requestId };
-  const header = response.headers.get(RECEIPT_HEADER);
+  const header = response.headers[RECEIPT_HEADER];
   return {
     ok: true,
     content: parsed.data.choices[0]?.message.content ?? "",
     completionTokens: parsed.data.usage?.completion_tokens ?? null,
-    receipt: header === null ? null : Buffer.from(header, "base64url").toString("utf8"),
+    receipt: typeof header === "string" ? Buffer.from(header, "base64url").toString("utf8") : null,
     requestId,
   };
 }

@@ -160,6 +160,8 @@ beforeAll(async () => {
   gateway = await startGatewayServer({
     config: parseGatewayConfig({
       port: 0,
+      // The test nodes listen on loopback.
+      allowPrivateNodes: true,
       routing: { rampUpDays: 0 },
       verification: {
         enabled: false,

@@ -45,6 +45,8 @@ async function startGateway(verificationConfig: GatewayConfigInput["verification
   gateway = await startGatewayServer({
     config: parseGatewayConfig({
       port: 0,
+      // The test nodes listen on loopback.
+      allowPrivateNodes: true,
       routing: { rampUpDays: 0, heartbeatIntervalMs: 600_000 },
       verification: {
         enabled: false,

@@ -49,7 +49,7 @@ describe("a gateway over three real nodes (real processes on loopback)", () => {
     await mkdir(join(gatewayHome, "config"), { recursive: true });
     await writeFile(
       join(gatewayHome, "config", "gateway.json"),
-      JSON.stringify({ routing: { rampUpDays: 0 } }),
+      JSON.stringify({ allowPrivateNodes: true, routing: { rampUpDays: 0 } }),
     );
     gateway = await startGbtProcess(["gateway", "serve", "--port", "0", "--json", "--log-level", "warn"], {
       GBT_HOME: gatewayHome,

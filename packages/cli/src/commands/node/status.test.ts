@@ -22,7 +22,12 @@ let evidenceId: string;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "gbt-node-status-cli-"));
   gateway = await startGatewayServer({
-    config: parseGatewayConfig({ port: 0, verification: { enabled: false } }),
+    config: parseGatewayConfig({
+      port: 0,
+      // The test nodes listen on loopback.
+      allowPrivateNodes: true,
+      verification: { enabled: false },
+    }),
     dataDir: dir,
     account: privateKeyToAccount(generatePrivateKey()),
     adminToken: "admin-token-for-cli-tests-0123456789",

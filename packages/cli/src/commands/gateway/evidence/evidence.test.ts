@@ -23,7 +23,12 @@ let qualityId: string;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "gbt-evidence-cli-"));
   gateway = await startGatewayServer({
-    config: parseGatewayConfig({ port: 0, verification: { enabled: false } }),
+    config: parseGatewayConfig({
+      port: 0,
+      // The test nodes listen on loopback.
+      allowPrivateNodes: true,
+      verification: { enabled: false },
+    }),
     dataDir: dir,
     account: privateKeyToAccount(generatePrivateKey()),
     adminToken: ADMIN,
