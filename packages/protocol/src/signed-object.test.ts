@@ -99,6 +99,15 @@ describe("signed objects", () => {
     });
   });
 
+  it("checks the signature before it hashes the payload: a forged object with a megabyte payload is refused unhashed", async () => {
+    const job = await signedJob();
+    const forged = clone(job) as SignedObject<"Job">;
+    forged.message.nonce = 3; // the signature no longer covers the message
+    forged.payload = { filler: "x".repeat(1024 * 1024) }; // nor does the payload match its hash
+    // Had the payload been hashed first, this would be PAYLOAD_HASH_MISMATCH.
+    expect(await rejection(verify(forged))).toBe("SIGNATURE_INVALID");
+  });
+
   it("accepts objects inside the clock skew and rejects them just outside", async () => {
     const job = await signedJob(owner, { notBefore: t - 100, expiresAt: t - 20 });
     await expect(verify(job)).resolves.toBeTruthy();

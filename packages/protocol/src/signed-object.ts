@@ -2,8 +2,8 @@
  * Signing and verifying protocol objects as EIP-712 typed data under the gbt domain.
  * Verification checks, cheapest first, each failure with its own error code: shape
  * (INVALID_OBJECT), domain (WRONG_DOMAIN), chain (WRONG_CHAIN), time window (EXPIRED,
- * NOT_YET_VALID), audience (WRONG_AUDIENCE), payload binding (PAYLOAD_HASH_MISMATCH),
- * signature (SIGNATURE_INVALID) and finally who signed (UNKNOWN_SIGNER).
+ * NOT_YET_VALID), audience (WRONG_AUDIENCE), signature (SIGNATURE_INVALID), payload binding
+ * (PAYLOAD_HASH_MISMATCH: hashed only under a valid signature) and finally who signed (UNKNOWN_SIGNER).
  */
 import {
   type Address,
@@ -237,6 +237,8 @@ export async function verifyObject<K extends Kind>(
       });
     }
   }
+  // The signature before the payload: an unsigned object must not make the verifier hash a megabyte.
+  const claimed = await checkSignature(kind, domain, message, signed.signature, options.recoverSigner);
   if (definition.payloadHashField) {
     const bound = message[definition.payloadHashField];
     let actual: Hex;
@@ -255,7 +257,6 @@ export async function verifyObject<K extends Kind>(
       );
     }
   }
-  const claimed = await checkSignature(kind, domain, message, signed.signature, options.recoverSigner);
   if (options.allowedSigners && !options.allowedSigners.some((allowed) => isAddressEqual(allowed, claimed))) {
     throw new GbtError(
       "UNKNOWN_SIGNER",
