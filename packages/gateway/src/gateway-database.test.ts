@@ -39,6 +39,7 @@ describe("openGatewayDatabase", () => {
         "api_keys",
         "ledger_entries",
         "ledger_transactions",
+        "settlement_dead_letters",
         "usage_records",
       ]);
     } finally {

@@ -6,6 +6,7 @@
  * Ledger entries are signed (debit negative, credit positive) and every transaction sums to
  * zero, so a balance is the sum of an account's entries and the whole ledger sums to zero.
  */
+import { join } from "node:path";
 import { openDatabase, type SqliteDatabase } from "@gbt/store";
 
 export type GatewayDatabase = SqliteDatabase;
@@ -61,6 +62,20 @@ export const gatewayMigrations: readonly string[] = [
      created_at INTEGER NOT NULL
    ) STRICT;
    CREATE INDEX usage_records_by_account ON usage_records (account_id, created_at);`,
+  // Settlements given up on (billing/settlement-journal.ts): the journalled record and the last error.
+  `CREATE TABLE settlement_dead_letters (
+     request_id TEXT PRIMARY KEY,
+     account_id TEXT NOT NULL,
+     node TEXT NOT NULL,
+     model TEXT NOT NULL,
+     served_at INTEGER NOT NULL,
+     record TEXT NOT NULL,
+     attempts INTEGER NOT NULL,
+     error_code TEXT,
+     error_message TEXT NOT NULL,
+     failed_at INTEGER NOT NULL,
+     requeued_at INTEGER
+   ) STRICT;`,
 ];
 
 /** Opens (creating if needed) the gateway database in WAL mode and brings it to the latest schema. */
@@ -69,6 +84,16 @@ export function openGatewayDatabase(
   migrations: readonly string[] = gatewayMigrations,
 ): GatewayDatabase {
   return openDatabase(path, { label: "The gateway database", migrations });
+}
+
+/** Runs `fn` on the gateway database of a data dir, opening and closing it (the CLI's offline access). */
+export function withGatewayDatabase<T>(dataDir: string, fn: (db: GatewayDatabase) => T): T {
+  const db = openGatewayDatabase(join(dataDir, "gateway.db"));
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
 }
 
 /** Ledger account names. Consumers and providers get one each; the rest are singletons. */

@@ -24,7 +24,7 @@ import { AccountStore } from "./auth/accounts.js";
 import { CreditHolds } from "./billing/credit-holds.js";
 import { Ledger } from "./billing/ledger.js";
 import { ReceiptSettler } from "./billing/receipt-settler.js";
-import { openSettlementJournal } from "./billing/settlement-journal.js";
+import { SettlementJournal, settlementJournalDir } from "./billing/settlement-journal.js";
 import { SettlementQueue } from "./billing/settlement-queue.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import { consumerAccount, type GatewayDatabase, openGatewayDatabase } from "./gateway-database.js";
@@ -102,7 +102,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const accounts = new AccountStore(db, now, { positiveTtlMs: 10_000 });
   const ledger = new Ledger(db, now);
   const reservations = new CreditHolds((accountId) => ledger.balanceMicro(consumerAccount(accountId)));
-  const journal = openSettlementJournal(options.dataDir, now);
+  const journal = new SettlementJournal(db, { dir: settlementJournalDir(options.dataDir), now });
   const queue = new SettlementQueue(ledger, {
     reservations,
     journal,

@@ -3,7 +3,6 @@
  * actions the CLI runs against the gateway's database (accounts and keys), which a running
  * gateway picks up within a second.
  */
-import { join } from "node:path";
 import { digestSignerNative } from "@gbt/protocol";
 import type { Logger } from "pino";
 import {
@@ -13,7 +12,7 @@ import {
   type CreatedApiKey,
 } from "./auth/accounts.js";
 import { type GatewayConfig, loadGatewayConfig } from "./gateway-config.js";
-import { openGatewayDatabase } from "./gateway-database.js";
+import { withGatewayDatabase } from "./gateway-database.js";
 import { ensureGatewaySecrets } from "./gateway-identity.js";
 import { type GatewayServer, startGatewayServer } from "./gateway-server.js";
 import { createModelRegistry } from "./registry/model-registry.js";
@@ -67,7 +66,7 @@ export async function startGateway(parameters: StartGatewayParameters): Promise<
     // verification too (its background checks follow `verification.enabled`), settlement when
     // the config has a chain or the caller brought its own (gbt up).
     registry: createModelRegistry(),
-    relay: createJobRelay(),
+    relay: createJobRelay({ jobsPerMinute: config.relay.jobsPerMinute }),
     verification: createVerification(),
     ...(parameters.settlement
       ? { settlement: parameters.settlement }
@@ -80,12 +79,7 @@ export async function startGateway(parameters: StartGatewayParameters): Promise<
 
 /** Runs `fn` on the gateway's account store, opening and closing its database. */
 export function withGatewayAccounts<T>(dataDir: string, fn: (accounts: AccountStore) => T): T {
-  const db = openGatewayDatabase(join(dataDir, "gateway.db"));
-  try {
-    return fn(new Accounts(db));
-  } finally {
-    db.close();
-  }
+  return withGatewayDatabase(dataDir, (db) => fn(new Accounts(db)));
 }
 
 /** Creates an account (5.00 credits) and its first API key. */

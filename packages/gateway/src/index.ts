@@ -46,6 +46,14 @@ export {
   providerCreditMicro,
 } from "./billing/pricing.js";
 export { type CompletedRequest, completionTolerance, ReceiptSettler } from "./billing/receipt-settler.js";
+export {
+  type DeadLetter,
+  listDeadLetters,
+  type PendingSettlement,
+  requeueDeadLetters,
+  SettlementJournal,
+  settlementJournalDir,
+} from "./billing/settlement-journal.js";
 export { SettlementQueue, type SettlementQueueOptions } from "./billing/settlement-queue.js";
 export type { SettledUsage } from "./billing/settlement-writer.js";
 export {
@@ -64,6 +72,7 @@ export {
   providerAccount,
   SUSPENSE_ACCOUNT,
   TREASURY_ACCOUNT,
+  withGatewayDatabase,
 } from "./gateway-database.js";
 export type { FeatureStarter, GatewayFeature } from "./gateway-feature.js";
 export {

@@ -137,7 +137,7 @@ export class ReceiptSettler {
    * were found.
    */
   async replay(): Promise<number> {
-    const pending = this.#options.journal?.pending() ?? [];
+    const pending = this.#options.journal?.recover() ?? [];
     for (const row of pending) this.#push(row, undefined);
     await this.idle();
     return pending.length;

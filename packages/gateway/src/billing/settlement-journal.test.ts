@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { GbtError } from "@gbt/protocol";
@@ -13,7 +13,12 @@ import type { PoolInstance } from "../pool/pool-instance.js";
 import { CreditHolds } from "./credit-holds.js";
 import { type BatchOutcome, Ledger, type UsageSettlement } from "./ledger.js";
 import { type CompletedRequest, ReceiptSettler } from "./receipt-settler.js";
-import { openSettlementJournal, type SettlementJournal } from "./settlement-journal.js";
+import {
+  listDeadLetters,
+  requeueDeadLetters,
+  SettlementJournal,
+  settlementJournalDir,
+} from "./settlement-journal.js";
 import { SettlementQueue, type SettlementQueueOptions } from "./settlement-queue.js";
 
 const NODE = "0xAAAAaaaaAAAAaaaaAAAAaaaaAAAAaaaaAAAAaaaa";
@@ -24,19 +29,19 @@ const PRICE = { inputPerMillion: 1, outputPerMillion: 2 };
 let dir: string;
 let db: GatewayDatabase;
 let ledger: Ledger;
-let journal: SettlementJournal;
 let accountId: string;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "gbt-journal-"));
   db = openGatewayDatabase(join(dir, "gateway.db"));
   ledger = new Ledger(db, now);
-  journal = openSettlementJournal(dir, now);
   accountId = new AccountStore(db, now).createAccount({ name: "alice", initialMicro: 5_000_000 }).id;
 });
 
+/** The journal as a (re)started gateway opens it. */
+const openJournal = () => new SettlementJournal(db, { dir: settlementJournalDir(dir), now });
+
 afterEach(() => {
-  journal.close();
   db.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -63,7 +68,11 @@ function completed(requestId: string): CompletedRequest {
 }
 
 /** A gateway's billing half, as `startGatewayServer` composes it (without its worker thread). */
-function billing(queueOptions: Partial<SettlementQueueOptions> = {}, onLedger: Ledger = ledger) {
+function billing(
+  queueOptions: Partial<SettlementQueueOptions> = {},
+  onLedger: Ledger = ledger,
+  journal: SettlementJournal = openJournal(),
+) {
   const reservations = new CreditHolds((id) => onLedger.balanceMicro(consumerAccount(id)));
   const errors: { error: unknown; settlement: UsageSettlement; attempts: number }[] = [];
   const queue = new SettlementQueue(onLedger, {
@@ -83,12 +92,22 @@ function billing(queueOptions: Partial<SettlementQueueOptions> = {}, onLedger: L
     logger: pino({ level: "silent" }),
     now,
   });
-  return { reservations, errors, queue, settler };
+  return { reservations, errors, queue, settler, journal };
 }
 
 const usageRows = (requestId: string) =>
   (db.prepare("SELECT COUNT(*) AS n FROM usage_records WHERE request_id = ?").get(requestId) as { n: number })
     .n;
+
+/** What the journal's files hold, read as the next start reads them. */
+function journalled(): string[] {
+  const next = openJournal();
+  try {
+    return next.recover().map((p) => p.requestId);
+  } finally {
+    next.close();
+  }
+}
 
 describe("the settlement journal", () => {
   it("holds a served request as soon as it is handed over, before any settlement runs", () => {
@@ -96,56 +115,64 @@ describe("the settlement journal", () => {
     settler.submit(completed("req_1"), reservations.reserve(accountId, 1_000));
     // A kill -9 here: the ledger has nothing, the journal's file has the request.
     expect(usageRows("req_1")).toBe(0);
-    const other = openSettlementJournal(dir);
-    try {
-      expect(other.pending().map((p) => [p.requestId, p.viewPromptTokens, p.viewCompletionTokens])).toEqual([
-        ["req_1", 10, 20],
-      ]);
-    } finally {
-      other.close();
-    }
+    const next = openJournal();
+    expect(next.recover().map((p) => [p.requestId, p.viewPromptTokens, p.viewCompletionTokens])).toEqual([
+      ["req_1", 10, 20],
+    ]);
+    next.close();
   });
 
-  it("drops a request's row once its ledger transaction is durable", async () => {
-    const { settler, reservations } = billing();
+  it("lets go of a request once its ledger transaction is durable, leaving no file behind", async () => {
+    const { settler, reservations, journal } = billing();
     settler.submit(completed("req_1"), reservations.reserve(accountId, 1_000));
     await settler.idle();
     expect(usageRows("req_1")).toBe(1);
-    expect(journal.pendingCount()).toBe(0);
+    expect(journal.pendingCount).toBe(0);
     expect(reservations.heldMicro(accountId)).toBe(0);
+    journal.close();
+    expect(readdirSync(settlementJournalDir(dir))).toEqual([]);
   });
 
   it("settles at the next start, once, what a crash left in the journal", async () => {
     billing().settler.submit(completed("req_1"), new CreditHolds(() => 5_000_000).reserve(accountId, 1_000));
     billing().settler.submit(completed("req_2"), new CreditHolds(() => 5_000_000).reserve(accountId, 1_000));
-    // The process died: nothing settled. The next start replays both, and only both.
+    // The processes died: nothing settled. The next start replays both, and only both.
     const restarted = billing();
     expect(await restarted.settler.replay()).toBe(2);
     expect([usageRows("req_1"), usageRows("req_2")]).toEqual([1, 1]);
-    expect(journal.pendingCount()).toBe(0);
+    expect(restarted.journal.pendingCount).toBe(0);
     expect(restarted.errors).toEqual([]);
-    // A second start finds nothing to do.
+    // The segments are gone: a second start finds nothing to do.
     expect(await billing().settler.replay()).toBe(0);
-    const debit = 5_000_000 - ledger.balanceMicro(consumerAccount(accountId));
-    expect(debit).toBe(2 * 50);
+    expect(5_000_000 - ledger.balanceMicro(consumerAccount(accountId))).toBe(2 * 50);
     expect(ledger.checkInvariants().ok).toBe(true);
   });
 
-  it("drops, without billing it twice, a row whose transaction landed just before the crash", async () => {
+  it("drops, without billing it twice, a request whose transaction landed just before the crash", async () => {
     const first = billing();
     first.settler.submit(completed("req_1"), first.reservations.reserve(accountId, 1_000));
-    // The ledger transaction commits; the process dies before the journal's row is deleted.
-    const [row] = journal.pending();
+    // The ledger transaction commits; the process dies before the journal lets go of the line.
+    const [row] = openJournal().recover();
     ledger.settleUsage(await first.settler.settlementOf(row as NonNullable<typeof row>));
     const balance = ledger.balanceMicro(consumerAccount(accountId));
     const restarted = billing();
     expect(await restarted.settler.replay()).toBe(1);
     expect(usageRows("req_1")).toBe(1);
     expect(ledger.balanceMicro(consumerAccount(accountId))).toBe(balance);
-    expect(journal.pendingCount()).toBe(0);
-    expect(journal.deadLetters()).toEqual([]);
+    expect(restarted.journal.pendingCount).toBe(0);
+    expect(listDeadLetters(db)).toEqual([]);
     expect(restarted.errors.map((e) => (e.error as GbtError).code)).toEqual(["ALREADY_EXISTS"]);
     expect(ledger.checkInvariants().ok).toBe(true);
+  });
+
+  it("skips a line cut by the crash and makes an unreadable one a dead letter", async () => {
+    const { settler, reservations } = billing();
+    settler.submit(completed("req_1"), reservations.reserve(accountId, 1_000));
+    const [segment] = readdirSync(settlementJournalDir(dir));
+    const path = join(settlementJournalDir(dir), segment as string);
+    appendFileSync(path, '{"requestId":"req_bad"}\n{"requestId":"req_cut","acc');
+    expect(journalled()).toEqual(["req_1"]);
+    expect(listDeadLetters(db).map((d) => [d.requestId, d.error.code])).toEqual([["req_bad", "INTERNAL"]]);
   });
 });
 
@@ -168,29 +195,26 @@ class FailingLedger extends Ledger {
 
 describe("failed settlements", () => {
   const retry = { attempts: 3, baseDelayMs: 0 };
-  const givenUp = (errors: unknown[], count: number) =>
-    new Promise<void>((resolve) => {
-      const check = () => (errors.length >= count ? resolve() : setTimeout(check, 1));
-      check();
-    });
+  const until = async (done: () => boolean) => {
+    while (!done()) await new Promise((resolve) => setTimeout(resolve, 1));
+  };
 
   it("are tried again, and land once when the fault clears", async () => {
-    const failing = new FailingLedger(2, db);
-    const { settler, reservations, queue, errors } = billing({ retry }, failing);
+    const { settler, reservations, queue, errors, journal } = billing({ retry }, new FailingLedger(2, db));
     const hold = reservations.reserve(accountId, 1_000);
     settler.submit(completed("req_1"), hold);
     await settler.idle();
-    while (queue.pending > 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    await until(() => queue.pending === 0);
     expect(usageRows("req_1")).toBe(1);
     expect(errors).toEqual([]);
     expect(hold.released).toBe(true);
-    expect(journal.pendingCount()).toBe(0);
-    expect(journal.deadLetters()).toEqual([]);
+    expect(journal.pendingCount).toBe(0);
+    expect(listDeadLetters(db)).toEqual([]);
   });
 
   it("land in the dead letters with their error after the last attempt, holding no credit", async () => {
     const retries: number[] = [];
-    const { settler, reservations, queue, errors } = billing(
+    const { settler, reservations, queue, errors, journal } = billing(
       { retry, onRetry: (_error, _s, attempt) => retries.push(attempt) },
       new FailingLedger(3, db),
     );
@@ -199,51 +223,47 @@ describe("failed settlements", () => {
     // The credit stays held while the write is retried.
     await settler.idle();
     expect(hold.released).toBe(false);
-    await givenUp(errors, 1);
+    await until(() => errors.length > 0);
     expect(retries).toEqual([1, 2]);
     expect(errors.map((e) => e.attempts)).toEqual([3]);
     expect(hold.released).toBe(true);
     expect(queue.pending).toBe(0);
     expect(usageRows("req_1")).toBe(0);
-    expect(journal.pendingCount()).toBe(0);
-    expect(journal.deadLetters()).toEqual([
-      {
-        requestId: "req_1",
-        accountId,
-        node: NODE,
-        model: "m",
-        servedAt: new Date(NOW).toISOString(),
-        attempts: 3,
-        error: { code: "SQLITE_FULL", message: "database or disk is full" },
-        failedAt: new Date(NOW).toISOString(),
-      },
-    ]);
-    // Re-queued, a dead letter is settled at the next start, once.
-    expect(journal.requeueDeadLetters()).toEqual(["req_1"]);
-    expect(journal.deadLetters()).toEqual([]);
-    expect(await billing().settler.replay()).toBe(1);
+    expect(journal.pendingCount).toBe(0);
+    const letter = {
+      requestId: "req_1",
+      accountId,
+      node: NODE,
+      model: "m",
+      servedAt: new Date(NOW).toISOString(),
+      attempts: 3,
+      error: { code: "SQLITE_FULL", message: "database or disk is full" },
+      failedAt: new Date(NOW).toISOString(),
+      requeuedAt: null,
+    };
+    expect(listDeadLetters(db)).toEqual([letter]);
+    // Given up, it is not replayed at the next start.
+    journal.close();
+    expect(journalled()).toEqual([]);
+    // Re-queued, it is settled at the next start, once.
+    expect(requeueDeadLetters(db, undefined, now)).toEqual(["req_1"]);
+    expect(listDeadLetters(db)).toEqual([{ ...letter, requeuedAt: new Date(NOW).toISOString() }]);
+    const restarted = billing();
+    expect(await restarted.settler.replay()).toBe(1);
     expect(usageRows("req_1")).toBe(1);
-    expect(journal.pendingCount()).toBe(0);
+    expect(listDeadLetters(db)).toEqual([]);
+    expect(restarted.journal.pendingCount).toBe(0);
     expect(ledger.checkInvariants().ok).toBe(true);
   });
 
   it("go to the dead letters at once when no retry can write them (an unknown account)", async () => {
-    const { settler, reservations, errors } = billing({ retry });
-    const request = { ...completed("req_1"), accountId: "acct_gone" };
-    settler.submit(request, reservations.reserve(accountId, 1_000));
+    const { settler, reservations, errors, journal } = billing({ retry });
+    settler.submit({ ...completed("req_1"), accountId: "acct_gone" }, reservations.reserve(accountId, 1_000));
     await settler.idle();
     expect(errors.map((e) => [(e.error as GbtError).code, e.attempts])).toEqual([["NOT_FOUND", 1]]);
-    expect(journal.deadLetters().map((d) => [d.requestId, d.error.code, d.attempts])).toEqual([
+    expect(listDeadLetters(db).map((d) => [d.requestId, d.error.code, d.attempts])).toEqual([
       ["req_1", "NOT_FOUND", 1],
     ]);
-    expect(journal.pendingCount()).toBe(0);
+    expect(journal.pendingCount).toBe(0);
   });
-});
-
-it("an unreadable journal row becomes a dead letter instead of stopping the start", async () => {
-  journal.db
-    .prepare("INSERT INTO pending_settlements (request_id, served_at, record) VALUES (?, ?, ?)")
-    .run("req_bad", NOW, "{not json");
-  expect(await billing().settler.replay()).toBe(0);
-  expect(journal.deadLetters().map((d) => [d.requestId, d.error.code])).toEqual([["req_bad", "INTERNAL"]]);
 });
