@@ -109,8 +109,8 @@ export const gatewayConfigSchema = z.strictObject({
   verification: verificationConfigSchema,
   /**
    * Settlement on chain (off when absent): each epoch the gateway posts the Merkle root of every
-   * node's cumulative earnings to the Settlement contract, signing with the gateway key (the
-   * settler role). `gbt chain dev` writes this section.
+   * node's cumulative earnings to the Settlement contract, signing with the settler key (the
+   * settler role: `settlerKeyFile`, else the gateway key). `gbt chain dev` writes this section.
    */
   settlement: z
     .strictObject({
@@ -133,6 +133,11 @@ export const gatewayConfigSchema = z.strictObject({
         .string()
         .regex(/^[0-9]{1,30}$/, "must be a decimal integer")
         .default("1000000000000"),
+      /**
+       * A gbt keystore with a settler key of its own, so the hot link key need not hold the settler
+       * role (absolute path; passphrase from GBT_SETTLER_PASSPHRASE). Absent: the gateway key.
+       */
+      settlerKeyFile: z.string().max(4096).regex(/^\//, "must be an absolute path").optional(),
     })
     .optional(),
 });

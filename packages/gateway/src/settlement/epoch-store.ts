@@ -24,6 +24,19 @@ interface Row {
   posted_at: number;
 }
 
+function fromRow(row: Row): PostedEpoch {
+  const entries = JSON.parse(row.entries_json) as { node: Address; cumulative: string }[];
+  return {
+    epoch: BigInt(row.epoch),
+    contract: row.contract as Address,
+    root: row.root as Hex,
+    total: BigInt(row.total),
+    txHash: row.tx_hash as Hex,
+    postedAt: row.posted_at,
+    tree: buildCumulativeTree(entries.map((e) => ({ node: e.node, cumulative: BigInt(e.cumulative) }))),
+  };
+}
+
 export class EpochStore {
   readonly #db: GatewayDatabase;
 
@@ -37,17 +50,15 @@ export class EpochStore {
     const row = this.#db
       .prepare("SELECT * FROM settlement_epochs WHERE contract = ? ORDER BY epoch DESC LIMIT 1")
       .get(contract) as Row | undefined;
-    if (!row) return undefined;
-    const entries = JSON.parse(row.entries_json) as { node: Address; cumulative: string }[];
-    return {
-      epoch: BigInt(row.epoch),
-      contract: row.contract as Address,
-      root: row.root as Hex,
-      total: BigInt(row.total),
-      txHash: row.tx_hash as Hex,
-      postedAt: row.posted_at,
-      tree: buildCumulativeTree(entries.map((e) => ({ node: e.node, cumulative: BigInt(e.cumulative) }))),
-    };
+    return row && fromRow(row);
+  }
+
+  /** Epoch `epoch` as posted to `contract` (the last root recorded for it), or undefined. */
+  get(contract: Address, epoch: bigint): PostedEpoch | undefined {
+    const row = this.#db
+      .prepare("SELECT * FROM settlement_epochs WHERE contract = ? AND epoch = ?")
+      .get(contract, Number(epoch)) as Row | undefined;
+    return row && fromRow(row);
   }
 
   record(epoch: Omit<PostedEpoch, "tree"> & { tree: CumulativeTree }): void {

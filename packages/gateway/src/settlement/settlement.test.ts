@@ -2,23 +2,31 @@
  * Settlement against a real anvil and a real gateway server with fake nodes on loopback: paid
  * traffic → an epoch posts the cumulative root → each node's proof from the HTTP route claims on
  * chain exactly its ledger earnings; an epoch without new earnings posts nothing; a later epoch
- * states the new cumulative total; proofs survive a gateway restart.
+ * states the new cumulative total; proofs survive a gateway restart. Then, on a Settlement with a
+ * one-hour root delay and a settler key apart from the gateway's link key: roots are signed by the
+ * settler key, the link key holds no settler role, proofs are of the root in effect only, an epoch
+ * finding a root pending posts nothing, and claims pay once anvil's clock passes the delay (never a
+ * sleep); a root governance cancelled is not posted again.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   ANVIL_DEV_PRIVATE_KEY,
+  cancelPendingRoot,
   claim,
   deployAll,
   type GbtDeployment,
   type RunningAnvil,
   readGbtBalance,
+  settlementAbi,
   startAnvil,
 } from "@gbt/contracts";
+import { createKeystore, writeKeystore } from "@gbt/protocol";
 import pino from "pino";
-import { createClient, type Hex, http, type PrivateKeyAccount, parseEther, toHex } from "viem";
+import { createClient, getAddress, type Hex, http, type PrivateKeyAccount, parseEther, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { getTransaction, readContract } from "viem/actions";
 import { foundry } from "viem/chains";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseGatewayConfig } from "../gateway-config.js";
@@ -43,7 +51,12 @@ const chainClient = (account: PrivateKeyAccount) =>
     cacheTime: 0,
   });
 
-async function startGateway(): Promise<GatewayServer> {
+async function startGateway(
+  on: { deployment: GbtDeployment; dataDir: string; settlerKeyFile?: string; env?: NodeJS.ProcessEnv } = {
+    deployment,
+    dataDir: dir,
+  },
+): Promise<GatewayServer> {
   return startGatewayServer({
     config: parseGatewayConfig({
       port: 0,
@@ -54,16 +67,24 @@ async function startGateway(): Promise<GatewayServer> {
       settlement: {
         rpcUrl: anvil.rpcUrl,
         chainId: 31_337,
-        contract: deployment.settlement,
+        contract: on.deployment.settlement,
         epochSeconds: 3600,
+        ...(on.settlerKeyFile ? { settlerKeyFile: on.settlerKeyFile } : {}),
       },
     }),
-    dataDir: dir,
+    dataDir: on.dataDir,
     account: gatewayAccount,
     adminToken: ADMIN,
     logger: pino({ level: "silent" }),
-    settlement: createSettlement(),
+    settlement: createSettlement(on.env ? { env: on.env } : {}),
   });
+}
+
+/** Moves anvil's clock (never the test's): what the root delay waits for. */
+async function advanceChainTime(seconds: number) {
+  const admin = chainClient(privateKeyToAccount(ANVIL_DEV_PRIVATE_KEY));
+  await admin.request({ method: "evm_increaseTime" as never, params: [seconds] as never });
+  await admin.request({ method: "evm_mine" as never, params: [] as never });
 }
 
 const settle = async (gateway: GatewayServer) => {
@@ -77,6 +98,7 @@ const settle = async (gateway: GatewayServer) => {
     epoch: string | null;
     total?: string;
     reason?: string;
+    txHash?: Hex;
   };
 };
 
@@ -101,7 +123,12 @@ const proofOf = async (gateway: GatewayServer, node: string) => {
   const response = await fetch(`${gateway.url}/v1/settlement/proofs/${node}`);
   return {
     status: response.status,
-    body: (await response.json()) as { cumulative: string; proof: Hex[]; epoch: string },
+    body: (await response.json()) as {
+      cumulative: string;
+      proof: Hex[];
+      epoch: string;
+      error?: { message: string };
+    },
   };
 };
 
@@ -186,5 +213,103 @@ describe("gateway settlement on a real chain", () => {
     } finally {
       await gateway.close(1_000);
     }
+  });
+
+  it("signs roots with a settler key of its own, serves proofs of the root in effect only, and waits out the delay", async () => {
+    const settlerKey = generatePrivateKey();
+    const settler = privateKeyToAccount(settlerKey);
+    const admin = chainClient(privateKeyToAccount(ANVIL_DEV_PRIVATE_KEY));
+    const delayed = await deployAll(admin, { settler: settler.address, rootDelaySeconds: 3600n });
+    await admin.request({
+      method: "anvil_setBalance" as never,
+      params: [settler.address, toHex(parseEther("1"))] as never,
+    });
+    const base = { address: delayed.settlement, abi: settlementAbi } as const;
+    const role = await readContract(admin, { ...base, functionName: "SETTLER_ROLE" });
+    const hasRole = (account: `0x${string}`) =>
+      readContract(admin, { ...base, functionName: "hasRole", args: [role, account] });
+    expect(await hasRole(settler.address)).toBe(true);
+    expect(await hasRole(gatewayAccount.address)).toBe(false);
+
+    const dataDir = join(dir, "delayed");
+    const settlerKeyFile = join(dir, "settler-key.json");
+    const passphrase = "settler passphrase for tests";
+    await writeKeystore(settlerKeyFile, await createKeystore(settlerKey, passphrase));
+    let gateway = await startGateway({
+      deployment: delayed,
+      dataDir,
+      settlerKeyFile,
+      env: { GBT_SETTLER_PASSPHRASE: passphrase },
+    });
+    try {
+      for (const node of nodes) expect((await node.register(gateway.url)).status).toBe(200);
+      const account = gateway.accounts.createAccount({ name: "d" });
+      const apiKey = gateway.accounts.createApiKey(account.id, "k").key;
+      await serve(gateway, apiKey, 4);
+
+      const first = await settle(gateway);
+      expect(first).toMatchObject({ posted: true, epoch: "1" });
+      const tx = await getTransaction(admin, { hash: first.txHash as Hex });
+      expect(getAddress(tx.from)).toBe(settler.address);
+
+      // Pending: no proof to claim with yet, and the answer says when it takes effect.
+      const earned = (node: FakeNode) =>
+        BigInt(gateway.ledger.balanceMicro(providerAccount(node.account.address)));
+      const a = nodes.find((node) => earned(node) > 0n) as FakeNode;
+      const early = await proofOf(gateway, a.account.address);
+      expect(early.status).toBe(404);
+      expect(early.body.error?.message).toMatch(/epoch 1 takes effect at/);
+
+      // More earnings while epoch 1 waits: nothing is posted over it; the next root will carry them.
+      await serve(gateway, apiKey, 2);
+      expect(await settle(gateway)).toEqual({ posted: false, reason: "pending", epoch: "1" });
+
+      await advanceChainTime(3600);
+      const proof = await proofOf(gateway, a.account.address);
+      expect(proof.status).toBe(200);
+      expect(proof.body.epoch).toBe("1");
+      const { amount } = await claim(chainClient(a.account), {
+        deployment: delayed,
+        node: a.account.address,
+        cumulative: BigInt(proof.body.cumulative),
+        proof: proof.body.proof,
+      });
+      expect(amount).toBe(BigInt(proof.body.cumulative));
+
+      // Epoch 2 carries the later earnings; while it waits, proofs stay those of epoch 1 (in effect).
+      const second = await settle(gateway);
+      expect(second).toMatchObject({ posted: true, epoch: "2" });
+      expect((await proofOf(gateway, a.account.address)).body.epoch).toBe("1");
+
+      // Governance cancels epoch 2; the gateway does not post the same root again.
+      await cancelPendingRoot(admin, { deployment: delayed });
+      expect(await settle(gateway)).toEqual({ posted: false, reason: "unchanged", epoch: "1" });
+      await gateway.close(1_000);
+      gateway = await startGateway({
+        deployment: delayed,
+        dataDir,
+        settlerKeyFile,
+        env: { GBT_SETTLER_PASSPHRASE: passphrase },
+      });
+      await advanceChainTime(3600);
+      expect((await proofOf(gateway, a.account.address)).body.epoch).toBe("1");
+    } finally {
+      await gateway.close(1_000);
+    }
+  });
+
+  it("refuses to start with a settler key it cannot unlock", async () => {
+    const settlerKeyFile = join(dir, "locked-settler-key.json");
+    await writeKeystore(settlerKeyFile, await createKeystore(generatePrivateKey(), "right"));
+    const started = await startGateway({
+      deployment,
+      dataDir: join(dir, "locked"),
+      settlerKeyFile,
+      env: {},
+    }).then(
+      (gateway) => gateway.close(1_000),
+      (error: unknown) => error,
+    );
+    expect(started).toMatchObject({ code: "PASSPHRASE_REQUIRED" });
   });
 });
