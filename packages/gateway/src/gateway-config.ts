@@ -96,6 +96,13 @@ export const gatewayConfigSchema = z.strictObject({
   allowPrivateNodes: z.boolean().default(false),
   /** Accepted clock skew of signed link objects, seconds. */
   skewSeconds: z.number().int().min(0).max(600).default(30),
+  /** The job relay (`/v1/nodes/:node/jobs`): owners' signed jobs carried to a node's agent. */
+  relay: z
+    .strictObject({
+      /** Jobs relayed to one node per minute, and the burst it may take; more get 429 with Retry-After. */
+      jobsPerMinute: z.number().int().min(1).max(10_000).default(30),
+    })
+    .default({ jobsPerMinute: 30 }),
   /** The model registry (signed manifests from publishers). */
   registry: z
     .strictObject({

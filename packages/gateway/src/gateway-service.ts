@@ -66,7 +66,7 @@ export async function startGateway(parameters: StartGatewayParameters): Promise<
     // verification too (its background checks follow `verification.enabled`), settlement when
     // the config has a chain or the caller brought its own (gbt up).
     registry: createModelRegistry(),
-    relay: createJobRelay(),
+    relay: createJobRelay({ jobsPerMinute: config.relay.jobsPerMinute }),
     verification: createVerification(),
     ...(parameters.settlement
       ? { settlement: parameters.settlement }

@@ -197,9 +197,10 @@ const strictlyGrowing = (values: number[]) =>
   values.every((v, i) => i === 0 || v > (values[i - 1] as number));
 
 describe("gateway link", () => {
-  it("registers with a signed NodeRegistration, then heartbeats on the gateway's interval", async () => {
+  it("registers with a signed NodeRegistration, then heartbeats on the gateway's interval, both naming its owners", async () => {
     const gateway = await startGateway();
-    const node = link(gateway.url);
+    const owner = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    const node = link(gateway.url, { owners: () => [owner] });
     const answer = await node.ready;
     expect(answer.instanceId).toBe("instance-1");
     expect(node.gateway()).toEqual({ address: gateway.address, chainId: CHAIN_ID, heartbeatIntervalMs: 100 });
@@ -215,6 +216,7 @@ describe("gateway link", () => {
       models: [{ id: "llama3:8b", digest: "sha256:abc" }, { id: "scripted" }],
       backend: { kind: "ollama", version: "0.5.1" },
       benchmark: { kind: "BenchmarkRecord", note: "as signed" },
+      owners: [owner],
     });
 
     const started = Date.now();
@@ -224,7 +226,12 @@ describe("gateway link", () => {
     expect(Date.now() - started).toBeLessThan(3_000);
     const beat = gateway.heartbeats[0] as SignedObject<"Heartbeat">;
     expect(beat.message).toMatchObject({ node: nodeAccount.address, gateway: gateway.address, inFlight: 2 });
-    expect(beat.payload).toEqual({ models: ["llama3:8b", "scripted"], capacity: 3, health: { ok: true } });
+    expect(beat.payload).toEqual({
+      models: ["llama3:8b", "scripted"],
+      capacity: 3,
+      health: { ok: true },
+      owners: [owner],
+    });
     expect(strictlyGrowing(gateway.heartbeats.map((h) => h.message.seq))).toBe(true);
     expect(gateway.refused).toEqual([]);
 

@@ -17,6 +17,7 @@ import {
   heartbeatDetailsSchema,
   isGbtError,
   LINK_SIGNATURE_TTL_SECONDS,
+  MAX_PUBLISHED_OWNERS,
   RECEIPT_TTL_SECONDS,
   type ReceiptTimings,
   type RegistrationDetails,
@@ -48,6 +49,11 @@ export interface GatewayLinkOptions {
   health: () => Promise<{ ok: boolean; detail?: string }>;
   /** The node's latest signed BenchmarkRecord, or null. */
   latestBenchmark: () => unknown | null;
+  /**
+   * The addresses allowed to sign this node's jobs, published (signed) with every registration and
+   * heartbeat: the gateway relays only their jobs. Default: none (the gateway relays no job).
+   */
+  owners?: () => readonly string[];
   logger: Logger;
   /** The node's configured chain: the gateway must be on it (else WRONG_CHAIN). */
   chainId?: number;
@@ -213,6 +219,10 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
     );
   }
 
+  function publishedOwners(): string[] {
+    return (options.owners?.() ?? []).slice(0, MAX_PUBLISHED_OWNERS);
+  }
+
   async function offeredModels(): Promise<RegistrationDetails["models"]> {
     let listed: Array<{ id: string; digest?: string }>;
     try {
@@ -270,6 +280,7 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
       models: await offeredModels(),
       backend,
       benchmark: options.latestBenchmark() ?? null,
+      owners: publishedOwners(),
     });
     const issuedAt = Math.floor(now() / 1000);
     const signed = await signObject(account, {
@@ -318,6 +329,7 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
       models: models.map((m) => m.id),
       capacity: options.capacity,
       health,
+      owners: publishedOwners(),
     });
     const issuedAt = Math.floor(now() / 1000);
     const signed = await signObject(account, {

@@ -187,6 +187,8 @@ export async function startServe(parameters: ServeParameters): Promise<RunningNo
           return { ok: now.ok, ...(now.detail ? { detail: now.detail } : {}) };
         },
         latestBenchmark: () => listBenchmarkRecords(db, { limit: 1 })[0] ?? null,
+        // The agent's owners now: the gateway relays only their jobs (none without an agent).
+        owners: () => parameters.agent?.allowlist().owners ?? [],
         logger: logger.child({ component: "gateway-link" }),
       });
     }

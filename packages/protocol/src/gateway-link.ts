@@ -4,7 +4,9 @@
  * 1. The node asks `GET /v1/gateway/info` for the gateway's address and chain, then registers with
  *    `POST /v1/gateway/register` (a signed NodeRegistration whose payload is a
  *    `RegistrationDetails`); the gateway answers a `RegistrationResponse` holding the instance id
- *    and a fresh link token.
+ *    and a fresh link token. The details name the node's owners: the gateway relays to the node's
+ *    agent only jobs signed by one of them (`/v1/nodes/:node/jobs`), and nothing to a node that
+ *    names none. They are signed by the node key, so no one else can widen the list.
  * 2. Every `heartbeatIntervalMs` the node sends `POST /v1/gateway/heartbeat` (a signed Heartbeat
  *    whose payload is a `HeartbeatDetails`). A 404 with code `unknown_instance` means "register
  *    again" (the gateway restarted or dropped the instance).
@@ -48,12 +50,20 @@ const modelEntry = z.strictObject({
   digest: boundedText(160).optional(),
 });
 
+/** The most owners a node publishes (its config holds as many). */
+export const MAX_PUBLISHED_OWNERS = 32;
+
+/** The addresses allowed to sign the node's jobs, as it publishes them to its gateway. */
+const publishedOwners = z.array(address).max(MAX_PUBLISHED_OWNERS);
+
 /** The payload of a NodeRegistration. */
 export const registrationDetailsSchema = z.strictObject({
   models: z.array(modelEntry).min(1).max(256),
   backend: z.strictObject({ kind: identifier(32), version: boundedText(64).optional() }),
   /** The node's latest signed BenchmarkRecord (JSON as signed), or null when it has none. */
   benchmark: z.unknown().nullable(),
+  /** Who may sign jobs for this node; absent or empty: the gateway relays it no job. */
+  owners: publishedOwners.optional(),
 });
 export type RegistrationDetails = z.infer<typeof registrationDetailsSchema>;
 
@@ -71,6 +81,8 @@ export const heartbeatDetailsSchema = z.strictObject({
   models: z.array(identifier(256)).min(1).max(256),
   capacity: uint32,
   health: z.strictObject({ ok: z.boolean(), detail: boundedText(256).optional() }),
+  /** The owners now (they change with owner.add and owner.remove jobs); absent: unchanged. */
+  owners: publishedOwners.optional(),
 });
 export type HeartbeatDetails = z.infer<typeof heartbeatDetailsSchema>;
 

@@ -44,6 +44,8 @@ export const httpErrorCodes = {
   payload_hash_mismatch: [401, "authentication_error", "PAYLOAD_HASH_MISMATCH"],
   insufficient_credits: [402, "insufficient_quota", "INSUFFICIENT_FUNDS"],
   unknown_signer: [403, "permission_error", "UNKNOWN_SIGNER"],
+  /** The relay carries a node only the jobs of owners it published. */
+  owner_not_allowed: [403, "permission_error", "UNKNOWN_SIGNER"],
   policy_denied: [403, "permission_error", "POLICY_DENIED"],
   not_found: [404, "invalid_request_error", "NOT_FOUND"],
   model_not_found: [404, "invalid_request_error", "MODEL_NOT_FOUND"],
@@ -56,6 +58,8 @@ export const httpErrorCodes = {
   /** The consumer closed the connection first (nginx's 499): answered to nobody, but logged and counted. */
   client_closed_request: [499, "invalid_request_error", "INTERRUPTED"],
   over_capacity: [429, "rate_limit_error", "BUSY"],
+  /** Over a rate limit: try again after Retry-After seconds. */
+  rate_limited: [429, "rate_limit_error", "BUSY"],
   internal_error: [500, "server_error", "INTERNAL"],
   backend_unreachable: [502, "server_error", "BACKEND_UNREACHABLE"],
   upstream_failed: [502, "server_error", "NODE_UNREACHABLE"],

@@ -35,6 +35,7 @@ export {
   type HeartbeatDetails,
   heartbeatDetailsSchema,
   LINK_SIGNATURE_TTL_SECONDS,
+  MAX_PUBLISHED_OWNERS,
   RECEIPT_HEADER,
   RECEIPT_SSE_PREFIX,
   RECEIPT_TTL_SECONDS,

@@ -103,7 +103,7 @@ export interface Agent {
   submit(body: unknown): Promise<AgentOutcome>;
   /** The outcome of a job: running, finished (stored), or null when this node never accepted it. */
   status(jobId: string): AgentOutcome | null;
-  /** The job types this agent accepts, with the node and chain its jobs must be bound to. */
+  /** The job types this agent accepts, with the node and chain its jobs must be bound to and its owners now. */
   allowlist(): PublishedAllowlist;
 }
 
@@ -334,7 +334,7 @@ export function createAgent(deps: CreateAgentDependencies): Agent {
       if (running) return { jobId, state: "running", states: [...running.states] };
       return stored(jobId);
     },
-    allowlist: () => published,
+    allowlist: () => ({ ...published, owners: [...deps.owners()] }),
   };
 }
 

@@ -130,6 +130,7 @@ export class NodeRegistrar {
       models: models.map((model) => model.id),
       declaredCapacity: capacity,
       benchmarkTokPerSec,
+      owners: details.data.owners ?? [],
       link: {
         authorization: `Bearer ${linkToken}`,
         // Everything the node reported (with digests): the admission is re-checked on each heartbeat.
@@ -197,6 +198,8 @@ export class NodeRegistrar {
       details.data.capacity >= 1
         ? this.#boundedCapacity(nodeKey, details.data.capacity)
         : details.data.capacity;
+    // Its owners change with owner.add and owner.remove jobs: the relay follows within a heartbeat.
+    if (details.data.owners !== undefined) registered.link.owners = details.data.owners;
     return pool.heartbeat(nodeKey, {
       models,
       health: details.data.health,

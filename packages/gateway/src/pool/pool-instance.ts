@@ -24,6 +24,8 @@ export interface InstanceLink {
   models: readonly { id: string; digest?: string | undefined }[];
   /** The backend the node reported; null when it registered without one. */
   backend: { kind: string; version?: string | undefined } | null;
+  /** Who may sign the node's jobs, as its last signed registration or heartbeat said: the relay carries only their jobs. */
+  owners: readonly Address[];
   /** The health of its last heartbeat. */
   lastHealth: { ok: boolean; detail?: string | undefined } | null;
 }
@@ -40,6 +42,8 @@ export interface InstanceRegistration {
   registeredAt?: number;
   /** Decode throughput from the node's signed benchmark record, if any. */
   benchmarkTokPerSec?: number | null;
+  /** The owners its signed registration names (default none: the relay carries it no job). */
+  owners?: readonly Address[];
   /** The link a signed registration opens (link token, reported models, backend); absent in routing-only use. */
   link?: Pick<InstanceLink, "authorization" | "models" | "backend" | "transport">;
 }
@@ -154,6 +158,7 @@ export function linkOf(registration: InstanceRegistration, previous: InstanceLin
     authorization: registration.link?.authorization ?? "",
     models: registration.link?.models ?? [],
     backend: registration.link?.backend ?? null,
+    owners: registration.owners ?? [],
     lastHealth: null,
   };
     transport: registration.link?.transport ?? strictTransport(),

@@ -11,7 +11,11 @@
  *   forge the answer either.
  *
  * Before forwarding, the gateway checks the envelope (a Job for this node, on its chain, validly
- * signed by someone, in its time window): garbage stops here instead of filling nodes' audit logs.
+ * signed, in its time window) and its signer: only the owners the node itself published, signed,
+ * in its registration and heartbeats (a node that published none gets no relayed job). Then a
+ * token bucket per node (`relay.jobsPerMinute`) bounds what even an owner's key can send. So a
+ * stranger's job, garbage or a flood stops here (403 `owner_not_allowed`, 429 `rate_limited` with
+ * Retry-After) and the node is never contacted; the node still checks every job itself.
  *
  * Routes: `POST /v1/nodes/:address/jobs`, `GET /v1/nodes/:address/jobs/:id`.
  */
@@ -34,11 +38,14 @@ import type { GatewayEnv } from "../http/gateway-env.js";
 import type { InstancePool } from "../pool/instance-pool.js";
 import type { NodeResponse } from "../pool/node-transport.js";
 import type { InstanceLink } from "../pool/pool-instance.js";
+import { createNodeJobLimiter } from "./node-job-limiter.js";
 
 /** A relayed answer is a JobResult or a job's status; a node sending more is cut off. */
 export const MAX_RELAYED_ANSWER_BYTES = 1024 * 1024;
 /** Long enough for the slowest allowlisted job (a benchmark or a model pull). */
 export const RELAY_TIMEOUT_MS = 10 * 60_000;
+/** Jobs relayed to one node per minute when gateway.json's `relay.jobsPerMinute` does not say. */
+export const DEFAULT_RELAY_JOBS_PER_MINUTE = 30;
 export const RELAYED_BY_HEADER = "x-gbt-relayed-by";
 
 const JOBS_PATH = "/v1/nodes/:address/jobs";
@@ -59,6 +66,8 @@ export type JobRelay = FeatureStarter<JobRelayPorts>;
 
 export interface JobRelayOptions {
   timeoutMs?: number;
+  /** Jobs relayed to one node per minute, and the burst it may take (`relay.jobsPerMinute`). */
+  jobsPerMinute?: number;
 }
 
 export function createJobRelay(options: JobRelayOptions = {}): JobRelay {
@@ -66,6 +75,10 @@ export function createJobRelay(options: JobRelayOptions = {}): JobRelay {
     name: "job-relay",
     start(ports) {
       const timeoutMs = options.timeoutMs ?? RELAY_TIMEOUT_MS;
+      const limiter = createNodeJobLimiter({
+        jobsPerMinute: options.jobsPerMinute ?? DEFAULT_RELAY_JOBS_PER_MINUTE,
+        now: ports.now,
+      });
       const relay = (
         c: Context<GatewayEnv>,
         link: InstanceLink,
@@ -86,8 +99,17 @@ export function createJobRelay(options: JobRelayOptions = {}): JobRelay {
         .post(JOBS_PATH, named("relay_submit"), async (c) => {
           const node = nodeAddress(c.req.param("address"));
           const body = await readBytes(c, MAX_JOB_BODY_BYTES);
-          await checkEnvelope(ports, body, node);
-          return relay(c, linkOf(ports, node), agentPaths.jobs, { method: "POST", body });
+          const signer = await checkEnvelope(ports, body, node);
+          const link = linkOf(ports, node);
+          checkOwner(link, signer);
+          // Only owners' jobs spend the node's tokens: a stranger cannot lock its owners out.
+          const wait = limiter.take(link.node.toLowerCase());
+          if (wait !== null) {
+            throw new HttpError("rate_limited", `Node ${node} takes no more relayed jobs for now.`, null, {
+              "retry-after": String(wait),
+            });
+          }
+          return relay(c, link, agentPaths.jobs, { method: "POST", body });
         })
         .all(JOBS_PATH, () => {
           throw methodNotAllowed("POST");
@@ -112,8 +134,8 @@ function nodeAddress(text: string): `0x${string}` {
   return getAddress(text);
 }
 
-/** The envelope checks that need no knowledge of the node's owners. */
-async function checkEnvelope(ports: JobRelayPorts, body: Buffer, node: `0x${string}`): Promise<void> {
+/** The envelope checks that need no knowledge of the node's owners; returns its proven signer. */
+async function checkEnvelope(ports: JobRelayPorts, body: Buffer, node: `0x${string}`): Promise<Address> {
   let value: unknown;
   try {
     value = JSON.parse(body.toString("utf8"));
@@ -129,7 +151,7 @@ async function checkEnvelope(ports: JobRelayPorts, body: Buffer, node: `0x${stri
     throw new HttpError("wrong_node", `The Job is for node ${claimed}, but was sent to ${node}.`);
   }
   // Throws GbtErrors (signature_invalid, wrong_chain, expired…) that the server maps to 4xx.
-  await verifyObject(value, {
+  const signed = await verifyObject(value, {
     kind: "Job",
     chainId: ports.chainId,
     audience: node,
@@ -137,6 +159,18 @@ async function checkEnvelope(ports: JobRelayPorts, body: Buffer, node: `0x${stri
     skewSeconds: ports.skewSeconds,
     recoverSigner: recoverSignerNative,
   });
+  return signed.message.issuer;
+}
+
+/** 403 unless `signer` is one of the owners the node published (none published: nobody is). */
+function checkOwner(link: InstanceLink, signer: Address): void {
+  if (link.owners.some((owner) => isAddressEqual(owner, signer))) return;
+  throw new HttpError(
+    "owner_not_allowed",
+    link.owners.length === 0
+      ? `Node ${link.node} publishes no owners: this gateway relays it no jobs.`
+      : `The Job is signed by ${signer}, who is not an owner node ${link.node} published.`,
+  );
 }
 
 /** The live link of `node`: 404 when it is not registered here, 503 when its heartbeats stopped. */

@@ -53,6 +53,12 @@ describe("jobs relayed through the gateway to a managed node (real processes)", 
     });
   const errorCode = async (response: Response) =>
     ((await response.json()) as { error: { code: string } }).error.code;
+  /** Rows in the node's audit log. */
+  const audited = async () => {
+    const audit = await runCli(["agent", "audit", "--json"], nodeEnv());
+    expect(audit.exitCode, audit.stderr).toBe(0);
+    return onlyJson<{ total: number }>(audit.stdout).total;
+  };
 
   beforeAll(async () => {
     gatewayHome = await tempHome("gbt-relay-gw-");
@@ -147,8 +153,14 @@ describe("jobs relayed through the gateway to a managed node (real processes)", 
     expect(onlyJson<Outcome>(status.stdout)).toMatchObject({ jobId, state: "succeeded" });
   });
 
-  it("cannot forge: a job signed by anyone but an owner is refused by the node, as UNKNOWN_SIGNER", async () => {
+  it("cannot forge or flood: a job signed by anyone but an owner the node published stops at the gateway (403), the node's audit log unchanged", async () => {
+    const before = await audited();
     const job = await create("node.drain", strangerKeyFile);
+    for (let i = 0; i < 5; i++) {
+      const refused = await relay(await create("status.read", strangerKeyFile));
+      expect(refused.status).toBe(403);
+      expect(await errorCode(refused)).toBe("owner_not_allowed");
+    }
     const submitted = await runCli(
       ["job", "submit", "-", "--gateway", gatewayUrl, "--json"],
       nodeEnv(),
@@ -156,7 +168,9 @@ describe("jobs relayed through the gateway to a managed node (real processes)", 
       job,
     );
     expect(submitted.exitCode).toBe(4);
-    expect(onlyJson<Outcome>(submitted.stdout)).toMatchObject({ state: "rejected", code: "UNKNOWN_SIGNER" });
+    expect(onlyJson<{ error: { code: string } }>(submitted.stdout).error.code).toBe("UNKNOWN_SIGNER");
+    // The node never saw them: not one row more in its audit log.
+    expect(await audited()).toBe(before);
     // Nothing ran: the node still takes chat requests.
     const health = (await (await fetch(`${directUrl}/healthz`)).json()) as { draining: boolean };
     expect(health.draining).toBe(false);

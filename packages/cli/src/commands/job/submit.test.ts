@@ -213,6 +213,45 @@ describe("gbt job submit to a real gbt serve (real processes, loopback)", () => 
     expect((await chat()).status).toBe(200);
   }, 180_000);
 
+  it("a job whose signature does not recover, sent straight to the agent, is refused 4xx: not audited, not signed", async () => {
+    const audited = async () => {
+      const audit = await runCli(["agent", "audit", "--json"], env());
+      expect(audit.exitCode, audit.stderr).toBe(0);
+      return onlyJson<{ total: number }>(audit.stdout).total;
+    };
+    const before = await audited();
+    const created = await runCli(["job", "create", "node.drain", "--key-file", ownerKeyFile], env());
+    const job = JSON.parse(created.stdout) as { signature: string };
+    const flipped = `${job.signature.slice(0, 10)}${job.signature[10] === "0" ? "1" : "0"}${job.signature.slice(11)}`;
+    const bodies = [
+      { ...job, signature: flipped },
+      // The other v: the twin of a valid signature (not canonical).
+      { ...job, signature: `${job.signature.slice(0, 130)}${job.signature.endsWith("1b") ? "1c" : "1b"}` },
+      { ...job, signature: "0x00" },
+      "{not json",
+    ];
+    for (const body of bodies) {
+      const response = await fetch(`${node.url}/agent/jobs`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: typeof body === "string" ? body : JSON.stringify(body),
+      });
+      expect(response.status).toBeGreaterThanOrEqual(400);
+      expect(response.status).toBeLessThan(500);
+      const text = await response.text();
+      const outcome = JSON.parse(text) as Outcome;
+      expect(outcome.state).toBe("rejected");
+      // No JobResult, and no 65-byte signature of any kind in the answer.
+      expect(outcome.result).toBeUndefined();
+      expect(text).not.toMatch(/0x[0-9a-fA-F]{130}/);
+    }
+    expect(await audited()).toBe(before);
+    // Nothing ran.
+    expect(((await (await fetch(`${node.url}/healthz`)).json()) as { status: string }).status).not.toBe(
+      "draining",
+    );
+  }, 60_000);
+
   it("gbt agent audit --verify lists the rejected and succeeded jobs on an intact chain", async () => {
     const audit = await runCli(["agent", "audit", "--verify", "--json"], env());
     expect(audit.exitCode, audit.stderr).toBe(0);

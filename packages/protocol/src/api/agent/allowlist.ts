@@ -1,9 +1,11 @@
 /**
  * The allowlist as an agent publishes it (`GET /agent/allowlist`, `gbt agent allowlist --json`):
- * its version, the node and chain its jobs must be bound to, and each job type with its risk,
- * description and parameters as JSON Schema, for tools that build jobs.
+ * its version, the node and chain its jobs must be bound to, who may sign them (the node publishes
+ * the same owners to its gateway, whose relay carries only their jobs), and each job type with its
+ * risk, description and parameters as JSON Schema, for tools that build jobs.
  */
 import { z } from "zod";
+import { MAX_PUBLISHED_OWNERS } from "../../gateway-link.js";
 import type { JobTypeRegistry } from "./job-type-registry.js";
 
 export const publishedAllowlistSchema = z.object({
@@ -14,6 +16,11 @@ export const publishedAllowlistSchema = z.object({
     .regex(/^0x[0-9a-fA-F]{40}$/)
     .optional(),
   chainId: z.number().int().positive().optional(),
+  /** The addresses allowed to sign its jobs (agents of older versions do not say). */
+  owners: z
+    .array(z.string().regex(/^0x[0-9a-fA-F]{40}$/))
+    .max(MAX_PUBLISHED_OWNERS)
+    .optional(),
   types: z
     .array(
       z.object({
@@ -28,8 +35,8 @@ export const publishedAllowlistSchema = z.object({
 });
 export type PublishedAllowlist = z.infer<typeof publishedAllowlistSchema>;
 
-/** A registry's version and types, before the agent adds its node and chain. */
-export type AllowlistDescription = Omit<PublishedAllowlist, "node" | "chainId">;
+/** A registry's version and types, before the agent adds its node, chain and owners. */
+export type AllowlistDescription = Omit<PublishedAllowlist, "node" | "chainId" | "owners">;
 
 /** Describes a registry's types with their parameter schemas as JSON Schema. */
 export function describeAllowlist(registry: JobTypeRegistry): AllowlistDescription {

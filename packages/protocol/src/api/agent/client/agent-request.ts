@@ -5,6 +5,7 @@
  * node or the relaying gateway answered with.
  */
 import { type ErrorCode, errorCodes, GbtError } from "../../../errors.js";
+import { type HttpErrorCode, httpErrorCodes } from "../../../http-errors.js";
 import { type JobOutcome, jobOutcomeSchema } from "../job-outcome.js";
 import type { AgentTransport } from "./agent-client.js";
 
@@ -103,19 +104,23 @@ export async function outcomeOf(
 }
 
 /**
- * An error body (OpenAI style, `code` in snake case) as the GbtError of the same code, so a job
- * refused before the agent saw it (by the relay, or the node's body limit) exits with the class it
- * would have had at the agent.
+ * An error body (OpenAI style, `code` in snake case) as the GbtError its wire code belongs to (or
+ * of the same name), so a job refused before the agent saw it (by the relay, or the node's body
+ * limit) exits with the class it would have had at the agent: a relay's `owner_not_allowed` is an
+ * UNKNOWN_SIGNER, its `rate_limited` a BUSY.
  */
 function refusedError(base: string, status: number, error: { code?: unknown; message?: unknown }): GbtError {
-  const raw = typeof error.code === "string" ? error.code.toUpperCase() : "";
-  const code: ErrorCode = Object.hasOwn(errorCodes, raw)
-    ? (raw as ErrorCode)
-    : status === 404
-      ? "NOT_FOUND"
-      : status >= 500
-        ? "NODE_UNREACHABLE"
-        : "INVALID_INPUT";
+  const wire = typeof error.code === "string" ? error.code : "";
+  const raw = wire.toUpperCase();
+  const code: ErrorCode = Object.hasOwn(httpErrorCodes, wire)
+    ? httpErrorCodes[wire as HttpErrorCode][2]
+    : Object.hasOwn(errorCodes, raw)
+      ? (raw as ErrorCode)
+      : status === 404
+        ? "NOT_FOUND"
+        : status >= 500
+          ? "NODE_UNREACHABLE"
+          : "INVALID_INPUT";
   return new GbtError(code, `${base} refused the job (HTTP ${status}): ${String(error.message)}`, {
     details: { status, code: error.code ?? null },
   });
