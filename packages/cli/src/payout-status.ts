@@ -1,6 +1,7 @@
 /**
  * Where this node's earnings stand: paid so far on chain, and (when the gateway answers) what its
- * latest proof says it earned in total, hence what a claim would pay now.
+ * proof of the root in effect says it earned in total, hence what a claim would pay now; and when
+ * a posted root still waits for the contract's delay, when it takes effect.
  */
 import { readGbtBalance, readPayout } from "@gbt/contracts";
 import { readConfigIfPresent, resolvePaths } from "@gbt/node";
@@ -16,7 +17,10 @@ export interface PayoutStatusResult {
   /** Cumulative earnings in the gateway's latest proof; null when there is none yet. */
   earned: string | null;
   claimable: string;
+  /** The settlement epoch in effect (claims verify against its root). */
   epoch: string;
+  /** A posted epoch not yet in effect, and when it takes effect (ISO time); null when none waits. */
+  pending: { epoch: string; effectiveAt: string } | null;
   /** Why `earned` is null, when it is. */
   note?: string;
 }
@@ -75,6 +79,12 @@ export async function readPayoutStatus(
       earned: proof ? proof.cumulative.toString() : null,
       claimable: claimable.toString(),
       epoch: chain.epoch.toString(),
+      pending: chain.pending
+        ? {
+            epoch: chain.pending.epoch.toString(),
+            effectiveAt: new Date(chain.pending.effectiveAt * 1000).toISOString(),
+          }
+        : null,
       ...(note ? { note } : {}),
     },
   };

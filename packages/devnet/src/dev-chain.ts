@@ -89,11 +89,18 @@ export async function startDevChain(parameters: StartDevChainParameters): Promis
 
 /**
  * Puts the chain into `gateway.json`'s settlement section, keeping every other setting; the
- * gateway then posts epoch roots to this chain.
+ * gateway then posts epoch roots to this chain, signed by `settlerKeyFile`'s key when given (a
+ * settler key file left from an earlier chain is dropped otherwise: it holds no role on this one).
  */
 export async function writeGatewaySettlement(
   configFile: string,
-  settlement: { rpcUrl: string; chainId: number; contract: Address; epochSeconds: number },
+  settlement: {
+    rpcUrl: string;
+    chainId: number;
+    contract: Address;
+    epochSeconds: number;
+    settlerKeyFile?: string;
+  },
 ): Promise<void> {
   // Only the settlement section is ours: the rest of the file is kept as it is, unvalidated.
   const current =
@@ -101,6 +108,6 @@ export async function writeGatewaySettlement(
       what: "The gateway config",
       hint: "Fix or remove the file, then run `gbt chain dev` again; it was not touched.",
     })) ?? {};
-  const previous = (current.settlement ?? {}) as Record<string, unknown>;
+  const { settlerKeyFile: _earlier, ...previous } = (current.settlement ?? {}) as Record<string, unknown>;
   await writeJsonFile(configFile, { ...current, settlement: { ...previous, ...settlement } });
 }

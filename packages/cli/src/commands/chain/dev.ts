@@ -1,8 +1,9 @@
+import { isAbsolute } from "node:path";
 import { chainConfigPath, writeChainConfig } from "@gbt/contracts";
 import { DEV_NODE_GBT, startDevChain, writeGatewaySettlement } from "@gbt/devnet";
 import { ensureGatewaySecrets } from "@gbt/gateway";
 import { resolvePaths } from "@gbt/node";
-import { readKeystore } from "@gbt/protocol";
+import { GbtError, readKeystore } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import type { Address } from "viem";
 import { formatGbt } from "../../chain-amount.js";
@@ -15,7 +16,7 @@ export default class ChainDev extends GbtCommand {
   static override summary = "Run a local dev chain (anvil) with every gbt contract deployed.";
 
   static override description =
-    `Starts anvil on 127.0.0.1:8545 (or --port), deploys the GBT token (1,000,000,000: 40% rewards pool, 30% treasury, 20% team vesting, 10% airdrop), NodeStaking, Settlement (funded with the whole rewards pool) and ModelRegistry from anvil's first dev account, and makes the gateway key of this gbt home the settler.
+    `Starts anvil on 127.0.0.1:8545 (or --port), deploys the GBT token (1,000,000,000: 40% rewards pool, 30% treasury, 20% team vesting, 10% airdrop), NodeStaking, Settlement (funded with the whole rewards pool) and ModelRegistry from anvil's first dev account, and makes the gateway key of this gbt home the settler (or the key of --settler-key-file, kept apart from the gateway's link key). Settlement roots take effect after --root-delay seconds (0 here, so a dev loop claims at once; a real deployment waits a day by default).
 
 The node key (if \`gbt setup\` ran) gets ${formatGbt(DEV_NODE_GBT)} and ETH for gas, the gateway key ETH for gas. The addresses go to chain.json in the config dir (read by \`gbt stake\` and \`gbt payout\`) and the settlement section of gateway.json (so \`gbt gateway serve\` posts epoch roots). The chain lives in memory: it stays up until Ctrl-C and is gone afterwards.`;
 
@@ -44,6 +45,16 @@ The node key (if \`gbt setup\` ran) gets ${formatGbt(DEV_NODE_GBT)} and ETH for 
       default: 3600,
       min: 1,
     }),
+    "root-delay": Flags.integer({
+      description: "Seconds a posted settlement root waits (cancellable by governance) before it pays.",
+      default: 0,
+      min: 0,
+      max: 30 * 86_400,
+    }),
+    "settler-key-file": Flags.string({
+      description:
+        "A gbt keystore (absolute path) whose key gets the settler role instead of the gateway key; written to gateway.json as settlement.settlerKeyFile.",
+    }),
     "gateway-url": Flags.string({
       description: "Gateway whose payout proofs `gbt payout` fetches (else gbt serve's).",
     }),
@@ -61,13 +72,23 @@ The node key (if \`gbt setup\` ran) gets ${formatGbt(DEV_NODE_GBT)} and ETH for 
       (keystore) => keystore.address as Address,
       () => undefined,
     );
+    const settlerKeyFile = flags["settler-key-file"];
+    if (settlerKeyFile !== undefined && !isAbsolute(settlerKeyFile)) {
+      throw new GbtError("USAGE", `--settler-key-file must be an absolute path, not ${settlerKeyFile}.`, {
+        hint: "gateway.json keeps the path as given, and the gateway may run from another directory.",
+      });
+    }
+    const settler = settlerKeyFile
+      ? ((await readKeystore(settlerKeyFile)).address as Address)
+      : secrets.account.address;
     this.note("gbt chain dev: starting anvil and deploying the gbt contracts");
     const chain = await startDevChain({
       port: flags.port,
-      settler: secrets.account.address,
+      settler,
       fundGbt: node ? [node] : [],
-      fundEth: [secrets.account.address],
+      fundEth: [...new Set([secrets.account.address, settler])],
       unbondingDelaySeconds: BigInt(flags["unbonding-delay"]),
+      rootDelaySeconds: BigInt(flags["root-delay"]),
     });
     const chainFile = chainConfigPath();
     await writeChainConfig(chainFile, {
@@ -81,6 +102,7 @@ The node key (if \`gbt setup\` ran) gets ${formatGbt(DEV_NODE_GBT)} and ETH for 
       chainId: chain.deployment.chainId,
       contract: chain.deployment.settlement,
       epochSeconds: flags.epoch,
+      ...(settlerKeyFile ? { settlerKeyFile } : {}),
     });
     const result = {
       event: "ready",
@@ -94,7 +116,8 @@ The node key (if \`gbt setup\` ran) gets ${formatGbt(DEV_NODE_GBT)} and ETH for 
         teamVesting: chain.deployment.teamVesting,
       },
       governance: chain.governance,
-      settler: secrets.account.address,
+      settler,
+      rootDelaySeconds: flags["root-delay"],
       node: node ?? null,
       chainConfig: chainFile,
       gatewayConfig: gateway.configFile,
@@ -110,7 +133,8 @@ The node key (if \`gbt setup\` ran) gets ${formatGbt(DEV_NODE_GBT)} and ETH for 
           ["NodeStaking", chain.deployment.staking],
           ["Settlement", chain.deployment.settlement],
           ["ModelRegistry", chain.deployment.registry],
-          ["Settler", `${secrets.account.address} (gateway key)`],
+          ["Settler", `${settler} (${settlerKeyFile ? settlerKeyFile : "gateway key"})`],
+          ["Root delay", `${flags["root-delay"]} s`],
           [
             "Node key",
             node ? `${node} (funded ${formatGbt(DEV_NODE_GBT)})` : "none yet: run `gbt setup`, then restart",

@@ -19,7 +19,7 @@ export default class PayoutClaim extends GbtCommand {
   static override summary = "Claim this node's settled earnings on chain with the gateway's Merkle proof.";
 
   static override description =
-    "Fetches the node's proof of cumulative earnings from the gateway (GET /v1/settlement/proofs/:node) and claims on the Settlement contract, which pays cumulative minus what was already paid, to the node key. Exit 7 (NOTHING_TO_CLAIM) when nothing new has settled; exit 4 (INVALID_PROOF) when the contract refuses the proof.";
+    "Fetches the node's proof of cumulative earnings in the root in effect from the gateway (GET /v1/settlement/proofs/:node) and claims on the Settlement contract, which pays cumulative minus what was already paid, to the node key. A newly posted root pays only after the contract's delay (`gbt payout status` shows when). Exit 7 (NOTHING_TO_CLAIM) when nothing new has settled or taken effect; exit 4 (INVALID_PROOF) when the contract refuses the proof.";
 
   static override examples = [
     { description: "Claim with the gateway from chain.json", command: "<%= config.bin %> <%= command.id %>" },
@@ -45,14 +45,17 @@ export default class PayoutClaim extends GbtCommand {
     }
     const { status, proof } = await readPayoutStatus(session, gatewayUrl);
     if (!proof || BigInt(status.claimable) === 0n) {
+      const { pending } = status;
       throw new GbtError(
         "NOTHING_TO_CLAIM",
         proof
           ? `Nothing to claim: ${formatGbt(BigInt(status.paid))} of ${formatGbt(proof.cumulative)} earned is already paid.`
           : (status.note ?? "Nothing to claim yet."),
         {
-          details: { node: status.node, paid: status.paid, earned: status.earned },
-          hint: "Earnings settle once per epoch; claim again after the next one.",
+          details: { node: status.node, paid: status.paid, earned: status.earned, pending },
+          hint: pending
+            ? `Epoch ${pending.epoch} is posted and takes effect at ${pending.effectiveAt}; claim again after that.`
+            : "Earnings settle once per epoch; claim again after the next one.",
         },
       );
     }

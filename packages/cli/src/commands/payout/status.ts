@@ -10,7 +10,8 @@ export const payoutGatewayFlag = Flags.string({
 });
 
 export default class PayoutStatus extends GbtCommand {
-  static override summary = "Show this node's earnings: earned (latest epoch), paid on chain, claimable now.";
+  static override summary =
+    "Show this node's earnings: earned (epoch in effect), paid on chain, claimable now, and a pending epoch's time.";
 
   static override examples = [
     {
@@ -38,7 +39,15 @@ export default class PayoutStatus extends GbtCommand {
         ["Earned", status.earned === null ? `unknown (${status.note})` : formatGbt(BigInt(status.earned))],
         ["Paid", formatGbt(BigInt(status.paid))],
         ["Claimable", formatGbt(BigInt(status.claimable))],
-        ["Epoch", status.epoch],
+        ["Epoch", `${status.epoch} (in effect)`],
+        ...(status.pending
+          ? [
+              [
+                "Pending",
+                `epoch ${status.pending.epoch}, takes effect ${status.pending.effectiveAt}`,
+              ] as const,
+            ]
+          : []),
         ["Balance", formatGbt(BigInt(status.balance))],
       ]),
     );
