@@ -3,7 +3,13 @@ import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { hashPayload } from "./canonical-json.js";
 import { GbtError } from "./errors.js";
-import { digestOf, type SignedObject, signObject, verifyObject } from "./signed-object.js";
+import {
+  authenticatedSigner,
+  digestOf,
+  type SignedObject,
+  signObject,
+  verifyObject,
+} from "./signed-object.js";
 
 const owner = privateKeyToAccount(`0x${"11".repeat(32)}`);
 const stranger = privateKeyToAccount(`0x${"22".repeat(32)}`);
@@ -234,5 +240,31 @@ describe("signed objects", () => {
     expect(digestOf(b)).toBe(digestOf(a));
     b.message.nonce = 5;
     expect(digestOf(b)).not.toBe(digestOf(a));
+  });
+});
+
+describe("authenticatedSigner", () => {
+  it("names the signer a canonical signature proves, whatever else is wrong; null for anything unproven", async () => {
+    const job = clone(await signedJob());
+    const as = (value: unknown) => authenticatedSigner(value, { kind: "Job" });
+    expect(await as(job)).toBe(owner.address);
+    // Proven even when the payload, window or chain would fail verification: the signer is known.
+    expect(await as({ ...job, payload: { verbose: false } })).toBe(owner.address);
+    expect(await as(clone(await signedJob(owner, { expiresAt: t - 100, notBefore: t - 200 })))).toBe(
+      owner.address,
+    );
+    // Unproven: another issuer written in, a flipped byte, the other v, junk, another kind.
+    expect(await as({ ...job, message: { ...job.message, issuer: stranger.address } })).toBeNull();
+    const flipped = `${job.signature.slice(0, 10)}${job.signature[10] === "0" ? "1" : "0"}${job.signature.slice(11)}`;
+    expect(await as({ ...job, signature: flipped })).toBeNull();
+    expect(
+      await as({
+        ...job,
+        signature: `${job.signature.slice(0, 130)}${job.signature.endsWith("1b") ? "1c" : "1b"}`,
+      }),
+    ).toBeNull();
+    expect(await as({ ...job, signature: "0x00" })).toBeNull();
+    expect(await as("garbage")).toBeNull();
+    expect(await authenticatedSigner(job, { kind: "JobResult" })).toBeNull();
   });
 });
