@@ -156,12 +156,12 @@ export function linkOf(registration: InstanceRegistration, previous: InstanceLin
     node: registration.nodeAddress as Address,
     url,
     authorization: registration.link?.authorization ?? "",
+    transport: registration.link?.transport ?? strictTransport(),
     models: registration.link?.models ?? [],
     backend: registration.link?.backend ?? null,
     owners: registration.owners ?? [],
     lastHealth: null,
   };
-    transport: registration.link?.transport ?? strictTransport(),
 }
 
 let strict: NodeTransport | undefined;
