@@ -3,10 +3,11 @@
  * field has a default, so a gateway runs with no file at all; a present file is strict: an unknown
  * or bad field names itself and exits with the config code.
  */
-import { GbtError, schemas } from "@gbt/protocol";
+import { DEFAULT_SERVER_GUARD, GbtError, schemas } from "@gbt/protocol";
 import { readJsonFile } from "@gbt/store";
 import { z } from "zod";
 import { priceTableSchema } from "./billing/pricing.js";
+import { limitsConfigSchema } from "./limits/limit-store.js";
 import { verificationConfigSchema } from "./verification/verification-config.js";
 
 const DAY_MS = 86_400_000;
@@ -94,6 +95,40 @@ export const gatewayConfigSchema = z.strictObject({
    * refused even then.
    */
   allowPrivateNodes: z.boolean().default(false),
+  /**
+   * Limits at the door: requests and tokens per minute, concurrent requests, and (accounts) a spend
+   * budget per day or month; `perKey`/`perAccount` for everyone, `keys`/`accounts` by id. The admin
+   * API (`PUT /v1/gateway/limits/{keys,accounts}/:id`, `gbt gateway limits`) overrides them.
+   */
+  limits: limitsConfigSchema,
+  /** Socket limits of the gateway's HTTP server (see protocol's server-guard.ts). */
+  server: z
+    .strictObject({
+      headersTimeoutMs: z.number().int().min(100).max(600_000).default(DEFAULT_SERVER_GUARD.headersTimeoutMs),
+      requestTimeoutMs: z
+        .number()
+        .int()
+        .min(100)
+        .max(3_600_000)
+        .default(DEFAULT_SERVER_GUARD.requestTimeoutMs),
+      idleTimeoutMs: z.number().int().min(100).max(3_600_000).default(DEFAULT_SERVER_GUARD.idleTimeoutMs),
+      keepAliveTimeoutMs: z
+        .number()
+        .int()
+        .min(100)
+        .max(3_600_000)
+        .default(DEFAULT_SERVER_GUARD.keepAliveTimeoutMs),
+      maxConnections: z.number().int().min(1).max(1_000_000).default(DEFAULT_SERVER_GUARD.maxConnections),
+      maxConnectionsPerIp: z
+        .number()
+        .int()
+        .min(1)
+        .max(1_000_000)
+        .default(DEFAULT_SERVER_GUARD.maxConnectionsPerIp),
+      /** Requests per minute from one address to the routes that need no API key (register, heartbeat, relay). */
+      unauthenticatedPerIpPerMinute: z.number().int().min(1).max(1_000_000).default(600),
+    })
+    .default({ ...DEFAULT_SERVER_GUARD, unauthenticatedPerIpPerMinute: 600 }),
   /** Accepted clock skew of signed link objects, seconds. */
   skewSeconds: z.number().int().min(0).max(600).default(30),
   /** The job relay (`/v1/nodes/:node/jobs`): owners' signed jobs carried to a node's agent. */

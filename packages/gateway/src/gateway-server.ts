@@ -16,8 +16,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { gatewayPaths, HttpError, isGbtError, sendError, toHttpError } from "@gbt/protocol";
+import { gatewayPaths, guardServer, HttpError, isGbtError, sendError, toHttpError } from "@gbt/protocol";
 import { getRequestListener } from "@hono/node-server";
+import { Hono } from "hono";
 import type { Logger } from "pino";
 import type { PrivateKeyAccount } from "viem";
 import { AccountStore } from "./auth/accounts.js";
@@ -33,11 +34,16 @@ import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js"
 import { apiKey } from "./http/api-key.js";
 import { methodNotAllowed } from "./http/errors.js";
 import { createGatewayApp } from "./http/gateway-app.js";
+import type { GatewayEnv } from "./http/gateway-env.js";
 import { requireAdmin } from "./http/require-admin.js";
 import { adminRoutes } from "./http/routes/admin-routes.js";
 import { consumerRoutes } from "./http/routes/consumer-routes.js";
 import { nodeLinkRoutes } from "./http/routes/node-link-routes.js";
 import { operabilityRoutes } from "./http/routes/operability-routes.js";
+import { limitRoutes } from "./limits/limit-routes.js";
+import { LimitStore } from "./limits/limit-store.js";
+import { perIpLimit } from "./limits/per-ip-limit.js";
+import { RateLimiter } from "./limits/rate-limiter.js";
 import { InstancePool } from "./pool/instance-pool.js";
 import { NodeRegistrar } from "./pool/node-registrar.js";
 import { NodeTransport, type ResolveHost } from "./pool/node-transport.js";
@@ -102,6 +108,14 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const accounts = new AccountStore(db, now, { positiveTtlMs: 10_000 });
   const ledger = new Ledger(db, now);
   const reservations = new CreditHolds((accountId) => ledger.balanceMicro(consumerAccount(accountId)));
+  // The door's limits per key and account (gateway.json, overridden through the admin API).
+  const limits = new LimitStore(db, config.limits, (accountId) => reservations.heldMicro(accountId));
+  const limiter = new RateLimiter(limits, limits, now);
+  const perIp = perIpLimit(config.server.unauthenticatedPerIpPerMinute, now);
+  const unkeyedLimit = new Hono<GatewayEnv>()
+    .use(gatewayPaths.register, perIp)
+    .use(gatewayPaths.heartbeat, perIp)
+    .use("/v1/nodes/*", perIp);
   const journal = new SettlementJournal(db, { dir: settlementJournalDir(options.dataDir), now });
   const queue = new SettlementQueue(ledger, {
     reservations,
@@ -238,6 +252,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     metrics,
     logger,
     maxBodyBytes,
+    limiter,
     ...(verification ? { admit: verification.admit, observe: verification.observe } : {}),
   });
 
@@ -247,6 +262,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     metrics,
     logger,
     routes: [
+      // The routes that need no API key, limited per address before any signature work.
+      unkeyedLimit,
       consumerRoutes({ pool, apiKey: consumer }),
       nodeLinkRoutes(registrar),
       operabilityRoutes({
@@ -257,6 +274,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         state: () => ({ draining, inFlight }),
       }),
       ...features.flatMap((feature) => (feature.routes ? [feature.routes] : [])),
+      limitRoutes(admin, limits),
       adminRoutes({
         admin,
         pool,
@@ -305,7 +323,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         metrics.requests.inc({ route: "error", status: String(http.status) });
       });
   });
-  server.keepAliveTimeout = 65_000;
+  // Timeouts and connection caps at the socket (gateway.json `server`): a slowloris or a pile of idle
+  // sockets from one address cannot hold the gateway from everyone else.
+  guardServer(server, config.server);
 
   const host = options.host ?? config.host;
   const port = options.port ?? config.port;

@@ -58,6 +58,10 @@ export const httpErrorCodes = {
   /** The consumer closed the connection first (nginx's 499): answered to nobody, but logged and counted. */
   client_closed_request: [499, "invalid_request_error", "INTERRUPTED"],
   over_capacity: [429, "rate_limit_error", "BUSY"],
+  /** Over a key's or an account's requests, tokens or concurrency limit (x-ratelimit-* headers say which). */
+  rate_limit_exceeded: [429, "rate_limit_error", "BUSY"],
+  /** Over an account's spend budget for the period. */
+  budget_exceeded: [429, "insufficient_quota", "INSUFFICIENT_FUNDS"],
   /** Over a rate limit: try again after Retry-After seconds. */
   rate_limited: [429, "rate_limit_error", "BUSY"],
   internal_error: [500, "server_error", "INTERNAL"],

@@ -133,6 +133,7 @@ export {
 export { MODEL_SWITCH_PENALTY, type ModelSwitchCost, modelSwitchCost } from "./pool-rules.js";
 export * as schemas from "./primitives.js";
 export { seededRandom } from "./seeded-random.js";
+export { DEFAULT_SERVER_GUARD, guardServer, type ServerGuardOptions } from "./server-guard.js";
 export {
   authenticatedSigner,
   DOMAIN_NAME,

@@ -133,8 +133,8 @@ export class NodeRegistrar {
       owners: details.data.owners ?? [],
       link: {
         authorization: `Bearer ${linkToken}`,
-        // Everything the node reported (with digests): the admission is re-checked on each heartbeat.
         transport: this.#options.transport,
+        // Everything the node reported (with digests): the admission is re-checked on each heartbeat.
         models: details.data.models,
         backend: details.data.backend,
       },

@@ -10,6 +10,7 @@ import type { AccountStore, Authenticated } from "../auth/accounts.js";
 import type { CreditHold, CreditHolds } from "../billing/credit-holds.js";
 import { costMicro, type ModelPrice, priceFor } from "../billing/pricing.js";
 import type { GatewayConfig } from "../gateway-config.js";
+import type { LimitTicket, RateLimiter } from "../limits/rate-limiter.js";
 import type { PoolInstance } from "../pool/pool-instance.js";
 import { tierNamed } from "../trust-tier.js";
 
@@ -60,6 +61,8 @@ export interface AdmissionDependencies {
   maxBodyBytes: number;
   /** Which instances a request may use; without it, any tier above `community` matches no instance. */
   admit?: RequestAdmission;
+  /** The door's limits per key and account (absent: none). */
+  limiter?: RateLimiter;
 }
 
 /** An admitted request: who pays, what it asks, and the credits held for it. */
@@ -73,6 +76,8 @@ export interface AdmittedChat {
   hold: CreditHold;
   /** The instances this request may use, when its tier narrows them. */
   tier: TierAdmission | undefined;
+  /** Its claim on the key's and account's limits (released by the caller when the request ends). */
+  limits: LimitTicket;
 }
 
 /** Who is asking, and for which instances: checked from the headers before the body is read. */
@@ -120,10 +125,15 @@ export function admitBody(deps: AdmissionDependencies, authorized: Authorized, r
   }
   // A prompt token is at least one byte of the body, so the body size bounds the prompt.
   const reserve = costMicro(price, raw.length, chat.maxTokens);
+  // Tokens counted against a per-minute limit as OpenAI counts them: the prompt's bytes / 4 and max_tokens.
+  const limits =
+    deps.limiter?.admit(authorized.principal, Math.ceil(raw.length / 4) + chat.maxTokens, reserve) ??
+    NO_LIMITS;
   let hold: CreditHold;
   try {
     hold = deps.reservations.reserve(authorized.principal.accountId, reserve);
   } catch (error) {
+    limits.release();
     if (isGbtError(error) && error.code === "INSUFFICIENT_FUNDS") {
       throw new HttpError(
         "insufficient_credits",
@@ -132,8 +142,10 @@ export function admitBody(deps: AdmissionDependencies, authorized: Authorized, r
     }
     throw error;
   }
-  return { principal: authorized.principal, raw, chat, price, hold, tier: authorized.tier };
+  return { principal: authorized.principal, raw, chat, price, hold, tier: authorized.tier, limits };
 }
+
+const NO_LIMITS: LimitTicket = { headers: [], release: () => {} };
 
 const invalid = (message: string, param: string | null) => new HttpError("invalid_value", message, param);
 

@@ -21,6 +21,7 @@ import type { CreditHolds } from "../billing/credit-holds.js";
 import type { CompletedRequest, ReceiptSettler } from "../billing/receipt-settler.js";
 import type { GatewayConfig } from "../gateway-config.js";
 import type { GatewayMetrics } from "../gateway-metrics.js";
+import type { RateLimiter } from "../limits/rate-limiter.js";
 import type { InstancePool } from "../pool/instance-pool.js";
 import { admitBody, authorizeChat, type ObservedCompletion, type RequestAdmission } from "./admission.js";
 import { CapacityQueue } from "./capacity-queue.js";
@@ -40,6 +41,8 @@ export interface ChatProxyDependencies {
   admit?: RequestAdmission;
   /** Offered every complete non-streamed response (verification's sampling). */
   observe?: (completion: ObservedCompletion) => void;
+  /** The door's limits per key and account. */
+  limiter?: RateLimiter;
 }
 
 export interface ChatProxy {
@@ -58,6 +61,9 @@ export function createChatProxy(deps: ChatProxyDependencies): ChatProxy {
     const admitted = admitBody(deps, authorized, await readBody(req, deps.maxBodyBytes));
     const requestId = newRequestId();
     let handedOver = false;
+    const rate = admitted.limits.headers;
+    // Every answer to a limited key says where it stands (OpenAI's x-ratelimit-* headers).
+    for (let i = 0; i < rate.length; i += 2) res.setHeader(rate[i] as string, rate[i + 1] as string);
     try {
       const tried: string[] = [];
       const first = startFirstAttempt(retry, res, admitted, requestId, started, tried);
@@ -88,6 +94,7 @@ export function createChatProxy(deps: ChatProxyDependencies): ChatProxy {
       settler.submit(completed, admitted.hold);
     } finally {
       if (!handedOver) admitted.hold.release();
+      admitted.limits.release();
       capacity.freed();
     }
   }

@@ -14,6 +14,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { AgentEndpoint } from "@gbt/agent";
 import {
+  guardServer,
   HttpError,
   isLoopbackHost,
   nodePaths,
@@ -22,6 +23,7 @@ import {
   REQUEST_ID_HEADER,
   type ReceiptTimings,
   readBody,
+  type ServerGuardOptions,
   type SignedObject,
   SSE_DONE_EVENT,
   sendError,
@@ -56,6 +58,8 @@ export interface NodeServerOptions {
   agent?: AgentEndpoint;
   /** Serve `/agent/*` on a non-loopback listener too (default: loopback only). */
   agentOnAnyHost?: boolean;
+  /** Socket limits (timeouts, connection caps); default DEFAULT_SERVER_GUARD. */
+  guard?: Partial<ServerGuardOptions>;
 }
 
 /** The hot path, dispatched before anything else. */
@@ -409,7 +413,8 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
         metrics.requests.inc({ route: "error", status: String(http.status) });
       });
   });
-  server.keepAliveTimeout = 65_000;
+  // Timeouts and connection caps at the socket: a slowloris or a pile of idle sockets cannot hold the node.
+  guardServer(server, options.guard);
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
