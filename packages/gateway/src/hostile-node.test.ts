@@ -322,6 +322,23 @@ describe("hostile nodes (allowPrivateNodes on, as gbt up and tests run)", () => 
     await expectNothingLeaked();
   });
 
+  it("inflated usage in a whole answer bills at most the bytes of text delivered", async () => {
+    await hostileNode({ tokens: 3, faults: { inflateUsage: 100, noReceipt: true } });
+    const answer = await client().chat.completions.create({
+      model: "fake-model",
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 1000,
+    });
+    const text = answer.choices[0]?.message.content ?? "";
+    expect(answer.usage?.completion_tokens).toBe(300); // what the node claims, passed through as it is
+    await gateway.settled();
+    const [record] = gateway.ledger.usage(accountId, 1);
+    const delivered = Buffer.byteLength(text);
+    // One byte of text per token, plus the receipt check's tolerance (10% + 2).
+    expect(record?.completionTokens).toBe(delivered + Math.ceil(delivered * 0.1) + 2);
+    await expectNothingLeaked();
+  });
+
   it("a capacity of 4e9 is believed only up to the configured maximum", async () => {
     const node = await startFakeNode();
     nodes.push(node);

@@ -360,12 +360,19 @@ export class ReceiptSettler {
 function gatewayView(completed: CompletedRequest): { promptTokens: number | null; completionTokens: number } {
   if (!completed.stream && completed.wholeBody !== null) {
     try {
-      const usage = (JSON.parse(completed.wholeBody.toString("utf8")) as { usage?: Record<string, unknown> })
-        .usage;
-      const prompt = usage?.prompt_tokens;
-      const completion = usage?.completion_tokens;
+      const body = JSON.parse(completed.wholeBody.toString("utf8")) as {
+        usage?: Record<string, unknown>;
+        choices?: unknown;
+      };
+      const prompt = body.usage?.prompt_tokens;
+      const completion = body.usage?.completion_tokens;
       if (Number.isInteger(prompt) && Number.isInteger(completion)) {
-        return { promptTokens: prompt as number, completionTokens: completion as number };
+        // The node's own count, believed only up to what it delivered: a token is at least a byte of text.
+        const delivered = deliveredTextBytes(body.choices);
+        return {
+          promptTokens: prompt as number,
+          completionTokens: Math.min(completion as number, delivered + completionTolerance(delivered)),
+        };
       }
     } catch {
       // An unreadable body bills nothing but what the receipt can prove.
@@ -373,4 +380,23 @@ function gatewayView(completed: CompletedRequest): { promptTokens: number | null
     return { promptTokens: null, completionTokens: 0 };
   }
   return { promptTokens: null, completionTokens: completed.relayedCompletionTokens };
+}
+
+/** The UTF-8 bytes of text a whole answer delivered: content, reasoning, refusal, tool-call arguments. */
+export function deliveredTextBytes(choices: unknown): number {
+  if (!Array.isArray(choices)) return 0;
+  let bytes = 0;
+  const text = (value: unknown) => (typeof value === "string" ? Buffer.byteLength(value) : 0);
+  for (const choice of choices) {
+    const message = (choice as { message?: Record<string, unknown> } | null)?.message;
+    if (message === undefined || message === null) continue;
+    bytes += text(message.content) + text(message.reasoning_content) + text(message.refusal);
+    if (Array.isArray(message.tool_calls)) {
+      for (const call of message.tool_calls) {
+        const fn = (call as { function?: { name?: unknown; arguments?: unknown } } | null)?.function;
+        bytes += text(fn?.name) + text(fn?.arguments);
+      }
+    }
+  }
+  return bytes;
 }

@@ -58,7 +58,13 @@ function completed(requestId: string): CompletedRequest {
     generationMs: 1,
     durationMs: 2,
     receipt: null,
-    wholeBody: Buffer.from(JSON.stringify({ usage: { prompt_tokens: 10, completion_tokens: 20 } })),
+    // 20 tokens of text delivered (a whole answer bills at most a token per byte of text).
+    wholeBody: Buffer.from(
+      JSON.stringify({
+        choices: [{ message: { role: "assistant", content: "t".repeat(20) } }],
+        usage: { prompt_tokens: 10, completion_tokens: 20 },
+      }),
+    ),
     maxTokens: 100,
     promptBound: 1_000,
     accountId,

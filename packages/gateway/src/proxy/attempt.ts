@@ -243,6 +243,9 @@ export function forwardAttempt(
             up.pause();
             res.once("drain", drained);
           }
+          // [DONE] went through: the consumer has everything, so the request is complete (and
+          // settled) now, not when the node's connection gets round to ending.
+          if (relay.done) finish(null);
         }
       });
       const finish = (error: Error | null) => {
