@@ -293,7 +293,7 @@ export const epochOutcomeSchema = z.discriminatedUnion("posted", [
   }),
   z.strictObject({
     posted: z.literal(false),
-    reason: z.enum(["no earnings", "unchanged"]),
+    reason: z.enum(["no earnings", "unchanged", "pending"]),
     epoch: decimal(20).nullable(),
   }),
 ]);
