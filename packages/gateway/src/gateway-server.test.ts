@@ -218,22 +218,27 @@ describe("failures", () => {
 });
 
 describe("careless consumers and cut bodies (open network)", () => {
-  it("never counts a consumer's cancellation against the node: the breaker stays closed, nothing stays held", async () => {
+  it("never counts a consumer's cancellation against the node: 100 cancelled during prefill leave it closed and eligible", async () => {
     await startGateway();
     // One node whose answers take 800 ms, as a prefill does: the consumer presses stop first.
     const [slow] = await addNodes(1, { firstTokenDelayMs: 800, capacity: 4 });
-    for (let i = 0; i < 5; i++) {
-      const controller = new AbortController();
-      const request = fetch(`${gateway.url}/v1/chat/completions`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${apiKey}` },
-        body: chatBody({ stream: i % 2 === 0 }),
-        signal: controller.signal,
-      }).catch((error: unknown) => error);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      controller.abort();
-      expect(await request).toBeInstanceOf(Error);
+    for (let batch = 0; batch < 25; batch++) {
+      const controllers = [0, 1, 2, 3].map(() => new AbortController());
+      const requests = controllers.map((controller, i) =>
+        fetch(`${gateway.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${apiKey}` },
+          body: chatBody({ stream: (batch + i) % 2 === 0 }),
+          signal: controller.signal,
+        }).catch((error: unknown) => error),
+      );
+      // All four are in the node's prefill when their consumers leave.
+      await expect.poll(() => slow?.served.length).toBe(4 * (batch + 1));
+      for (const controller of controllers) controller.abort();
+      for (const request of requests) expect(await request).toBeInstanceOf(Error);
+      await expect.poll(() => gateway.pool.live()[0]?.inFlight).toBe(0);
     }
+    expect(slow?.served).toHaveLength(100);
     await expect.poll(() => gateway.pool.live()[0]?.inFlight, { timeout: 5000 }).toBe(0);
     const view = gateway.pool.live().find((instance) => instance.id === slow?.account.address.toLowerCase());
     expect(view?.breaker).toBe("closed");
