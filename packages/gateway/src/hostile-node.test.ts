@@ -339,6 +339,45 @@ describe("hostile nodes (allowPrivateNodes on, as gbt up and tests run)", () => 
     await expectNothingLeaked();
   });
 
+  it("a node that refuses (400) what its peers answer loses health and is parked; the consumer is then served", async () => {
+    // Eight at a time over two nodes of capacity 4: least-loaded routing gives both their share.
+    const honest = await hostileNode({ firstTokenDelayMs: 20 });
+    const hole = await hostileNode({ faults: { status: 400 } });
+    const statuses: number[] = [];
+    for (let batch = 0; batch < 15; batch++) {
+      const answers = await Promise.all(Array.from({ length: 8 }, () => chat()));
+      for (const response of answers) {
+        statuses.push(response.status);
+        await response.arrayBuffer();
+      }
+    }
+    const byId = new Map(gateway.pool.live().map((view) => [view.id, view]));
+    expect(byId.get(hole.account.address.toLowerCase())?.breaker).toBe("open");
+    expect(byId.get(honest.account.address.toLowerCase())?.breaker).toBe("closed");
+    expect(byId.get(honest.account.address.toLowerCase())?.health.failures).toBe(0);
+    // Once parked, the black hole gets no more of the traffic.
+    expect(statuses.slice(-20).every((status) => status === 200)).toBe(true);
+    await expectNothingLeaked();
+  });
+
+  it("a consumer's bad input that every node refuses stays neutral: no node loses health", async () => {
+    // Eight at a time over two nodes of capacity 4: both see the consumer's requests.
+    const nodes = [
+      await hostileNode({ firstTokenDelayMs: 20, faults: { status: 400 } }),
+      await hostileNode({ firstTokenDelayMs: 20, faults: { status: 400 } }),
+    ];
+    for (let batch = 0; batch < 10; batch++) {
+      const answers = await Promise.all(Array.from({ length: 8 }, () => chat()));
+      expect(answers.map((response) => response.status)).toEqual(Array(8).fill(400));
+    }
+    for (const view of gateway.pool.live()) {
+      expect(view.breaker).toBe("closed");
+      expect(view.health.failures).toBe(0);
+    }
+    expect(nodes.every((node) => node.served.length > 20)).toBe(true);
+    await expectNothingLeaked();
+  });
+
   it("a capacity of 4e9 is believed only up to the configured maximum", async () => {
     const node = await startFakeNode();
     nodes.push(node);

@@ -574,6 +574,11 @@ export class InstancePool {
     const slot = instance.slot;
     if (slot < 0) instance.adjustDetachedInFlight(-1);
     else this.#slots.inFlight[slot] = (this.#slots.inFlight[slot] ?? 1) - 1;
+    if (outcome === "success" || outcome === "failure" || stats?.rejected === true) {
+      instance.rejections.record(stats?.rejected === true);
+      // A node refusing far more than its peers loses health: its refusals count as failures.
+      if (stats?.rejected === true && this.#refusesAnomalously(instance)) outcome = "failure";
+    }
     instance.breaker.record(outcome, admission, stats?.retryAfterMs);
     instance.health.record(outcome, now);
     if (outcome === "success" && stats !== undefined) this.#observeThroughput(instance, stats);
@@ -581,6 +586,23 @@ export class InstancePool {
     this.#slots.healthValidUntil[slot] = Number.NEGATIVE_INFINITY;
     this.#touch(instance, now);
     this.#reconcile(instance, now);
+  }
+
+  /** Whether `instance` refuses consumer requests far more often than the other instances of its models. */
+  #refusesAnomalously(instance: PoolInstance): boolean {
+    let rejected = 0;
+    let samples = 0;
+    const seen = new Set<PoolInstance>([instance]);
+    for (const model of instance.models) {
+      for (const member of this.#models.get(model)?.members ?? []) {
+        const other = this.#slots.instanceAt[member.slot] as PoolInstance | undefined;
+        if (other === undefined || seen.has(other)) continue;
+        seen.add(other);
+        rejected += other.rejections.rejected;
+        samples += other.rejections.samples;
+      }
+    }
+    return instance.rejections.anomalous(rejected, samples);
   }
 
   /**

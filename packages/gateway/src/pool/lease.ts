@@ -15,6 +15,11 @@ export interface ReleaseStats {
   generationMs?: number;
   /** With outcome "cooldown": the node's Retry-After, in ms. */
   retryAfterMs?: number;
+  /**
+   * With outcome "neutral": the node refused the consumer's request (a 4xx). Neutral, unless the
+   * node refuses far more often than the other nodes of its models (see RejectionWindow).
+   */
+  rejected?: boolean;
 }
 
 export interface LeaseOptions {

@@ -60,6 +60,8 @@ export class PoolInstance {
   modelSwitchedAt: number | null = null;
   readonly breaker: CircuitBreaker;
   readonly health: HealthWindow;
+  /** How often it refused consumer requests (4xx) lately, against what it answered. */
+  readonly rejections = new RejectionWindow();
   /** Replaced (not mutated) when the node registers again, so per-link caches follow it. */
   link: InstanceLink;
 
@@ -169,4 +171,38 @@ let strict: NodeTransport | undefined;
 function strictTransport(): NodeTransport {
   strict ??= new NodeTransport({ allowPrivate: false });
   return strict;
+}
+
+/**
+ * The last 64 answers of an instance to consumer requests: refused (4xx) or answered. A consumer's
+ * bad input is refused by every node alike, so a 4xx is neutral; a node refusing far more than
+ * the other nodes of its models is itself the problem (a black hole that wins picks and answers
+ * 400), and the pool counts its refusals as failures (`anomalous`).
+ */
+export class RejectionWindow {
+  static readonly SIZE = 64;
+  /** Samples before a rate means anything, on either side of the comparison. */
+  static readonly MIN_SAMPLES = 20;
+  readonly #ring = new Uint8Array(RejectionWindow.SIZE);
+  #next = 0;
+  samples = 0;
+  rejected = 0;
+
+  record(rejected: boolean): void {
+    const at = this.#next;
+    if (this.samples === RejectionWindow.SIZE) this.rejected -= this.#ring[at] as number;
+    else this.samples += 1;
+    this.#ring[at] = rejected ? 1 : 0;
+    if (rejected) this.rejected += 1;
+    this.#next = (at + 1) % RejectionWindow.SIZE;
+  }
+
+  /** Whether this rate is far above the others' (`rejected` of `samples` among the model's other nodes). */
+  anomalous(othersRejected: number, othersSamples: number): boolean {
+    if (this.samples < RejectionWindow.MIN_SAMPLES || othersSamples < RejectionWindow.MIN_SAMPLES)
+      return false;
+    const mine = this.rejected / this.samples;
+    const theirs = othersRejected / othersSamples;
+    return mine >= 0.5 && mine >= 3 * theirs + 0.1;
+  }
 }

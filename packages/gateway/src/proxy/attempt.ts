@@ -179,7 +179,7 @@ export function forwardAttempt(
         // The consumer's own mistake (400, 404, 413…): passed through, neutral for the node, no charge.
         settled = true;
         started2 = true;
-        lease.release("neutral");
+        lease.release("neutral", { rejected: status >= 400 && status < 500 });
         res.writeHead(status, {
           "content-type": up.headers["content-type"] ?? "application/json",
           "x-request-id": requestId,

@@ -276,6 +276,8 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
       return;
     }
     if (faults.status !== undefined) {
+      if (options.firstTokenDelayMs)
+        await new Promise((resolve) => setTimeout(resolve, options.firstTokenDelayMs));
       res.writeHead(faults.status, { "content-type": "application/json", "retry-after": "1" });
       res.end(
         JSON.stringify({ error: { message: "fault", type: "server_error", param: null, code: "fault" } }),
