@@ -4,13 +4,13 @@
  * null removes a limit) and `DELETE` of the same (back to gateway.json). A change applies to the
  * next request, requests in flight included in its concurrency count.
  */
-import { HttpError } from "@gbt/protocol";
+import { HttpError, limitsInputSchema } from "@gbt/protocol";
 import { Hono, type MiddlewareHandler } from "hono";
 import { readJson } from "../http/body.js";
 import { named } from "../http/gateway-app.js";
 import type { GatewayEnv, GatewayRoutes } from "../http/gateway-env.js";
 import { parseInput } from "../http/validate.js";
-import { type LimitStore, limitsSchema } from "./limit-store.js";
+import type { LimitStore } from "./limit-store.js";
 
 export const LIMITS_PATH = "/v1/gateway/limits";
 
@@ -29,7 +29,7 @@ export function limitRoutes(admin: MiddlewareHandler<GatewayEnv>, store: LimitSt
     .put(`${LIMITS_PATH}/:kind/:id`, named("admin_limits"), async (c) => {
       const kind = kindOf(c.req.param("kind"));
       const body = parseInput(
-        limitsSchema,
+        limitsInputSchema,
         await readJson(c, 16 * 1024),
         ({ path, message }) => `Body ${path || "(root)"}: ${message}.`,
         "Send {requestsPerMinute, tokensPerMinute, concurrentRequests, budgetMicro, budgetPeriod}; null removes one.",

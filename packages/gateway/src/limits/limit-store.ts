@@ -4,32 +4,20 @@
  * so they survive a restart). A field set to null means "no limit", also over a default.
  * Also the spend the budget check reads: the period's debits from the usage records.
  */
+import { type LimitsInput, limitsInputSchema } from "@gbt/protocol";
 import { migrate } from "@gbt/store";
 import { z } from "zod";
 import type { GatewayDatabase } from "../gateway-database.js";
 import type { LimitSource, Limits, SpendSource } from "./rate-limiter.js";
 
-const count = z.number().int().min(1).max(1_000_000_000);
-
-/** One subject's limits as gateway.json and the admin API give them (null: no limit). */
-export const limitsSchema = z.strictObject({
-  requestsPerMinute: count.max(1_000_000).nullable().optional(),
-  tokensPerMinute: count.nullable().optional(),
-  concurrentRequests: count.max(100_000).nullable().optional(),
-  /** Micro-credits an account may spend per `budgetPeriod` (accounts only). */
-  budgetMicro: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().optional(),
-  budgetPeriod: z.enum(["day", "month"]).optional(),
-});
-export type LimitsInput = z.infer<typeof limitsSchema>;
-
 export const limitsConfigSchema = z
   .strictObject({
     /** Every key's limits, unless its own entry says otherwise. */
-    perKey: limitsSchema.default({}),
+    perKey: limitsInputSchema.default({}),
     /** Every account's limits, unless its own entry says otherwise. */
-    perAccount: limitsSchema.default({}),
-    keys: z.record(z.string().max(128), limitsSchema).default({}),
-    accounts: z.record(z.string().max(128), limitsSchema).default({}),
+    perAccount: limitsInputSchema.default({}),
+    keys: z.record(z.string().max(128), limitsInputSchema).default({}),
+    accounts: z.record(z.string().max(128), limitsInputSchema).default({}),
   })
   .default({ perKey: {}, perAccount: {}, keys: {}, accounts: {} });
 export type LimitsConfig = z.infer<typeof limitsConfigSchema>;

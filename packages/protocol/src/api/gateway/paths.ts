@@ -47,6 +47,10 @@ export const gatewayPaths = {
   accountKeys: (accountId: string) => `/v1/gateway/accounts/${segment(accountId)}/keys`,
   /** `GET`: the ledger's invariants (200 when they hold, 500 with the same report when not). */
   ledgerCheck: "/v1/gateway/ledger/check",
+  /** `GET`: the door's limits (defaults for every key and account, and every override). */
+  limits: "/v1/gateway/limits",
+  /** `PUT {requestsPerMinute?, tokensPerMinute?, concurrentRequests?, budgetMicro?, budgetPeriod?}` (null removes one), `DELETE`: one key's or account's limits. */
+  subjectLimits: (kind: "keys" | "accounts", id: string) => `/v1/gateway/limits/${kind}/${segment(id)}`,
 
   // Verification.
   /** `GET`: a node's tier, reputation and evidence ids. Public: operators read their own standing. */

@@ -324,3 +324,42 @@ export const gatewayHealthSchema = z.strictObject({
   inFlight: count,
 });
 export type GatewayHealth = z.infer<typeof gatewayHealthSchema>;
+
+// The door's limits (admin API).
+
+const limitCount = z.number().int().min(1).max(1_000_000_000);
+
+/** One key's or account's limits as gateway.json and `PUT /v1/gateway/limits/…` give them (null: no limit). */
+export const limitsInputSchema = z.strictObject({
+  requestsPerMinute: limitCount.max(1_000_000).nullable().optional(),
+  tokensPerMinute: limitCount.nullable().optional(),
+  concurrentRequests: limitCount.max(100_000).nullable().optional(),
+  /** Micro-credits an account may spend per `budgetPeriod` (accounts only). */
+  budgetMicro: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().optional(),
+  budgetPeriod: z.enum(["day", "month"]).optional(),
+});
+export type LimitsInput = z.infer<typeof limitsInputSchema>;
+
+/** The limits in force for one subject (absent: no limit). */
+export const effectiveLimitsSchema = z.strictObject({
+  requestsPerMinute: limitCount.optional(),
+  tokensPerMinute: limitCount.optional(),
+  concurrentRequests: limitCount.optional(),
+  budgetMicro: z.number().int().min(0).optional(),
+  budgetPeriod: z.enum(["day", "month"]).optional(),
+});
+export type EffectiveLimits = z.infer<typeof effectiveLimitsSchema>;
+
+export const subjectLimitsSchema = z.strictObject({
+  kind: z.enum(["key", "account"]),
+  id: z.string().max(128),
+  limits: effectiveLimitsSchema,
+});
+export type SubjectLimits = z.infer<typeof subjectLimitsSchema>;
+
+export const limitsOverviewSchema = z.strictObject({
+  perKey: effectiveLimitsSchema,
+  perAccount: effectiveLimitsSchema,
+  overrides: z.array(subjectLimitsSchema).max(1_000_000),
+});
+export type LimitsOverview = z.infer<typeof limitsOverviewSchema>;

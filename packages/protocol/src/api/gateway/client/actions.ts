@@ -7,6 +7,7 @@ export { getHealth } from "./get-health.js";
 export { getInfo } from "./get-info.js";
 export { getNodeTrust } from "./get-node-trust.js";
 export { checkLedger } from "./ledger-check.js";
+export { clearLimits, getLimits, setLimits } from "./limits.js";
 export { listAccounts } from "./list-accounts.js";
 export { listEvidence } from "./list-evidence.js";
 export { listModels } from "./list-models.js";

@@ -18,6 +18,7 @@ import { getHealth } from "./get-health.js";
 import { type GetInfoParameters, getInfo } from "./get-info.js";
 import { getNodeTrust } from "./get-node-trust.js";
 import { checkLedger } from "./ledger-check.js";
+import { clearLimits, getLimits, type SubjectParameters, setLimits } from "./limits.js";
 import { listAccounts } from "./list-accounts.js";
 import { type ListEvidenceParameters, listEvidence } from "./list-evidence.js";
 import { listModels } from "./list-models.js";
@@ -44,6 +45,9 @@ export function createGatewayClient(options: GatewayClientOptions) {
     createAccount: (parameters: CreateAccountParameters) => createAccount(transport, parameters),
     createKey: (parameters: CreateKeyParameters) => createKey(transport, parameters),
     checkLedger: () => checkLedger(transport),
+    getLimits: () => getLimits(transport),
+    setLimits: (parameters: Parameters<typeof setLimits>[1]) => setLimits(transport, parameters),
+    clearLimits: (parameters: SubjectParameters) => clearLimits(transport, parameters),
     // Verification.
     getNodeTrust: (node: string) => getNodeTrust(transport, node),
     challengeNode: (parameters: ChallengeNodeParameters) => challengeNode(transport, parameters),

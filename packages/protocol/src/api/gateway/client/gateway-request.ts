@@ -43,7 +43,7 @@ export interface GatewayClientOptions {
 
 /** One call of the gateway API, as an action describes it. */
 export interface GatewayCall<T> {
-  method?: "GET" | "POST";
+  method?: "GET" | "POST" | "PUT" | "DELETE";
   /** A path of paths.ts. */
   path: string;
   query?: Record<string, string | number | undefined>;
