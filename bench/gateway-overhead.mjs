@@ -253,7 +253,7 @@ async function runUpstream() {
 // ---------------------------------------------------------------------------------------------
 // Gateway child: the real server (startGatewayServer), one account with a large grant and a key.
 
-/** The bench's gateway config; the upstream listens on loopback (a baseline build older than the URL policy has no such field). */
+/** The bench's gateway config; the upstream listens on loopback (a baseline build older than the URL policy and the limits has neither field). */
 function benchConfig(parseGatewayConfig) {
   const config = {
     port: 0,
@@ -261,7 +261,14 @@ function benchConfig(parseGatewayConfig) {
     routing: { rampUpDays: 0 },
   };
   try {
-    return parseGatewayConfig({ ...config, allowPrivateNodes: true });
+    // Limits on (checked on every request, never reached), as an open gateway runs.
+    return parseGatewayConfig({
+      ...config,
+      allowPrivateNodes: true,
+      limits: {
+        perKey: { requestsPerMinute: 1_000_000, tokensPerMinute: 1_000_000_000, concurrentRequests: 100_000 },
+      },
+    });
   } catch {
     return parseGatewayConfig(config);
   }

@@ -212,3 +212,4 @@ export {
   type VerificationConfig,
   verificationConfigSchema,
 } from "./verification/verification-config.js";
+export { type Limits, type LimitSource, type LimitTicket, RateLimiter, type SpendSource } from "./limits/rate-limiter.js";
