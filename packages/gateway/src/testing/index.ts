@@ -3,3 +3,15 @@
  * the main entry point.
  */
 export { type FakeNode, type FakeNodeFaults, type FakeNodeOptions, startFakeNode } from "./fake-node.js";
+export {
+  checkAnswer,
+  type FuzzOutcome,
+  type FuzzReport,
+  type FuzzRequest,
+  gatewayFuzzRoutes,
+  type HttpFuzzTarget,
+  httpFuzzer,
+  parseResponses,
+  runHttpFuzz,
+  sendFuzzRequest,
+} from "./http-fuzz.js";
