@@ -92,6 +92,8 @@ interface Segment {
 
 /** A segment is cut after this many bytes. */
 const SEGMENT_BYTES = 8 * 1024 * 1024;
+/** The live segment is truncated, once all of it is settled, past this many bytes. */
+const TRUNCATE_BYTES = 256 * 1024;
 const SEGMENT_NAME = /^\d{16}\.jsonl$/;
 
 const errorCode = (error: unknown): string | null =>
@@ -207,8 +209,10 @@ export class SettlementJournal {
     segment.open -= 1;
     if (segment.open > 0) return;
     if (segment !== this.#current) unlinkSync(segment.path);
-    else if (this.#bytes > 0) {
-      // Everything in the live segment is settled: start it over rather than let it grow.
+    else if (this.#bytes >= TRUNCATE_BYTES) {
+      // Everything in the live segment is settled: start it over rather than let it grow. Not after
+      // every request (a truncate costs more than the write it follows, at low load once a request):
+      // settled lines left behind are harmless, a replay finds them in the ledger and drops them.
       ftruncateSync(this.#fd, 0);
       this.#bytes = 0;
     }
