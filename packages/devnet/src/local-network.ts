@@ -69,7 +69,11 @@ export async function startLocalNetwork(parameters: LocalNetworkParameters): Pro
     port: parameters.port,
     ...(parameters.host !== undefined ? { host: parameters.host } : {}),
     // The local nodes listen on loopback: admitted here, refused by a gateway on defaults.
-    config: (config) => ({ ...config, allowPrivateNodes: true, routing: { ...config.routing, rampUpDays: 0 } }),
+    config: (config) => ({
+      ...config,
+      allowPrivateNodes: true,
+      routing: { ...config.routing, rampUpDays: 0 },
+    }),
     ...(chain ? { settlement: chain.settlement } : {}),
   }).catch(async (error: unknown) => {
     await chain?.stop();

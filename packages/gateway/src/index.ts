@@ -94,6 +94,13 @@ export {
 } from "./gateway-service.js";
 export type { ErrorScope, GatewayEnv, GatewayRoutes } from "./http/gateway-env.js";
 export {
+  type LimitSource,
+  type Limits,
+  type LimitTicket,
+  RateLimiter,
+  type SpendSource,
+} from "./limits/rate-limiter.js";
+export {
   ADMITTED,
   type Admission,
   type BreakerState,
@@ -212,4 +219,3 @@ export {
   type VerificationConfig,
   verificationConfigSchema,
 } from "./verification/verification-config.js";
-export { type Limits, type LimitSource, type LimitTicket, RateLimiter, type SpendSource } from "./limits/rate-limiter.js";

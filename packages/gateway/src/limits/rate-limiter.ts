@@ -151,7 +151,7 @@ export class RateLimiter {
     if (key === null && account === null) return UNLIMITED;
     const now = this.#now();
     for (const subject of [key, account]) {
-      if (subject !== null) this.#check(subject, principal.accountId, tokens, reserveMicro, now);
+      if (subject !== null) this.#check(subject, principal.accountId, reserveMicro, now);
     }
     for (const subject of [key, account]) {
       if (subject === null) continue;
@@ -201,7 +201,7 @@ export class RateLimiter {
     return limited ? subject : null;
   }
 
-  #check(subject: Subject, accountId: string, tokens: number, reserveMicro: number, now: number): void {
+  #check(subject: Subject, accountId: string, reserveMicro: number, now: number): void {
     const { limits } = subject;
     if (subject.requests !== null && subject.requests.used(now) >= subject.requests.limit) {
       throw refused(

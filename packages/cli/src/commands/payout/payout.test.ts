@@ -47,7 +47,10 @@ describe("stake → serve → settle → claim on a real chain (real processes o
     expect((await runCli(["setup", "--yes"], env())).exitCode).toBe(0);
     // No ramp-up: a brand-new node would otherwise start at a fraction of its capacity.
     await mkdir(join(home, "config"), { recursive: true });
-    await writeFile(join(home, "config", "gateway.json"), JSON.stringify({ allowPrivateNodes: true, routing: { rampUpDays: 0 } }));
+    await writeFile(
+      join(home, "config", "gateway.json"),
+      JSON.stringify({ allowPrivateNodes: true, routing: { rampUpDays: 0 } }),
+    );
     chain = await startGbtProcess(["chain", "dev", "--port", "0", "--json"], env());
     rpcUrl = String(chain.first.rpcUrl);
     nodeAddress = getAddress(String(chain.first.node));
