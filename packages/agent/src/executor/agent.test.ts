@@ -161,7 +161,12 @@ describe("createAgent", () => {
     const bytes = hexToBytes(signed.signature);
     bytes[10] = (bytes[10] ?? 0) ^ 0xff;
     const forged = { ...signed, signature: bytesToHex(bytes) };
-    const highS = { ...signed, signature: `${signed.signature.slice(0, 130)}1b` };
+    // The high-s twin of the real signature (it recovers to the issuer too; only canonical ones count).
+    const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+    const s = BigInt(`0x${signed.signature.slice(66, 130)}`);
+    const v = Number.parseInt(signed.signature.slice(130), 16);
+    const twin = `${signed.signature.slice(0, 66)}${(n - s).toString(16).padStart(64, "0")}${(v === 27 ? 28 : 27).toString(16)}`;
+    const highS = { ...signed, signature: twin };
     for (const body of [forged, highS, { ...signed, signature: "0x1234" }]) {
       const outcome = await agent.submit(wire(body));
       expect(outcome.state).toBe("rejected");
