@@ -214,7 +214,7 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
     }
     return new LinkFailure(
       "refused",
-      `The gateway at ${base} refused ${what} (${status}${code ? ` ${code}` : ""}): ${message ?? "no message"}.`,
+      `The gateway at ${base} refused ${what} (${status}${code ? ` ${code}` : ""}): ${(message ?? "no message").replace(/\.$/, "")}.`,
       { gateway: base, status, code },
     );
   }
