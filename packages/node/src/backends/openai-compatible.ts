@@ -239,6 +239,44 @@ export function createOpenAICompatibleBackend(options: OpenAICompatibleBackendOp
     chatStream,
     chat,
 
+    relay: {
+      async chat(body, requestSignal) {
+        const { signal, release } = scope(requestSignal);
+        try {
+          // The client sends the body as it is given: fields it does not know reach the server too.
+          const answer = await client.chat.completions.create({ ...body, stream: false } as never, {
+            signal,
+          });
+          return answer as unknown as Record<string, unknown>;
+        } catch (error) {
+          throw fail(error, typeof body.model === "string" ? body.model : undefined);
+        } finally {
+          release();
+        }
+      },
+      async *chatStream(body, requestSignal) {
+        const { signal, release } = scope(requestSignal);
+        let answer: { controller: AbortController } | undefined;
+        let finished = false;
+        try {
+          const options = (body.stream_options ?? {}) as Record<string, unknown>;
+          const stream = await client.chat.completions.create(
+            { ...body, stream: true, stream_options: { ...options, include_usage: true } } as never,
+            { signal },
+          );
+          answer = stream as unknown as { controller: AbortController };
+          for await (const chunk of stream as unknown as AsyncIterable<Record<string, unknown>>) yield chunk;
+          finished = true;
+        } catch (error) {
+          if (!signal.aborted) throw fail(error, typeof body.model === "string" ? body.model : undefined);
+        } finally {
+          // Also reached when the consumer stops reading: hang up so the server stops generating.
+          if (!finished) answer?.controller.abort();
+          release();
+        }
+      },
+    },
+
     async close() {
       scopes.abortAll(new Error("backend closed"));
     },

@@ -90,6 +90,13 @@ export interface Backend {
   /** Streams a completion; aborting `request.signal` stops generation and frees the slot. */
   chatStream(request: ChatRequest): AsyncIterable<ChatStreamEvent>;
   chat(request: ChatRequest): Promise<ChatResult>;
+  /**
+   * The whole OpenAI request, passed through as the consumer sent it (backends that speak the
+   * OpenAI API themselves): every field reaches the server (tools, response_format, logprobs,
+   * images…), and its answer comes back as it is. Present, the node relays instead of
+   * re-serialising, so the API is as complete as the backend's.
+   */
+  relay?: ChatRelay;
   /** Counts tokens of a chat as the backend would see it, when the backend can (context checks). */
   countPromptTokens?(request: Pick<ChatRequest, "model" | "messages">): Promise<number>;
   pullModel?(
@@ -106,6 +113,14 @@ export interface Backend {
   forgetModel?(id: string): Promise<void>;
   /** Releases everything the backend holds (models, contexts, sockets). */
   close(): Promise<void>;
+}
+
+/** The pass-through of a backend that speaks the OpenAI API (see Backend.relay). */
+export interface ChatRelay {
+  /** A whole completion: the server's answer object as it sent it. */
+  chat(body: Record<string, unknown>, signal: AbortSignal): Promise<Record<string, unknown>>;
+  /** A stream: the server's chunk objects as it sent them (usage asked for, in the last chunk). */
+  chatStream(body: Record<string, unknown>, signal: AbortSignal): AsyncIterable<Record<string, unknown>>;
 }
 
 /** Collects a stream into a whole result; shared by adapters whose whole call is a drained stream. */

@@ -1,10 +1,13 @@
 /**
  * The OpenAI `POST /v1/chat/completions` request as gbt accepts it: every field a client may
  * send is type- and range-checked, and a failure names the field (`param`) the way OpenAI does.
- * Unknown fields are ignored, as OpenAI-compatible servers do, so newer clients keep working.
+ * A field the backend cannot honour and whose absence would change the answer (tools, a
+ * structured response_format, logprobs, n > 1) is a 400 naming it, never silently dropped; other
+ * unknown fields are ignored, as OpenAI-compatible servers do. A backend that speaks the OpenAI
+ * API itself gets the request as it is instead (`parseRelayedRequest`).
  */
 import { z } from "zod";
-import type { ChatMessage, ChatRequest } from "../backends/types.js";
+import type { BackendKind, ChatMessage, ChatRequest } from "../backends/types.js";
 
 const content = z.union([
   z.string().max(1_000_000),
@@ -55,10 +58,76 @@ export interface ParsedChatRequest {
   includeUsage: boolean;
 }
 
+type Refusal = { ok: false; param: string; message: string };
+
+/** The fields whose absence would change the answer, and what the backend would have to do. */
+function unsupportedField(body: Record<string, unknown>, kind: BackendKind): Refusal | null {
+  const refuse = (param: string, what: string): Refusal => ({
+    ok: false,
+    param,
+    message: `'${param}' is not supported by this node's ${kind} backend (${what}); send the request without it, or use a node whose backend supports it.`,
+  });
+  if (Array.isArray(body.tools) && body.tools.length > 0 && body.tool_choice !== "none") {
+    return refuse("tools", "no tool calling here yet");
+  }
+  const format = (body.response_format as { type?: unknown } | null | undefined)?.type;
+  if (format !== undefined && format !== "text")
+    return refuse("response_format", "no structured output here yet");
+  if (body.logprobs === true) return refuse("logprobs", "no token log-probabilities here");
+  if (typeof body.n === "number" && body.n > 1) return refuse("n", "one choice per request");
+  return null;
+}
+
+/** A request passed through to a backend that speaks the OpenAI API: only what the node itself needs is checked. */
+export function parseRelayedRequest(body: unknown):
+  | {
+      ok: true;
+      value: { request: Record<string, unknown>; stream: boolean; includeUsage: boolean; model: string };
+    }
+  | Refusal {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    return { ok: false, param: "", message: "The request body must be a JSON object." };
+  }
+  const b = body as Record<string, unknown>;
+  if (typeof b.model !== "string" || b.model.length === 0 || b.model.length > 256) {
+    return {
+      ok: false,
+      param: "model",
+      message: "Invalid value for 'model': a non-empty string is required.",
+    };
+  }
+  if (!Array.isArray(b.messages) || b.messages.length === 0) {
+    return {
+      ok: false,
+      param: "messages",
+      message: "Invalid value for 'messages': a non-empty array is required.",
+    };
+  }
+  if (b.stream !== undefined && b.stream !== null && typeof b.stream !== "boolean") {
+    return { ok: false, param: "stream", message: "Invalid value for 'stream': a boolean is required." };
+  }
+  const { stream, ...request } = b;
+  const options = b.stream_options as { include_usage?: unknown } | null | undefined;
+  return {
+    ok: true,
+    value: {
+      request,
+      stream: stream === true,
+      includeUsage: options?.include_usage === true,
+      model: b.model,
+    },
+  };
+}
+
 /** Validates a parsed JSON body; returns the backend request or the first bad field. */
 export function parseChatCompletionRequest(
   body: unknown,
-): { ok: true; value: ParsedChatRequest } | { ok: false; param: string; message: string } {
+  kind: BackendKind = "embedded",
+): { ok: true; value: ParsedChatRequest } | Refusal {
+  if (typeof body === "object" && body !== null && !Array.isArray(body)) {
+    const refused = unsupportedField(body as Record<string, unknown>, kind);
+    if (refused !== null) return refused;
+  }
   const parsed = chatCompletionRequestSchema.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

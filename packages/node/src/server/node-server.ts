@@ -32,10 +32,17 @@ import {
 } from "@gbt/protocol";
 import { getRequestListener } from "@hono/node-server";
 import type { Logger } from "pino";
-import type { Backend, BackendTimings, ChatStreamEvent, FinishReason, Usage } from "../backends/types.js";
+import type {
+  Backend,
+  BackendTimings,
+  ChatRelay,
+  ChatStreamEvent,
+  FinishReason,
+  Usage,
+} from "../backends/types.js";
 import type { GatewayLink } from "../gateway-link.js";
 import type { ApiKeyStore } from "./api-keys.js";
-import { parseChatCompletionRequest } from "./chat-request.js";
+import { parseChatCompletionRequest, parseRelayedRequest } from "./chat-request.js";
 import { createNodeAuth, invalidApiKey } from "./node-auth.js";
 import { createNodeMetrics, type NodeMetrics } from "./node-metrics.js";
 import { nodeRoutes } from "./node-routes.js";
@@ -98,6 +105,24 @@ function timingsJson(timings: BackendTimings | undefined) {
 }
 
 const finishJson = (reason: FinishReason) => (reason === "abort" ? "stop" : reason);
+
+/** The final event of a relayed answer: its usage (the server's count) and finish reason. */
+function finalOf(
+  withUsage: Record<string, unknown>,
+  withChoices: Record<string, unknown>,
+): Extract<ChatStreamEvent, { type: "done" }> {
+  const usage = (withUsage.usage ?? {}) as { prompt_tokens?: unknown; completion_tokens?: unknown };
+  const count = (value: unknown) =>
+    Number.isInteger(value) && (value as number) >= 0 ? (value as number) : 0;
+  const choice = (Array.isArray(withChoices.choices) ? withChoices.choices[0] : undefined) as
+    | { finish_reason?: unknown }
+    | undefined;
+  return {
+    type: "done",
+    finishReason: choice?.finish_reason === "length" ? "length" : "stop",
+    usage: { promptTokens: count(usage.prompt_tokens), completionTokens: count(usage.completion_tokens) },
+  };
+}
 
 /** The gateway's request ids: they become the receipt's requestId, so they must be identifiers. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -169,6 +194,120 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     }
   }
 
+  const overCapacity = () =>
+    new HttpError("over_capacity", `The node is at capacity (${capacity} requests).`, null, {
+      "retry-after": "1",
+    });
+
+  /**
+   * A backend that speaks the OpenAI API gets the consumer's request as it is (only `stream` and
+   * the usage chunk are the node's), and its answer goes back as it is: tools, structured outputs,
+   * logprobs, images and every field gbt has no name for work as far as the backend supports
+   * them. The node reads the usage for its receipt and keeps the stream's end (receipt, [DONE]).
+   */
+  async function relayChat(
+    relay: ChatRelay,
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: unknown,
+    started: number,
+    requestId: string | undefined,
+  ): Promise<void> {
+    const parsed = parseRelayedRequest(body);
+    if (!parsed.ok) throw new HttpError("invalid_value", parsed.message, parsed.param);
+    if (active.size >= capacity) throw overCapacity();
+    const { request, stream, includeUsage, model } = parsed.value;
+    const controller = new AbortController();
+    active.add(controller);
+    metrics.inFlight.set(active.size);
+    const onClose = () => {
+      if (!res.writableFinished) controller.abort(new Error("client disconnected"));
+    };
+    res.on("close", onClose);
+    let ttftMs = -1;
+    const observeToken = () => {
+      if (ttftMs < 0) {
+        ttftMs = performance.now() - started;
+        metrics.ttft.observe(ttftMs / 1000);
+      }
+    };
+    const receiptOf = (final: Extract<ChatStreamEvent, { type: "done" }>) => {
+      const durationMs = performance.now() - started;
+      return requestId === undefined
+        ? Promise.resolve(null)
+        : signReceipt(requestId, model, stream, final, ttftMs < 0 ? durationMs : ttftMs, durationMs);
+    };
+    let final: Extract<ChatStreamEvent, { type: "done" }> | undefined;
+    try {
+      if (!stream) {
+        const answer = await relay.chat(request, controller.signal);
+        observeToken();
+        final = finalOf(answer, answer);
+        const receipt = await receiptOf(final);
+        sendJson(res, 200, answer, {
+          "x-request-id": String(answer.id ?? ""),
+          ...(receipt
+            ? { [RECEIPT_HEADER]: Buffer.from(JSON.stringify(receipt)).toString("base64url") }
+            : {}),
+        });
+        return;
+      }
+      const chunks = relay.chatStream(request, controller.signal)[Symbol.asyncIterator]();
+      // The first chunk before the headers, so that the backend's refusal gets its own status.
+      let step = await chunks.next();
+      res.writeHead(200, {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        connection: "keep-alive",
+      });
+      let usage: Record<string, unknown> | undefined;
+      let finish: string | undefined;
+      try {
+        while (!step.done) {
+          const chunk = step.value;
+          const choices = Array.isArray(chunk.choices) ? (chunk.choices as Record<string, unknown>[]) : [];
+          if (chunk.usage !== undefined && chunk.usage !== null) usage = chunk;
+          for (const choice of choices) {
+            if (typeof choice.finish_reason === "string") finish = choice.finish_reason;
+            const delta = choice.delta as Record<string, unknown> | undefined;
+            if (delta !== undefined && (delta.content || delta.tool_calls || delta.reasoning_content))
+              observeToken();
+          }
+          // The usage chunk goes to the consumer only when asked for (the node always asks for it).
+          if (choices.length > 0 || includeUsage) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+          step = await chunks.next();
+        }
+      } catch (error) {
+        const http = toHttpError(error, "node", "node server");
+        res.end(
+          `data: ${JSON.stringify({ error: { message: http.message, type: http.type, code: http.code } })}\n\n`,
+        );
+        throw Object.assign(http, { alreadySent: true });
+      }
+      if (controller.signal.aborted) {
+        res.end();
+        return;
+      }
+      final = finalOf(usage ?? {}, { choices: [{ finish_reason: finish ?? "stop" }] });
+      const receipt = await receiptOf(final);
+      if (receipt) res.write(`${RECEIPT_SSE_PREFIX}${JSON.stringify(receipt)}\n\n`);
+      res.end(SSE_DONE_EVENT);
+    } finally {
+      res.off("close", onClose);
+      active.delete(controller);
+      metrics.inFlight.set(active.size);
+      metrics.duration.observe((performance.now() - started) / 1000);
+      if (final) {
+        metrics.tokens.inc({ type: "prompt" }, final.usage.promptTokens);
+        metrics.tokens.inc({ type: "completion" }, final.usage.completionTokens);
+        logger.info(
+          { ...(requestId !== undefined ? { requestId } : {}), model, stream, relayed: true, ...final.usage },
+          "chat completion",
+        );
+      }
+    }
+  }
+
   async function handleChat(
     req: IncomingMessage,
     res: ServerResponse,
@@ -193,13 +332,13 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     } catch {
       throw new HttpError("invalid_json", "The request body is not valid JSON.");
     }
-    const parsed = parseChatCompletionRequest(body);
-    if (!parsed.ok) throw new HttpError("invalid_value", parsed.message, parsed.param);
-    if (active.size >= capacity) {
-      throw new HttpError("over_capacity", `The node is at capacity (${capacity} requests).`, null, {
-        "retry-after": "1",
-      });
+    if (backend.relay !== undefined) {
+      await relayChat(backend.relay, req, res, body, started, requestId);
+      return;
     }
+    const parsed = parseChatCompletionRequest(body, backend.kind);
+    if (!parsed.ok) throw new HttpError("invalid_value", parsed.message, parsed.param);
+    if (active.size >= capacity) throw overCapacity();
     const { request, stream, includeUsage } = parsed.value;
     const controller = new AbortController();
     active.add(controller);

@@ -7,6 +7,12 @@
  * whole. Errors use llama.cpp's `{"error": {code, message, type}}` body, including
  * `exceed_context_size_error`. Token timing is scripted, and the timings it reports are the
  * scripted ones, so a test knows them exactly. Every exchange is logged, including hang-ups.
+ *
+ * Tools, as llama.cpp's `--jinja` and OpenAI answer them: with `tools` (and `tool_choice` not
+ * "none") and a last message that is not a `tool` result, the answer is a call of the first tool
+ * (or the named one) with `toolArguments`, `finish_reason: "tool_calls"`; streamed, the call comes
+ * as OpenAI streams it: one delta with its index, id, type and name and empty arguments, then the
+ * arguments in fragments.
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
@@ -37,6 +43,8 @@ export interface FakeOpenAIServerOptions {
   health?: "ok" | "loading" | "absent";
   /** Drop the connection after this many generated tokens, as when the server crashes. */
   failAfterTokens?: number;
+  /** The arguments of a tool call, as JSON text (default `{"city":"Paris"}`), streamed four characters (a token) at a time. */
+  toolArguments?: string;
 }
 
 /** One exchange as the fake saw it. */
@@ -234,6 +242,57 @@ export async function startFakeOpenAIServer(
       object: "chat.completion.chunk",
       ...extra,
     });
+
+    const tools = Array.isArray(request.tools) ? (request.tools as { function?: { name?: unknown } }[]) : [];
+    const lastRole = messages.at(-1)?.role;
+    if (tools.length > 0 && request.tool_choice !== "none" && lastRole !== "tool") {
+      const named = (request.tool_choice as { function?: { name?: unknown } } | undefined)?.function?.name;
+      const name = String(named ?? tools[0]?.function?.name ?? "tool");
+      const args = options.toolArguments ?? '{"city":"Paris"}';
+      const callId = `call_${randomBytes(6).toString("hex")}`;
+      // One token per four characters of arguments, streamed one fragment per token.
+      const pieces = args.match(/[\s\S]{1,4}/g) ?? [];
+      const usage = {
+        completion_tokens: pieces.length,
+        prompt_tokens: promptTokens,
+        total_tokens: pieces.length + promptTokens,
+      };
+      if (!streaming) {
+        return reply.json(200, {
+          choices: [
+            {
+              finish_reason: "tool_calls",
+              index: 0,
+              message: {
+                role: "assistant",
+                content: null,
+                tool_calls: [{ id: callId, type: "function", function: { name, arguments: args } }],
+              },
+            },
+          ],
+          created: Math.floor(Date.now() / 1000),
+          model,
+          object: "chat.completion",
+          usage,
+          id,
+        });
+      }
+      const stream = reply.sse();
+      const deltas = [
+        {
+          role: "assistant",
+          content: null,
+          tool_calls: [{ index: 0, id: callId, type: "function", function: { name, arguments: "" } }],
+        },
+        ...pieces.map((piece) => ({ tool_calls: [{ index: 0, function: { arguments: piece } }] })),
+      ];
+      for (const delta of deltas)
+        if (!stream.write(chunk([{ finish_reason: null, index: 0, delta }]))) return;
+      if (!stream.write(chunk([{ finish_reason: "tool_calls", index: 0, delta: {} }]))) return;
+      if (includeUsage && !stream.write(chunk([], { usage }))) return;
+      stream.done();
+      return;
+    }
 
     generating++;
     try {
