@@ -53,6 +53,11 @@ export interface CompletedRequest {
   receipt: string | null;
   /** A whole response's body, for its usage. */
   wholeBody: Buffer | null;
+  /**
+   * Sends a whole response to the consumer: the proxy calls it once the request is handed over
+   * (journalled), so that no crash can lose a request the consumer received in full.
+   */
+  deliver?: () => void;
   maxTokens: number;
   /** Upper bound of the prompt's tokens (the body's bytes). */
   promptBound: number;

@@ -32,7 +32,9 @@ import type { GatewayMetrics } from "../gateway-metrics.js";
 import type { Lease } from "../pool/lease.js";
 import type { InstanceLink } from "../pool/pool-instance.js";
 import type { ParsedChat } from "./admission.js";
-import { SseRelay } from "./sse-relay.js";
+import { DONE_MARKER, SseRelay } from "./sse-relay.js";
+
+const EMPTY_TAIL = Buffer.alloc(0);
 
 /** Why a forwarding attempt failed before anything reached the consumer. */
 export class AttemptFailed extends Error {
@@ -214,6 +216,8 @@ export function forwardAttempt(
         "x-gbt-gateway-ms": gatewayMs.toFixed(3),
       });
       const relay = new SseRelay(routing.maxEventBytes);
+      /** The stream's end ([DONE]), sent once the request is handed over. */
+      let heldBack: Buffer | null = null;
       let firstChunkAt = 0;
       let lastChunkAt = 0;
       // Refreshed by whole events only: a node dribbling bytes of an event never ends does not keep it alive.
@@ -238,14 +242,21 @@ export function forwardAttempt(
           stall.refresh();
           lastChunkAt = performance.now();
           if (firstChunkAt === 0) firstChunkAt = lastChunkAt;
+          if (relay.done) {
+            // The [DONE] is held back until the request is journalled (the caller's hand-over):
+            // the consumer never sees a stream complete that a crash could lose. The request is
+            // complete now, not when the node's connection gets round to ending.
+            const at = out.indexOf(DONE_MARKER);
+            heldBack = at >= 0 ? out.subarray(at) : EMPTY_TAIL;
+            if (at > 0) res.write(out.subarray(0, at));
+            finish(null);
+            return;
+          }
           if (!res.write(out)) {
             clearTimeout(stall);
             up.pause();
             res.once("drain", drained);
           }
-          // [DONE] went through: the consumer has everything, so the request is complete (and
-          // settled) now, not when the node's connection gets round to ending.
-          if (relay.done) finish(null);
         }
       });
       const finish = (error: Error | null) => {
@@ -262,7 +273,7 @@ export function forwardAttempt(
         const generationMs = lastChunkAt > firstChunkAt ? lastChunkAt - firstChunkAt : 0;
         if (complete) {
           lease.release("success", { outputTokens: contentEvents, generationMs });
-          res.end();
+          if (heldBack === null) res.end();
         } else if (consumerGone) {
           lease.release("neutral");
         } else {
@@ -279,18 +290,19 @@ export function forwardAttempt(
             })}\n\n`,
           );
         }
-        resolve(
-          completedOf(
-            requestId,
-            chat,
-            lease,
-            headersAt,
-            contentEvents,
-            generationMs,
-            relay.receipt,
-            complete ? "complete" : consumerGone ? "cancelled" : "failed",
-          ),
+        const completed = completedOf(
+          requestId,
+          chat,
+          lease,
+          headersAt,
+          contentEvents,
+          generationMs,
+          relay.receipt,
+          complete ? "complete" : consumerGone ? "cancelled" : "failed",
         );
+        const tail = heldBack;
+        if (complete && tail !== null) completed.deliver = () => res.end(tail);
+        resolve(completed);
       };
       up.on("end", () => finish(relay.pending > 0 ? new Error("stream cut inside an event") : null));
       up.on("error", (error) => finish(error));
@@ -333,18 +345,22 @@ export function forwardAttempt(
         started2 = true;
         res.off("close", onConsumerGone);
         const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-        res.writeHead(200, {
-          "content-type": "application/json",
-          "content-length": body.length,
-          "x-request-id": requestId,
-          "x-gbt-gateway-ms": gatewayMs.toFixed(3),
-        });
-        res.end(body);
         const receiptHeader = up.headers[RECEIPT_HEADER];
         const receipt =
           typeof receiptHeader === "string" ? Buffer.from(receiptHeader, "base64url").toString("utf8") : null;
         const completed = completedOf(requestId, chat, lease, sentAt, 0, 0, receipt, "complete");
         completed.wholeBody = body;
+        // Answered once the request is journalled (the caller's hand-over): a crash between the two
+        // would otherwise lose a request the consumer has in full.
+        completed.deliver = () => {
+          res.writeHead(200, {
+            "content-type": "application/json",
+            "content-length": body.length,
+            "x-request-id": requestId,
+            "x-gbt-gateway-ms": gatewayMs.toFixed(3),
+          });
+          res.end(body);
+        };
         lease.release("success");
         resolve(completed);
       });

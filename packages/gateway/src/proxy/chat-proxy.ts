@@ -91,7 +91,11 @@ export function createChatProxy(deps: ChatProxyDependencies): ChatProxy {
           response: completed.wholeBody,
         });
       }
-      settler.submit(completed, admitted.hold);
+      try {
+        settler.submit(completed, admitted.hold);
+      } finally {
+        completed.deliver?.();
+      }
     } finally {
       if (!handedOver) admitted.hold.release();
       admitted.limits.release();

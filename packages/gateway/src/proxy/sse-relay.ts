@@ -19,6 +19,8 @@ const TERMINATOR = Buffer.from(SSE_EVENT_END);
 const RECEIPT = Buffer.from(RECEIPT_SSE_PREFIX);
 /** `data: [DONE]`, looked for inside the complete events of a chunk. */
 const DONE = Buffer.from(SSE_DONE_EVENT.slice(0, -SSE_EVENT_END.length));
+/** Where a stream's `data: [DONE]` event starts, for a caller that holds the end back. */
+export const DONE_MARKER = DONE;
 /** The keys whose non-empty string value is delivered text (OpenAI's chunk layout, compact JSON). */
 const TEXT_KEYS = ['"content":"', '"arguments":"', '"reasoning_content":"', '"refusal":"'].map((key) =>
   Buffer.from(key),
