@@ -44,10 +44,31 @@ export const gatewayInfoSchema = z.strictObject({
 });
 export type GatewayInfo = z.infer<typeof gatewayInfoSchema>;
 
+/**
+ * What a node's backend can do with one model (the node's `ModelCapabilities`), signed with its
+ * registration: the gateway routes a request only to instances whose model has what it needs.
+ * Absent (a node from before capabilities): chat only.
+ */
+export const modelCapabilitiesSchema = z.strictObject({
+  chat: z.boolean(),
+  tools: z.boolean(),
+  jsonSchema: z.boolean(),
+  embeddings: z.boolean(),
+  vision: z.boolean(),
+  logprobs: z.boolean(),
+  completions: z.boolean(),
+  /** The context the node serves the model with, in tokens. */
+  contextLength: z.number().int().min(1).max(16_777_216).optional(),
+  /** The length of the model's embedding vectors. */
+  embeddingDimensions: z.number().int().min(1).max(65_536).optional(),
+});
+export type ModelCapabilitiesDetails = z.infer<typeof modelCapabilitiesSchema>;
+
 const modelEntry = z.strictObject({
   id: identifier(256),
   /** sha256 of the GGUF or the backend's own digest, when known. */
   digest: boundedText(160).optional(),
+  capabilities: modelCapabilitiesSchema.optional(),
 });
 
 /** The most owners a node publishes (its config holds as many). */

@@ -33,6 +33,10 @@ export const httpErrorCodes = {
   wrong_node: [400, "invalid_request_error", "INVALID_INPUT"],
   manifest_invalid: [400, "invalid_request_error", "MANIFEST_INVALID"],
   context_length_exceeded: [400, "invalid_request_error", "CONTEXT_LENGTH_EXCEEDED"],
+  /** A field the model cannot honour on this node (its capabilities), whose absence would change the answer. */
+  unsupported_parameter: [400, "invalid_request_error", "INVALID_INPUT"],
+  /** No instance of the model has what the request needs (tools, structured output, vision…). */
+  model_not_capable: [400, "invalid_request_error", "INVALID_INPUT"],
   invalid_api_key: [401, "invalid_request_error", "UNAUTHORIZED"],
   invalid_admin_token: [401, "authentication_error", "UNAUTHORIZED"],
   signature_invalid: [401, "authentication_error", "SIGNATURE_INVALID"],

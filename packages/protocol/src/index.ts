@@ -6,6 +6,7 @@
 export * from "./api/agent/index.js";
 export * from "./api/gateway/index.js";
 export * from "./api/node/index.js";
+export * from "./api/openai/index.js";
 export { bearerToken } from "./bearer.js";
 export { type BoundedReadOptions, readBounded } from "./bounded-read.js";
 export { canonicalJson, hashPayload } from "./canonical-json.js";

@@ -27,6 +27,12 @@ export const gatewayPaths = {
   // Consumer API (API key).
   /** `POST`: OpenAI chat completions, pooled over the nodes. */
   chatCompletions: "/v1/chat/completions",
+  /** `POST`: OpenAI embeddings, pooled over the nodes whose model has `embeddings` (never streamed). */
+  embeddings: "/v1/embeddings",
+  /** `POST`: OpenAI legacy text completions, pooled over the nodes whose model has `completions`. */
+  completions: "/v1/completions",
+  /** `POST`: the OpenAI Responses API (no stored state), pooled over the nodes. */
+  responses: "/v1/responses",
   /** `GET`: the models some active node serves (OpenAI list). */
   models: "/v1/models",
 

@@ -13,6 +13,8 @@ import { z } from "zod";
 import {
   gatewayInfoSchema,
   heartbeatDetailsSchema,
+  type ModelCapabilitiesDetails,
+  modelCapabilitiesSchema,
   registrationDetailsSchema,
   registrationResponseSchema,
 } from "../../gateway-link.js";
@@ -24,8 +26,10 @@ import {
 } from "../../model-manifest-registry.js";
 import { address, boundedText, chainId, identifier } from "../../primitives.js";
 
+export type { ModelCapabilitiesDetails };
 export {
   gatewayInfoSchema,
+  modelCapabilitiesSchema,
   registrationResponseSchema,
   registryEntrySchema,
   registryListSchema,
@@ -76,6 +80,13 @@ export const modelListSchema = list(
     object: z.literal("model"),
     created: count,
     owned_by: identifier(64),
+    // Absent from gateways before capabilities.
+    /** The request parameters some live node of the model honours (OpenRouter's names). */
+    supported_parameters: z.array(identifier(64)).max(64).optional(),
+    /** What some live node of the model can do (the union of their signed capabilities). */
+    capabilities: modelCapabilitiesSchema.optional(),
+    /** The largest context a live node serves the model with, in tokens; null when none said. */
+    context_length: count.nullable().optional(),
   }),
   10_000,
 );

@@ -3,6 +3,7 @@
  * (the gateway, `gbt status`, benchmarks) read them.
  */
 import { z } from "zod";
+import { modelCapabilitiesSchema } from "../../gateway-link.js";
 
 /** One model of `GET /v1/models`: OpenAI's model object, with the GGUF's sha256 when the node knows it. */
 export const nodeModelSchema = z.object({
@@ -12,6 +13,8 @@ export const nodeModelSchema = z.object({
   owned_by: z.string().max(64),
   /** `sha256:…` of the model file, when the backend reports one. */
   digest: z.string().max(128).optional(),
+  /** What the model can do on this node (tools, structured output, embeddings…); absent: chat only. */
+  capabilities: modelCapabilitiesSchema.optional(),
 });
 export type NodeModel = z.infer<typeof nodeModelSchema>;
 
