@@ -240,6 +240,36 @@ describe("gateway link", () => {
     expect(node.isLinkToken("")).toBe(false);
   });
 
+  it("signs each model's capabilities into the registration; figures out of bounds drop them, not the model", async () => {
+    const gateway = await startGateway();
+    const capabilities = {
+      chat: true,
+      tools: true,
+      jsonSchema: true,
+      embeddings: true,
+      vision: false,
+      logprobs: false,
+      completions: true,
+      contextLength: 4096,
+      embeddingDimensions: 256,
+    };
+    const node = link(gateway.url, {
+      models: async () => [
+        { id: "llama3:8b", digest: "sha256:abc", capabilities },
+        { id: "huge", capabilities: { ...capabilities, contextLength: 2 ** 40 } },
+        { id: "scripted" },
+      ],
+    });
+    await node.ready;
+    const registration = gateway.registrations[0] as SignedObject<"NodeRegistration">;
+    expect(registrationDetailsSchema.parse(registration.payload).models).toEqual([
+      { id: "llama3:8b", digest: "sha256:abc", capabilities },
+      { id: "huge" },
+      { id: "scripted" },
+    ]);
+    expect(gateway.refused).toEqual([]);
+  });
+
   it("registers again on 404 unknown_instance, accepts the new token (and the previous one), never logs tokens", async () => {
     const gateway = await startGateway();
     const { logger, entries } = capturingLogger();

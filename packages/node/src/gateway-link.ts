@@ -18,6 +18,7 @@ import {
   isGbtError,
   LINK_SIGNATURE_TTL_SECONDS,
   MAX_PUBLISHED_OWNERS,
+  modelCapabilitiesSchema,
   RECEIPT_TTL_SECONDS,
   type ReceiptTimings,
   type RegistrationDetails,
@@ -30,6 +31,7 @@ import {
 } from "@gbt/protocol";
 import type { Logger } from "pino";
 import type { LocalAccount } from "viem";
+import type { ModelCapabilities } from "./backends/types.js";
 
 export const DEFAULT_LINK_RETRY_MIN_MS = 1_000;
 export const DEFAULT_LINK_RETRY_MAX_MS = 30_000;
@@ -43,7 +45,8 @@ export interface GatewayLinkOptions {
   /** The URL the gateway uses to reach this node. */
   nodeUrl: string;
   capacity: number;
-  models: () => Promise<Array<{ id: string; digest?: string }>>;
+  /** The models served, with what the backend can do with each (signed with the registration; absent: chat only). */
+  models: () => Promise<Array<{ id: string; digest?: string; capabilities?: ModelCapabilities }>>;
   backend: { kind: string; version?: string };
   inFlight: () => number;
   health: () => Promise<{ ok: boolean; detail?: string }>;
@@ -224,7 +227,7 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
   }
 
   async function offeredModels(): Promise<RegistrationDetails["models"]> {
-    let listed: Array<{ id: string; digest?: string }>;
+    let listed: Array<{ id: string; digest?: string; capabilities?: ModelCapabilities }>;
     try {
       listed = await options.models();
     } catch (cause) {
@@ -232,13 +235,20 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
     }
     const models: RegistrationDetails["models"] = [];
     for (const model of listed) {
+      const capabilities =
+        model.capabilities === undefined ? undefined : modelCapabilitiesSchema.safeParse(model.capabilities);
       const entry = modelEntrySchema.safeParse({
         id: model.id,
         ...(model.digest ? { digest: model.digest } : {}),
+        // Out-of-range figures (a context the schema cannot hold) drop the capabilities, not the model.
+        ...(capabilities?.success ? { capabilities: capabilities.data } : {}),
       });
       if (entry.success) models.push(entry.data);
       else {
-        const bare = modelEntrySchema.safeParse({ id: model.id });
+        const bare = modelEntrySchema.safeParse({
+          id: model.id,
+          ...(capabilities?.success ? { capabilities: capabilities.data } : {}),
+        });
         if (bare.success) models.push(bare.data);
       }
     }

@@ -179,7 +179,11 @@ export async function startServe(parameters: ServeParameters): Promise<RunningNo
         capacity,
         chainId: config.node.chainId,
         models: async () =>
-          (await backend.listModels()).map((m) => ({ id: m.id, ...(m.digest ? { digest: m.digest } : {}) })),
+          (await backend.listModels()).map((m) => ({
+            id: m.id,
+            ...(m.digest ? { digest: m.digest } : {}),
+            ...(m.capabilities ? { capabilities: m.capabilities } : {}),
+          })),
         backend: { kind: backend.kind, ...(health.version ? { version: health.version } : {}) },
         inFlight: () => server.inFlight(),
         health: async () => {

@@ -46,7 +46,7 @@ async function drain(stream: AsyncIterable<ChatStreamEvent>) {
   const deltas: string[] = [];
   for await (const event of stream) {
     if (event.type === "delta") deltas.push(event.text);
-    else return { deltas, text: deltas.join(""), done: event };
+    else if (event.type === "done") return { deltas, text: deltas.join(""), done: event };
   }
   throw new Error("stream ended without a done event");
 }

@@ -16,31 +16,57 @@
  *   calls into node-llama-cpp's evaluator (source {@link EMBEDDED_TIMINGS_SOURCE}): prefill is the
  *   first step (prompt decode + first sample), decode the later steps, each one token. These
  *   include node-llama-cpp's batching and sampling, and exclude time spent waiting for the reader.
+ * - Structured output: `response_format` json_object / json_schema and forced tool calls
+ *   (`tool_choice` required or a name) constrain sampling with a grammar (embedded-grammar.ts,
+ *   embedded-tools.ts); `tool_choice` auto runs node-llama-cpp's LlamaChat, which calls functions
+ *   in the model's own syntax. One call per forced answer; the node never runs a tool.
+ * - Raw completions evaluate the prompt's own tokens (no chat template) through the same loop.
+ * - Embeddings: one embedding context per model, created on first use and disposed with the
+ *   model; requests run one at a time per model, outside the generation slots; vectors unit length.
  */
 import { randomInt } from "node:crypto";
 import { readdir, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
-import { GbtError, isGbtError, sha256File } from "@gbt/protocol";
+import { GbtError, httpError, isGbtError, sha256File } from "@gbt/protocol";
 import type {
   ChatHistoryItem,
+  ChatModelFunctions,
   ChatWrapper,
   Llama,
   LlamaContext,
   LlamaContextSequence,
+  LlamaEmbeddingContext,
+  LlamaGrammar,
   LlamaModel,
+  LlamaText,
   Token,
 } from "node-llama-cpp";
+import { normalizeEmbedding } from "./embedded-embeddings.js";
+import { compileSchemaGrammar } from "./embedded-grammar.js";
+import { toChatHistory } from "./embedded-history.js";
+import {
+  describeTools,
+  ForcedCallStream,
+  forcedCallSchema,
+  newToolCallId,
+  resolveToolMode,
+  toolParamsSchema,
+} from "./embedded-tools.js";
 import {
   type Backend,
   type BackendHealth,
   type BackendTimings,
-  type ChatMessage,
   type ChatRequest,
   type ChatStreamEvent,
+  type CompletionRequest,
   collectChat,
+  type EmbedRequest,
+  type EmbedResult,
   type FinishReason,
+  type ModelCapabilities,
   type ModelInfo,
+  type ToolDefinition,
 } from "./types.js";
 
 /** A GGUF file served under an id. */
@@ -79,6 +105,8 @@ export const DEFAULT_EMBEDDED_TEMPERATURE = 0.8;
 
 /** Tokens before a piece that the detokenizer sees, so spaces and merges come out as in a whole text. */
 const DETOKENIZE_CONTEXT_TOKENS = 8;
+/** Grammars kept compiled, per backend (by schema). */
+const GRAMMAR_CACHE_SIZE = 64;
 /** A UTF-8 character spans at most 4 byte tokens: hold at most that many while the text ends mid-character. */
 const MAX_HELD_TOKENS = 4;
 
@@ -102,6 +130,13 @@ export function defaultThreads(
 }
 
 type NodeLlamaCpp = typeof import("node-llama-cpp");
+
+/**
+ * llama.cpp warns on every embedding that it marks all tokens as outputs (node-llama-cpp asks for
+ * the last one only, a pooled embedding needs them all): expected, harmless, and one line per
+ * request in the node's log, so it is dropped.
+ */
+const EMBEDDING_OUTPUTS_NOTE = "embeddings required but some input tokens were not marked as outputs";
 
 let nodeLlamaCppModule: Promise<NodeLlamaCpp> | undefined;
 /** One Llama per GPU setting per process (see the module header: they are never disposed). */
@@ -127,6 +162,9 @@ function sharedLlama(gpu: boolean): Promise<Llama> {
         maxThreads: 0,
         skipDownload: true,
         progressLogs: false,
+        logger: (level, message) => {
+          if (!message.includes(EMBEDDING_OUTPUTS_NOTE)) llamaCpp.Llama.defaultConsoleLogger(level, message);
+        },
       }),
     );
     instance.catch(() => llamaInstances.delete(key));
@@ -143,6 +181,40 @@ interface LoadedModel {
   /** Tokens per request (prompt + completion): the size asked for, though llama.cpp may round the context up. */
   contextSize: number;
   chatWrapper: ChatWrapper;
+  /** The embedding context, created on the first embeddings request. */
+  embedding?: Promise<LlamaEmbeddingContext>;
+  /** The embeddings request in flight (they run one at a time). */
+  embedQueue: Promise<unknown>;
+  /** Aborted when the model unloads: stops an embeddings request between inputs. */
+  closing: AbortController;
+}
+
+/** The sampling fields a generation honours (chat and raw completions alike). */
+type GenerationRequest = Pick<
+  ChatRequest,
+  "model" | "maxTokens" | "temperature" | "topP" | "seed" | "signal" | "presencePenalty" | "frequencyPenalty"
+>;
+
+/** How many of the latest generated tokens OpenAI-style penalties look back on (node-llama-cpp's default). */
+const PENALTY_WINDOW = 64;
+
+/** A prompt ready to evaluate: its tokens, where it stops, and the grammar that shapes it. */
+interface PreparedPrompt extends RenderedPrompt {
+  grammar?: LlamaGrammar | undefined;
+}
+
+/** A slot held by one request (see leaseSlot). */
+interface SlotLease {
+  /** The request's signal joined with the slot's own (unload, close). */
+  signal: AbortSignal;
+  /** Resolves when `signal` fires. */
+  aborted: Promise<typeof ABORTED>;
+  /** The sequence to free on release, and how to stop the work in flight on it first. */
+  hold(sequence: LlamaContextSequence, stop: () => Promise<unknown>): void;
+  /** Gives the slot back (idempotent). */
+  release(): Promise<void>;
+  /** Stops listening to the signal. */
+  end(): void;
 }
 
 interface RenderedPrompt {
@@ -164,6 +236,16 @@ interface Slot {
 
 const ABORTED = Symbol("aborted");
 
+/** A grammar's own end-of-answer texts (node-llama-cpp's JSON grammars end with "\n\n\n\n", which LlamaChat treats as the end). */
+function grammarStopTexts(grammar: LlamaGrammar): string[] {
+  return grammar.stopGenerationTriggers.flatMap((trigger) => {
+    if (typeof trigger === "string") return trigger === "" ? [] : [trigger];
+    const values: readonly unknown[] = Array.isArray(trigger) ? trigger : (trigger as LlamaText).values;
+    const text = values.every((value) => typeof value === "string") ? values.join("") : "";
+    return text === "" ? [] : [text];
+  });
+}
+
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -181,16 +263,6 @@ function toUint32Seed(seed: number): number {
   }
   const modulus = 2 ** 32;
   return ((Math.trunc(seed) % modulus) + modulus) % modulus;
-}
-
-function toChatHistory(messages: ChatMessage[]): ChatHistoryItem[] {
-  const history = messages.map((message): ChatHistoryItem => {
-    if (message.role === "assistant") return { type: "model", response: [message.content] };
-    return { type: message.role, text: message.content };
-  });
-  // A trailing assistant message is continued; otherwise the template opens a new assistant turn.
-  if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
-  return history;
 }
 
 /**
@@ -300,6 +372,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
   /** Models loaded, by id (the settled subset of `loading`). */
   const loaded = new Map<string, LoadedModel>();
   const slots = new Set<Slot>();
+  const grammars = new Map<string, Promise<LlamaGrammar>>();
   const digests = new Map<string, { size: number; mtimeMs: number; digest: Promise<string> }>();
   let closed = false;
   let threads: number | undefined = options.threads;
@@ -409,6 +482,8 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
           context,
           contextSize: Math.min(contextSize, context.contextSize),
           chatWrapper: resolveChatWrapper(model),
+          embedQueue: Promise.resolve(),
+          closing: new AbortController(),
         };
         if (closed || loading.get(id) !== promise) {
           await context.dispose();
@@ -438,8 +513,15 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
     return settled;
   }
 
-  function renderPrompt(entry: LoadedModel, messages: ChatMessage[]): RenderedPrompt {
-    const state = entry.chatWrapper.generateContextState({ chatHistory: toChatHistory(messages) });
+  function renderPrompt(
+    entry: LoadedModel,
+    chatHistory: ChatHistoryItem[],
+    availableFunctions?: ChatModelFunctions,
+  ): RenderedPrompt {
+    const state = entry.chatWrapper.generateContextState({
+      chatHistory,
+      ...(availableFunctions ? { availableFunctions, documentFunctionParams: true } : {}),
+    });
     const tokens = state.contextText.tokenize(entry.model.tokenizer);
     const stopTokens = new Set<Token>();
     const stopTexts: string[] = [];
@@ -467,7 +549,30 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
     );
   }
 
-  async function* chatStream(request: ChatRequest): AsyncGenerator<ChatStreamEvent> {
+  /** A grammar, compiled once per schema (compiling parses the GBNF in llama.cpp). */
+  async function cachedGrammar(key: string, compile: () => Promise<LlamaGrammar>): Promise<LlamaGrammar> {
+    let grammar = grammars.get(key);
+    if (!grammar) {
+      grammar = compile();
+      grammar.catch(() => grammars.delete(key));
+      if (grammars.size >= GRAMMAR_CACHE_SIZE) grammars.delete(grammars.keys().next().value as string);
+      grammars.set(key, grammar);
+    }
+    return grammar;
+  }
+
+  /** The grammar of a response format, if it constrains the answer. */
+  async function responseGrammar(request: ChatRequest): Promise<LlamaGrammar | undefined> {
+    const format = request.responseFormat;
+    if (format === undefined || format.type === "text") return undefined;
+    const instance = await llama();
+    if (format.type === "json_object") return cachedGrammar("json", () => instance.getGrammarFor("json"));
+    return cachedGrammar(`schema:${JSON.stringify(format.schema)}`, () =>
+      compileSchemaGrammar(instance, format.schema, "response_format.json_schema.schema"),
+    );
+  }
+
+  function validateGeneration(request: Pick<ChatRequest, "maxTokens">): void {
     ensureOpen();
     if (request.maxTokens !== undefined && (!Number.isInteger(request.maxTokens) || request.maxTokens < 0)) {
       throw new GbtError(
@@ -475,10 +580,15 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
         `maxTokens must be a non-negative integer, got ${request.maxTokens}.`,
       );
     }
-    if (request.signal?.aborted) {
-      yield { type: "done", finishReason: "abort", usage: { promptTokens: 0, completionTokens: 0 } };
-      return;
-    }
+  }
+
+  /**
+   * Takes one of the `capacity` slots (BUSY when none is free) for a request. The lease's signal
+   * fires on the request's abort and on unloadModel/close; either frees the slot at once, even if
+   * the stream's reader never pulls again: `release` first stops the work in flight registered
+   * with `hold` (one token step at most), then frees the sequence's KV cells.
+   */
+  function leaseSlot(request: Pick<ChatRequest, "model" | "signal">): SlotLease {
     if (slots.size >= capacity) {
       throw new GbtError(
         "BUSY",
@@ -489,9 +599,8 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
         },
       );
     }
-
     let sequence: LlamaContextSequence | undefined;
-    let evaluation: ReturnType<LlamaContextSequence["evaluate"]> | undefined;
+    let stop: (() => Promise<unknown>) | undefined;
     let releasing: Promise<void> | undefined;
     let markReleased: () => void = () => {};
     const slot: Slot = {
@@ -502,11 +611,10 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
       }),
     };
     slots.add(slot);
-    // Gives the sequence back: waits for the step in flight (one token at most), then frees its KV cells.
     const release = () => {
       releasing ??= (async () => {
         try {
-          await evaluation?.return();
+          await stop?.();
           await sequence?.dispose();
         } catch {
           // A failed evaluator or sequence is given up either way; the slot must come back.
@@ -524,15 +632,52 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
     const aborted = new Promise<typeof ABORTED>((resolveAborted) => {
       onAbort = () => {
         resolveAborted(ABORTED);
-        // Free the slot now, even if the reader of this stream never pulls again.
         void release();
       };
     });
     signal.addEventListener("abort", onAbort, { once: true });
+    return {
+      signal,
+      aborted,
+      hold(held, stopHeld) {
+        sequence = held;
+        stop = stopHeld;
+      },
+      release,
+      end() {
+        signal.removeEventListener("abort", onAbort);
+      },
+    };
+  }
 
+  function wrapFailure(error: unknown): unknown {
+    if (isGbtError(error)) return error;
+    return new GbtError("INTERNAL", `The embedded backend failed while generating: ${errorMessage(error)}`, {
+      cause: error,
+    });
+  }
+
+  /**
+   * The one generation loop behind chat and raw completions: a prompt (prepared once the model is
+   * loaded and a slot held) is evaluated on a fresh sequence, token by token, with the request's
+   * sampling, stop strings and optional grammar. Yields text deltas, then one `done` event.
+   */
+  async function* generate(
+    request: GenerationRequest,
+    prepare: (entry: LoadedModel) => Promise<PreparedPrompt>,
+    /** Asked after each delta the consumer took: true ends the answer there (a forced call whose JSON is whole). */
+    isComplete?: () => boolean,
+  ): AsyncGenerator<ChatStreamEvent> {
+    validateGeneration(request);
+    if (request.signal?.aborted) {
+      yield { type: "done", finishReason: "abort", usage: { promptTokens: 0, completionTokens: 0 } };
+      return;
+    }
+    const lease = leaseSlot(request);
+    const { signal } = lease;
     try {
       const entry = await loadEntry(request.model);
-      const prompt = renderPrompt(entry, request.messages);
+      const prompt = await prepare(entry);
       const contextSize = entry.contextSize;
       if (prompt.tokens.length >= contextSize) throw contextTooSmall(entry, prompt.tokens.length);
       const maxTokens = Math.min(
@@ -547,25 +692,58 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
         decodeTokens: 0,
         source: EMBEDDED_TIMINGS_SOURCE,
       };
-      const completion = new CompletionText(entry.model, prompt.tokens.slice(-DETOKENIZE_CONTEXT_TOKENS), [
-        ...(request.stop ?? []).filter((stop) => stop !== ""),
-        ...prompt.stopTexts,
-      ]);
+      const completion = new CompletionText(
+        entry.model,
+        prompt.tokens.slice(-DETOKENIZE_CONTEXT_TOKENS),
+        prompt.stopTexts.filter((stop) => stop !== ""),
+      );
+      const { LlamaGrammarEvaluationState } = await importNodeLlamaCpp();
+      const grammarEvaluationState = prompt.grammar
+        ? new LlamaGrammarEvaluationState({ model: entry.model, grammar: prompt.grammar })
+        : undefined;
 
       // No await between this check and taking the sequence: an abort after it finds the sequence to free.
       if (signal.aborted) {
-        await release();
+        await lease.release();
         yield { type: "done", finishReason: "abort", usage, timings };
         return;
       }
-      sequence = entry.context.getSequence();
-      evaluation = sequence.evaluate(prompt.tokens, {
+      const sequence = entry.context.getSequence();
+      // OpenAI's presence/frequency penalties, over what this answer generated so far.
+      const generated: Token[] = [];
+      const penalized = (request.presencePenalty ?? 0) !== 0 || (request.frequencyPenalty ?? 0) !== 0;
+      const evaluation = sequence.evaluate(prompt.tokens, {
+        ...(penalized
+          ? {
+              repeatPenalty: {
+                punishTokens: () => generated.slice(-PENALTY_WINDOW),
+                maxPunishTokens: PENALTY_WINDOW,
+                penalty: 1,
+                frequencyPenalty: request.frequencyPenalty ?? 0,
+                presencePenalty: request.presencePenalty ?? 0,
+              },
+            }
+          : {}),
         temperature: request.temperature ?? DEFAULT_EMBEDDED_TEMPERATURE,
         ...(request.topP !== undefined ? { topP: request.topP } : {}),
         seed: request.seed !== undefined ? toUint32Seed(request.seed) : randomInt(2 ** 32),
+        ...(grammarEvaluationState ? { grammarEvaluationState } : {}),
         // Seen and counted like any sampled token (llama.cpp's server counts it too); generation then stops.
         yieldEogToken: true,
       });
+      lease.hold(sequence, () => evaluation.return());
+
+      // node-llama-cpp's JSON grammars allow whitespace after the value (and ask to trim it): held
+      // back until more text follows it, dropped at the end.
+      const trimSuffix = prompt.grammar?.trimWhitespaceSuffix === true;
+      let heldWhitespace = "";
+      const emit = (text: string): string => {
+        if (!trimSuffix) return text;
+        const all = heldWhitespace + text;
+        const kept = all.trimEnd();
+        heldWhitespace = all.slice(kept.length);
+        return kept;
+      };
 
       let finishReason: FinishReason | undefined;
       let firstStep = true;
@@ -581,7 +759,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
         const started = performance.now();
         const next = evaluation.next();
         next.catch(() => {}); // when the abort wins the race below, release() settles this step
-        const step = await Promise.race([next, aborted]);
+        const step = await Promise.race([next, lease.aborted]);
         if (step === ABORTED) {
           finishReason = "abort";
           break;
@@ -603,6 +781,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
           break;
         }
         usage.completionTokens++;
+        if (penalized) generated.push(step.value);
         if (entry.model.isEogToken(step.value) || prompt.stopTokens.has(step.value)) {
           account();
           finishReason = "stop";
@@ -610,23 +789,329 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
         }
         const piece = completion.push(step.value);
         account();
-        if (piece.text !== "") yield { type: "delta", text: piece.text };
-        if (piece.stopped) finishReason = "stop";
+        const text = emit(piece.text);
+        if (text !== "") yield { type: "delta", text };
+        if (piece.stopped || isComplete?.() === true) finishReason = "stop";
       }
       if (finishReason !== "stop") {
-        const rest = completion.flush();
+        const rest = emit(completion.flush());
         if (rest !== "") yield { type: "delta", text: rest };
       }
-      await release();
+      await lease.release();
       yield { type: "done", finishReason, usage, timings };
     } catch (error) {
+      throw wrapFailure(error);
+    } finally {
+      lease.end();
+      await lease.release();
+    }
+  }
+
+  async function* chatStream(request: ChatRequest): AsyncGenerator<ChatStreamEvent> {
+    validateGeneration(request);
+    const mode = resolveToolMode(request);
+    const formatted = request.responseFormat !== undefined && request.responseFormat.type !== "text";
+    if (mode.kind === "auto" && formatted) {
+      throw httpError(
+        "invalid_value",
+        "The embedded backend cannot combine response_format with tool_choice 'auto'; use tool_choice 'required' (or a function name) for a call, or 'none' for formatted text.",
+        { param: "response_format" },
+      );
+    }
+    if (mode.kind === "auto") {
+      yield* autoToolStream(request, mode.tools);
+      return;
+    }
+    const forced = mode.kind === "forced";
+    const call = new ForcedCallStream(0);
+    // A forced call ends as soon as its JSON is whole: the grammar would let the model pad it with whitespace.
+    const events = generate(
+      request,
+      async (entry) => {
+        let grammar: LlamaGrammar | undefined;
+        if (forced) {
+          const schema = forcedCallSchema(request, mode.tools);
+          const instance = await llama();
+          grammar = await cachedGrammar(`call:${JSON.stringify(schema)}`, () =>
+            compileSchemaGrammar(instance, schema as Record<string, unknown>, "tools"),
+          );
+        } else grammar = await responseGrammar(request);
+        const note =
+          mode.tools.length > 0 ? describeTools(mode.tools, forced ? "forced" : "text") : undefined;
+        const prompt = renderPrompt(entry, toChatHistory(request.messages, note));
+        return {
+          ...prompt,
+          grammar,
+          // A forced call ends where its grammar ends; the consumer's stop strings would cut its JSON.
+          stopTexts: [
+            ...(forced ? [] : (request.stop ?? [])),
+            ...prompt.stopTexts,
+            ...(grammar ? grammarStopTexts(grammar) : []),
+          ],
+        };
+      },
+      forced ? () => call.complete : undefined,
+    );
+    if (!forced) {
+      yield* events;
+      return;
+    }
+    for await (const event of events) {
+      if (event.type === "delta") yield* call.push(event.text);
+      else if (event.type === "done")
+        yield {
+          ...event,
+          finishReason: event.finishReason === "stop" && call.complete ? "tool_calls" : event.finishReason,
+        };
+    }
+  }
+
+  /**
+   * `tool_choice: auto`: node-llama-cpp's LlamaChat generates in the model's own function-calling
+   * syntax (its chat wrapper documents the functions in the prompt and constrains the call's
+   * parameters with their schema). No handler runs: the first calls end the answer, streamed as
+   * tool_call events; otherwise the answer is text.
+   */
+  async function* autoToolStream(
+    request: ChatRequest,
+    tools: ToolDefinition[],
+  ): AsyncGenerator<ChatStreamEvent> {
+    if (request.signal?.aborted) {
+      yield { type: "done", finishReason: "abort", usage: { promptTokens: 0, completionTokens: 0 } };
+      return;
+    }
+    const functions: ChatModelFunctions = Object.fromEntries(
+      tools.map((tool) => [
+        tool.name,
+        {
+          ...(tool.description ? { description: tool.description } : {}),
+          params: toolParamsSchema(request, tool),
+        },
+      ]),
+    );
+    const lease = leaseSlot(request);
+    const { signal } = lease;
+    try {
+      const entry = await loadEntry(request.model);
+      const { LlamaChat } = await importNodeLlamaCpp();
+      const history = toChatHistory(request.messages);
+      const promptTokens = renderPrompt(entry, history, functions).tokens.length;
+      if (promptTokens >= entry.contextSize) throw contextTooSmall(entry, promptTokens);
+      const maxTokens = Math.min(
+        request.maxTokens ?? Number.POSITIVE_INFINITY,
+        entry.contextSize - promptTokens,
+      );
+      const timings: BackendTimings & { promptMs: number; decodeMs: number; decodeTokens: number } = {
+        promptMs: 0,
+        decodeMs: 0,
+        promptTokens,
+        decodeTokens: 0,
+        source: EMBEDDED_TIMINGS_SOURCE,
+      };
+      if (signal.aborted || maxTokens === 0) {
+        await lease.release();
+        yield {
+          type: "done",
+          finishReason: signal.aborted ? "abort" : "length",
+          usage: { promptTokens, completionTokens: 0 },
+          timings,
+        };
+        return;
+      }
+
+      const queue: ChatStreamEvent[] = [];
+      let wake: () => void = () => {};
+      const woken = () =>
+        new Promise<void>((resolveWoken) => {
+          wake = resolveWoken;
+        });
+      let waiting = woken();
+      const push = (event: ChatStreamEvent) => {
+        queue.push(event);
+        wake();
+      };
+      const callIds = new Map<number, string>();
+      const started = performance.now();
+      let lastTokenAt: number | undefined;
+      const sequence = entry.context.getSequence();
+      const chat = new LlamaChat({
+        contextSequence: sequence,
+        chatWrapper: entry.chatWrapper,
+        autoDisposeSequence: false,
+      });
+      const response = chat.generateResponse(history, {
+        functions,
+        documentFunctionParams: true,
+        ...(request.parallelToolCalls === false ? { maxParallelFunctionCalls: 1 } : {}),
+        signal,
+        stopOnAbortSignal: true,
+        ...(Number.isFinite(maxTokens) ? { maxTokens } : {}),
+        temperature: request.temperature ?? DEFAULT_EMBEDDED_TEMPERATURE,
+        ...(request.topP !== undefined ? { topP: request.topP } : {}),
+        seed: request.seed !== undefined ? toUint32Seed(request.seed) : randomInt(2 ** 32),
+        ...(request.stop && request.stop.length > 0
+          ? { customStopTriggers: request.stop.filter((stop) => stop !== "") }
+          : {}),
+        onToken: () => {
+          const now = performance.now();
+          if (lastTokenAt === undefined) timings.promptMs = now - started;
+          else {
+            timings.decodeMs += now - lastTokenAt;
+            timings.decodeTokens++;
+          }
+          lastTokenAt = now;
+        },
+        onTextChunk: (text) => {
+          if (text !== "") push({ type: "delta", text });
+        },
+        onFunctionCallParamsChunk: (chunk) => {
+          if (!callIds.has(chunk.callIndex)) {
+            const id = newToolCallId();
+            callIds.set(chunk.callIndex, id);
+            push({ type: "tool_call", index: chunk.callIndex, id, name: chunk.functionName, arguments: "" });
+          }
+          if (chunk.paramsChunk !== "")
+            push({ type: "tool_call", index: chunk.callIndex, arguments: chunk.paramsChunk });
+        },
+      });
+      const settled = response.then(
+        () => undefined,
+        () => undefined,
+      );
+      lease.hold(sequence, async () => {
+        await settled;
+        chat.dispose({ disposeSequence: false });
+      });
+      let finished = false;
+      void settled.then(() => {
+        finished = true;
+        wake();
+      });
+      while (!finished || queue.length > 0) {
+        if (queue.length === 0) {
+          await Promise.race([waiting, lease.aborted]);
+          waiting = woken();
+          if (signal.aborted && !finished) await settled;
+        }
+        while (queue.length > 0) yield queue.shift() as ChatStreamEvent;
+      }
+      const result = await response;
+      // Calls whose parameters never streamed (a function without parameters) still come out whole.
+      (result.functionCalls ?? []).forEach((functionCall, index) => {
+        if (callIds.has(index)) return;
+        callIds.set(index, newToolCallId());
+        queue.push({
+          type: "tool_call",
+          index,
+          id: callIds.get(index) as string,
+          name: functionCall.functionName,
+          arguments: functionCall.params === undefined ? "{}" : JSON.stringify(functionCall.params),
+        });
+      });
+      while (queue.length > 0) yield queue.shift() as ChatStreamEvent;
+      const completionTokens = sequence.tokenMeter.usedOutputTokens;
+      const reason = result.metadata.stopReason;
+      const finishReason: FinishReason =
+        signal.aborted || reason === "abort"
+          ? "abort"
+          : callIds.size > 0 || reason === "functionCalls"
+            ? "tool_calls"
+            : reason === "maxTokens"
+              ? "length"
+              : "stop";
+      await lease.release();
+      yield { type: "done", finishReason, usage: { promptTokens, completionTokens }, timings };
+    } catch (error) {
+      throw wrapFailure(error);
+    } finally {
+      lease.end();
+      await lease.release();
+    }
+  }
+
+  async function* completeStream(request: CompletionRequest): AsyncGenerator<ChatStreamEvent> {
+    yield* generate(request, async (entry) => {
+      const tokens = entry.model.tokenize(request.prompt, false);
+      const bos = entry.model.tokens.bos;
+      if (entry.model.tokens.shouldPrependBosToken && bos !== null && tokens[0] !== bos) tokens.unshift(bos);
+      return {
+        tokens,
+        stopTokens: new Set<Token>(),
+        stopTexts: (request.stop ?? []).filter((stop) => stop !== ""),
+      };
+    });
+  }
+
+  /** The model's embedding context, created on first use and kept with the model until it unloads. */
+  function embeddingContext(entry: LoadedModel): Promise<LlamaEmbeddingContext> {
+    entry.embedding ??= entry.model
+      .createEmbeddingContext({ contextSize: entry.contextSize, threads: threads ?? 1 })
+      .catch((error: unknown) => {
+        entry.embedding = undefined;
+        throw new GbtError(
+          "INVALID_INPUT",
+          `llama.cpp could not create an embedding context for model '${entry.id}': ${errorMessage(error)}`,
+          { details: { model: entry.id }, cause: error },
+        );
+      });
+    return entry.embedding;
+  }
+
+  async function embed(request: EmbedRequest): Promise<EmbedResult> {
+    ensureOpen();
+    if (request.input.length === 0)
+      throw httpError("invalid_value", "input must hold at least one text to embed.", { param: "input" });
+    const emptyAt = request.input.indexOf("");
+    if (emptyAt >= 0)
+      throw httpError("invalid_value", `input[${emptyAt}] is empty; every input must hold text.`, {
+        param: "input",
+      });
+    const entry = await loadEntry(request.model);
+    const dimensionsOfModel = entry.model.embeddingVectorSize;
+    const { dimensions } = request;
+    if (
+      dimensions !== undefined &&
+      (!Number.isInteger(dimensions) || dimensions < 1 || dimensions > dimensionsOfModel)
+    ) {
+      throw httpError(
+        "invalid_value",
+        `dimensions must be an integer from 1 to ${dimensionsOfModel} (the length of model '${entry.id}''s embeddings), got ${dimensions}.`,
+        { param: "dimensions" },
+      );
+    }
+    // One embedding request at a time per model (its context has one sequence); unload waits for it.
+    const run = entry.embedQueue.then(async () => {
+      const context = await embeddingContext(entry);
+      const signal = request.signal
+        ? AbortSignal.any([request.signal, entry.closing.signal])
+        : entry.closing.signal;
+      const embeddings: number[][] = [];
+      let promptTokens = 0;
+      for (const text of request.input) {
+        if (signal.aborted)
+          throw new GbtError("INTERRUPTED", "The embedding request was aborted.", { cause: signal.reason });
+        const length = context.calculateInputLength(text);
+        if (length >= entry.contextSize) {
+          throw new GbtError(
+            "CONTEXT_LENGTH_EXCEEDED",
+            `An input is ${length} tokens; model '${entry.id}' embeds at most ${entry.contextSize - 1}.`,
+            { details: { model: entry.id, inputTokens: length, contextSize: entry.contextSize } },
+          );
+        }
+        promptTokens += length;
+        const embedding = await context.getEmbeddingFor(text);
+        embeddings.push(normalizeEmbedding(embedding.vector, dimensions));
+      }
+      return { embeddings, promptTokens };
+    });
+    entry.embedQueue = run.catch(() => {});
+    try {
+      return await run;
+    } catch (error) {
       if (isGbtError(error)) throw error;
-      throw new GbtError("INTERNAL", `The embedded backend failed while generating: ${errorMessage(error)}`, {
+      throw new GbtError("INTERNAL", `The embedded backend failed while embedding: ${errorMessage(error)}`, {
         cause: error,
       });
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-      await release();
     }
   }
 
@@ -658,14 +1143,20 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
     }
   }
 
-  async function trainedContextLength(path: string): Promise<number | undefined> {
+  /** What the GGUF's header says without loading the model (read once per file version). */
+  async function ggufFacts(path: string): Promise<{ contextLength?: number; embeddingLength?: number }> {
     try {
       const { readGgufFileInfo } = await importNodeLlamaCpp();
       const info = await readGgufFileInfo(path, { readTensorInfo: false });
-      const length = (info.architectureMetadata as { context_length?: unknown }).context_length;
-      return typeof length === "number" ? length : undefined;
+      const metadata = info.architectureMetadata as { context_length?: unknown; embedding_length?: unknown };
+      return {
+        ...(typeof metadata.context_length === "number" ? { contextLength: metadata.context_length } : {}),
+        ...(typeof metadata.embedding_length === "number"
+          ? { embeddingLength: metadata.embedding_length }
+          : {}),
+      };
     } catch {
-      return undefined;
+      return {};
     }
   }
 
@@ -682,17 +1173,31 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
       });
       if (!info?.isFile()) continue;
       const entry = loaded.get(id);
-      const trained = entry ? undefined : await trainedContextLength(path);
+      const facts = entry ? {} : await ggufFacts(path);
+      const trained = facts.contextLength;
       const contextLength =
         entry?.contextSize ??
         options.contextSize ??
         (trained === undefined ? undefined : Math.min(trained, DEFAULT_EMBEDDED_CONTEXT_CAP));
+      const embeddingDimensions = entry?.model.embeddingVectorSize ?? facts.embeddingLength;
+      const capabilities: ModelCapabilities = {
+        chat: true,
+        tools: true,
+        jsonSchema: true,
+        embeddings: true,
+        vision: false,
+        logprobs: false,
+        completions: true,
+        ...(contextLength === undefined ? {} : { contextLength }),
+        ...(embeddingDimensions === undefined ? {} : { embeddingDimensions }),
+      };
       models.push({
         id,
         digest: await fileDigest(path, info.size, info.mtimeMs),
         sizeBytes: info.size,
         ...(contextLength === undefined ? {} : { contextLength }),
         details: { path, loaded: entry !== undefined, format: "gguf" },
+        capabilities,
       });
     }
     return models;
@@ -726,6 +1231,10 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
     const entry = await pending.catch(() => undefined);
     if (!entry) return;
     loaded.delete(id);
+    entry.closing.abort(new Error(`model '${id}' unloaded`));
+    await entry.embedQueue;
+    const embedding = await entry.embedding?.catch(() => undefined);
+    await embedding?.dispose();
     await entry.context.dispose();
     await entry.model.dispose();
   }
@@ -737,10 +1246,12 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
     listModels,
     chatStream,
     chat: (request) => collectChat(chatStream(request)),
+    completeStream,
+    embed,
     async countPromptTokens(request) {
       ensureOpen();
       const entry = await loadEntry(request.model);
-      return renderPrompt(entry, request.messages).tokens.length;
+      return renderPrompt(entry, toChatHistory(request.messages)).tokens.length;
     },
     async loadModel(id) {
       ensureOpen();

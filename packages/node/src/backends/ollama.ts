@@ -4,11 +4,19 @@
  * chunk. Each request gets its own client whose fetch carries that request's abort signal,
  * because the client's `abort()` cancels every stream of the client at once; the same fetch turns
  * HTTP errors into exceptions before the client sees them (its error path prints to stdout).
+ *
+ * Tools, `format` and images are mapped in ollama-request.ts; Ollama answers a tool call whole
+ * (arguments as an object, usually in one chunk), which becomes one `tool_call` event carrying
+ * the arguments as JSON text. Raw completions are `/api/generate` with `raw: true`, embeddings
+ * `/api/embed`, and each model's capabilities come from `/api/show` (ollama-capabilities.ts).
  */
-import { GbtError } from "@gbt/protocol";
-import { type AbortableAsyncIterator, type ChatResponse, Ollama, type Options } from "ollama";
+import { randomBytes } from "node:crypto";
+import { GbtError, HttpError } from "@gbt/protocol";
+import { type AbortableAsyncIterator, Ollama } from "ollama";
 import { z } from "zod";
 import { createAbortScopes } from "./abort-scopes.js";
+import { createCapabilityCache } from "./ollama-capabilities.js";
+import { ollamaChatParts, ollamaOptions } from "./ollama-request.js";
 import { systemErrorCode } from "./system-error-code.js";
 import type {
   Backend,
@@ -17,9 +25,13 @@ import type {
   ChatRequest,
   ChatResult,
   ChatStreamEvent,
+  CompletionRequest,
+  EmbedRequest,
+  EmbedResult,
   FinishReason,
   ModelInfo,
   PullProgress,
+  ToolCall,
 } from "./types.js";
 
 export interface OllamaBackendOptions {
@@ -36,9 +48,24 @@ export interface OllamaBackendOptions {
 
 const DEFAULT_HOST = "http://127.0.0.1:11434";
 
+/** A call as Ollama answers it: whole, its arguments an object (`id` since Ollama 0.12). */
+const toolCallSchema = z.object({
+  id: z.string().optional(),
+  function: z.object({ name: z.string().min(1), arguments: z.record(z.string(), z.unknown()).nullish() }),
+});
+type OllamaAnswerCall = z.infer<typeof toolCallSchema>;
+
+/** A chat chunk's `message`, or a generate chunk's `response`. */
+const pieceShape = {
+  message: z
+    .object({ content: z.string().optional(), tool_calls: z.array(toolCallSchema).nullish() })
+    .optional(),
+  response: z.string().optional(),
+};
+
 /** Ollama's `omitempty` leaves zero counters and durations out: absent means 0. */
 const finalChunkSchema = z.object({
-  message: z.object({ content: z.string() }).optional(),
+  ...pieceShape,
   done: z.literal(true),
   done_reason: z.string().optional(),
   prompt_eval_count: z.number().int().nonnegative().optional(),
@@ -48,10 +75,13 @@ const finalChunkSchema = z.object({
 });
 type FinalChunk = z.infer<typeof finalChunkSchema>;
 
-const chunkSchema = z.union([
-  finalChunkSchema,
-  z.object({ message: z.object({ content: z.string() }).optional(), done: z.literal(false) }),
-]);
+const chunkSchema = z.union([finalChunkSchema, z.object({ ...pieceShape, done: z.literal(false) })]);
+type Chunk = z.infer<typeof chunkSchema>;
+
+const embedSchema = z.object({
+  embeddings: z.array(z.array(z.number())),
+  prompt_eval_count: z.number().int().nonnegative().optional(),
+});
 
 const tagsSchema = z.object({
   models: z.array(
@@ -99,6 +129,7 @@ export function createOllamaBackend(options: OllamaBackendOptions = {}): Backend
   const scopes = createAbortScopes();
   /** Models loaded by loadModel: every chat keeps them loaded (keep_alive -1) until unloadModel. */
   const pinned = new Set<string>();
+  const capabilityCache = createCapabilityCache();
 
   /** A client for one request: its fetch honours the request's signal and close(). */
   function scope(signal?: AbortSignal) {
@@ -122,44 +153,64 @@ export function createOllamaBackend(options: OllamaBackendOptions = {}): Backend
   }
 
   function chatBody(request: ChatRequest) {
-    return {
-      model: request.model,
-      messages: request.messages.map((message) => ({ role: message.role, content: message.content })),
-      options: modelOptions(request),
-      ...keepAliveFor(request.model),
-    };
+    return { model: request.model, ...ollamaChatParts(request), ...keepAliveFor(request.model) };
   }
 
-  async function* chatStream(request: ChatRequest): AsyncGenerator<ChatStreamEvent> {
-    const { client, signal, release } = scope(request.signal);
+  /**
+   * One NDJSON stream (a chat's or a raw generate's) as events. `start` opens it with the
+   * request's client; `singleCall` keeps only the first tool call (parallel_tool_calls false:
+   * Ollama cannot be told to make one call only).
+   */
+  async function* eventsOf(
+    model: string,
+    requestSignal: AbortSignal | undefined,
+    start: (client: Ollama) => Promise<AbortableAsyncIterator<object>>,
+    singleCall = false,
+  ): AsyncGenerator<ChatStreamEvent> {
+    const { client, signal, release } = scope(requestSignal);
     let chunks = 0;
-    let stream: AbortableAsyncIterator<ChatResponse> | undefined;
+    let calls = 0;
+    let stream: AbortableAsyncIterator<object> | undefined;
     let finished = false;
     try {
       if (!signal.aborted) {
-        stream = await client.chat({ ...chatBody(request), stream: true });
+        stream = await start(client);
         for await (const raw of stream) {
           const chunk = parseChunk(chunkSchema, raw);
-          const text = chunk.message?.content ?? "";
+          const text = textOf(chunk);
           if (text !== "") {
             chunks++;
             yield { type: "delta", text };
           }
+          for (const call of chunk.message?.tool_calls ?? []) {
+            if (singleCall && calls > 0) break;
+            chunks++;
+            yield { type: "tool_call", index: calls++, ...toolCall(call) };
+          }
           if (chunk.done) {
             finished = true;
-            yield { type: "done", ...outcome(chunk) };
+            yield { type: "done", ...outcome(chunk, calls > 0) };
             return;
           }
         }
       }
     } catch (error) {
-      if (!signal.aborted) throw toGbtError(error, host, request.model);
+      if (!signal.aborted) throw toGbtError(error, host, model);
     } finally {
       // Also reached when the consumer stops iterating: hang up so Ollama stops generating.
       if (!finished) stream?.abort();
       release();
     }
     yield { type: "done", finishReason: "abort", usage: { promptTokens: 0, completionTokens: chunks } };
+  }
+
+  function chatStream(request: ChatRequest): AsyncGenerator<ChatStreamEvent> {
+    return eventsOf(
+      request.model,
+      request.signal,
+      (client) => client.chat({ ...chatBody(request), stream: true }),
+      request.parallelToolCalls === false,
+    );
   }
 
   async function chat(request: ChatRequest): Promise<ChatResult> {
@@ -170,13 +221,73 @@ export function createOllamaBackend(options: OllamaBackendOptions = {}): Backend
         finalChunkSchema,
         await client.chat({ ...chatBody(request), stream: false }),
       );
-      return { text: response.message?.content ?? "", ...outcome(response) };
+      const answered = response.message?.tool_calls ?? [];
+      const calls: ToolCall[] = (request.parallelToolCalls === false ? answered.slice(0, 1) : answered).map(
+        toolCall,
+      );
+      return {
+        text: textOf(response),
+        ...(calls.length > 0 ? { toolCalls: calls } : {}),
+        ...outcome(response, calls.length > 0),
+      };
     } catch (error) {
       if (!signal.aborted) throw toGbtError(error, host, request.model);
       return { text: "", finishReason: "abort", usage: { promptTokens: 0, completionTokens: 0 } };
     } finally {
       release();
     }
+  }
+
+  /**
+   * A raw-prompt completion: `/api/generate` with `raw: true`, so no template is applied. (An
+   * empty prompt is Ollama's way of asking for a load: it answers done with nothing generated.)
+   */
+  function completeStream(request: CompletionRequest): AsyncGenerator<ChatStreamEvent> {
+    return eventsOf(request.model, request.signal, (client) =>
+      client.generate({
+        model: request.model,
+        prompt: request.prompt,
+        raw: true,
+        stream: true,
+        options: ollamaOptions(request),
+        ...keepAliveFor(request.model),
+      }),
+    );
+  }
+
+  async function embed(request: EmbedRequest): Promise<EmbedResult> {
+    const answer = await call(request.model, request.signal, (client) =>
+      client.embed({
+        model: request.model,
+        input: request.input,
+        // OpenAI refuses an input longer than the context; Ollama's default would embed a prefix.
+        truncate: false,
+        ...(request.dimensions !== undefined ? { dimensions: request.dimensions } : {}),
+        ...keepAliveFor(request.model),
+      }),
+    );
+    const parsed = embedSchema.safeParse(answer);
+    if (!parsed.success || parsed.data.embeddings.length !== request.input.length) {
+      throw new GbtError(
+        "BACKEND_UNREACHABLE",
+        `Ollama at ${host} answered /api/embed with an unexpected shape.`,
+        {
+          details: { host, model: request.model, inputs: request.input.length },
+          hint: "Check that the URL points at Ollama, and that Ollama is recent (0.3.4 or later has /api/embed).",
+        },
+      );
+    }
+    const { embeddings } = parsed.data;
+    // Ollama shortens a vector only when asked for fewer dimensions than the model has.
+    const length = embeddings[0]?.length;
+    if (request.dimensions !== undefined && length !== undefined && length !== request.dimensions) {
+      throw new HttpError(
+        "invalid_value",
+        `dimensions is ${request.dimensions}, but '${request.model}' embeds in ${length} dimensions; ask for at most ${length}.`,
+        "dimensions",
+      );
+    }
+    return { embeddings, promptTokens: parsed.data.prompt_eval_count ?? 0 };
   }
 
   /** Runs one non-streamed call under its own scope, mapping failures to GbtError. */
@@ -225,19 +336,35 @@ export function createOllamaBackend(options: OllamaBackendOptions = {}): Backend
           hint: "Check that the URL points at Ollama.",
         });
       }
-      return parsed.data.models.map((model) => ({
-        id: model.name,
-        ...(model.digest !== undefined ? { digest: model.digest } : {}),
-        ...(model.size !== undefined ? { sizeBytes: model.size } : {}),
-        details: {
-          ...model.details,
-          ...(model.modified_at !== undefined ? { modifiedAt: model.modified_at } : {}),
-        },
-      }));
+      const models = await Promise.all(
+        parsed.data.models.map(async (model): Promise<ModelInfo> => {
+          const capabilities = await capabilityCache.get(model.name, model.digest, () =>
+            call(model.name, signal, (client) => client.show({ model: model.name })),
+          );
+          return {
+            id: model.name,
+            ...(model.digest !== undefined ? { digest: model.digest } : {}),
+            ...(model.size !== undefined ? { sizeBytes: model.size } : {}),
+            ...(capabilities.contextLength !== undefined
+              ? { contextLength: capabilities.contextLength }
+              : {}),
+            details: {
+              ...model.details,
+              ...(model.modified_at !== undefined ? { modifiedAt: model.modified_at } : {}),
+            },
+            capabilities,
+          };
+        }),
+      );
+      // A show cut short by the signal reads as "chat only": do not hand that out as the answer.
+      if (signal?.aborted) throw new GbtError("INTERRUPTED", "Listing Ollama's models was cancelled.");
+      return models;
     },
 
     chatStream,
     chat,
+    completeStream,
+    embed,
 
     async pullModel(model: string, onProgress?: (progress: PullProgress) => void, signal?: AbortSignal) {
       const notFoundHint = "Check the name and tag at https://ollama.com/library.";
@@ -304,19 +431,25 @@ function canonicalName(model: string): string {
   return model.slice(model.lastIndexOf("/") + 1).includes(":") ? model : `${model}:latest`;
 }
 
-/** The sampling options Ollama takes, from a ChatRequest (only those set). */
-function modelOptions(request: ChatRequest): Partial<Options> {
+/** A chunk's text: a chat's `message.content`, a generate's `response`. */
+function textOf(chunk: Chunk): string {
+  return chunk.message?.content ?? chunk.response ?? "";
+}
+
+/** An answered call in OpenAI's terms: an id (Ollama's own when it gives one) and JSON arguments. */
+function toolCall(call: OllamaAnswerCall): ToolCall {
   return {
-    ...(request.maxTokens !== undefined ? { num_predict: request.maxTokens } : {}),
-    ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-    ...(request.topP !== undefined ? { top_p: request.topP } : {}),
-    ...(request.seed !== undefined ? { seed: request.seed } : {}),
-    ...(request.stop !== undefined && request.stop.length > 0 ? { stop: request.stop } : {}),
+    id: call.id !== undefined && call.id !== "" ? call.id : `call_${randomBytes(12).toString("base64url")}`,
+    name: call.function.name,
+    arguments: JSON.stringify(call.function.arguments ?? {}),
   };
 }
 
 /** Finish reason, usage and timings from Ollama's final chunk. */
-function outcome(final: FinalChunk): {
+function outcome(
+  final: FinalChunk,
+  calledTools: boolean,
+): {
   finishReason: FinishReason;
   usage: ChatResult["usage"];
   timings: BackendTimings;
@@ -324,7 +457,8 @@ function outcome(final: FinalChunk): {
   const promptTokens = final.prompt_eval_count ?? 0;
   const completionTokens = final.eval_count ?? 0;
   return {
-    finishReason: final.done_reason === "length" ? "length" : "stop",
+    // Ollama says "stop" after a call; OpenAI says "tool_calls" (a call it answers is complete).
+    finishReason: calledTools ? "tool_calls" : final.done_reason === "length" ? "length" : "stop",
     usage: { promptTokens, completionTokens },
     timings: {
       promptMs: (final.prompt_eval_duration ?? 0) / 1e6,
@@ -404,6 +538,13 @@ function toGbtError(
     return new GbtError("BUSY", `Ollama at ${host} is busy (${message}).`, {
       details: { host, status },
       hint: "Retry shortly, or raise OLLAMA_NUM_PARALLEL / OLLAMA_MAX_QUEUE.",
+      cause: error,
+    });
+  }
+  if (status === 400 && /context length/i.test(message)) {
+    return new GbtError("CONTEXT_LENGTH_EXCEEDED", `Ollama refused the request: ${message}.`, {
+      details: { host, status, ...(model !== undefined ? { model } : {}) },
+      hint: "Shorten the input, or split it into several.",
       cause: error,
     });
   }

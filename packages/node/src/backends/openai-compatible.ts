@@ -8,20 +8,25 @@
  */
 import { GbtError } from "@gbt/protocol";
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai";
+import type { ChatCompletionMessageParam } from "openai/resources/chat/completions";
 import { z } from "zod";
 import { createAbortScopes } from "./abort-scopes.js";
+import { createRawRelay } from "./openai-relay.js";
 import { systemErrorCode } from "./system-error-code.js";
 import type {
   Backend,
   BackendHealth,
   BackendTimings,
+  ChatMessage,
   ChatRequest,
   ChatResult,
   ChatStreamEvent,
   FinishReason,
   ModelInfo,
+  ResponseFormat,
   Usage,
 } from "./types.js";
+import { openAISampling } from "./types.js";
 
 export interface OpenAICompatibleBackendOptions {
   /** The server's base URL, usually ending in /v1 (e.g. http://127.0.0.1:8080/v1). */
@@ -110,6 +115,16 @@ export function createOpenAICompatibleBackend(options: OpenAICompatibleBackendOp
             chunks++;
             yield { type: "delta", text };
           }
+          for (const call of choice?.delta?.tool_calls ?? []) {
+            chunks++;
+            yield {
+              type: "tool_call",
+              index: call.index,
+              ...(call.id ? { id: call.id } : {}),
+              ...(call.function?.name ? { name: call.function.name } : {}),
+              arguments: call.function?.arguments ?? "",
+            };
+          }
           if (choice?.finish_reason) finish = choice.finish_reason;
         }
         if (!signal.aborted) {
@@ -168,8 +183,14 @@ export function createOpenAICompatibleBackend(options: OpenAICompatibleBackendOp
           },
         );
       }
+      const toolCalls = (choice.message.tool_calls ?? []).flatMap((call) =>
+        call.type === "function"
+          ? [{ id: call.id, name: call.function.name, arguments: call.function.arguments }]
+          : [],
+      );
       return {
         text: choice.message.content ?? "",
+        ...(toolCalls.length > 0 ? { toolCalls } : {}),
         finishReason: finishReason(choice.finish_reason),
         usage,
         ...(timings ? { timings } : {}),
@@ -190,10 +211,24 @@ export function createOpenAICompatibleBackend(options: OpenAICompatibleBackendOp
         if (!parsed.success) continue;
         const { id, owned_by, max_model_len, meta } = parsed.data;
         const size = meta?.size;
+        const contextLength =
+          max_model_len ?? (typeof meta?.n_ctx_train === "number" ? meta.n_ctx_train : undefined);
         models.push({
           id,
           ...(typeof size === "number" ? { sizeBytes: size } : {}),
-          ...(max_model_len !== undefined ? { contextLength: max_model_len } : {}),
+          ...(contextLength !== undefined ? { contextLength } : {}),
+          // The server's own answer decides what it supports (the node passes requests through):
+          // advertised as capable, so that the gateway routes such requests here.
+          capabilities: {
+            chat: true,
+            tools: true,
+            jsonSchema: true,
+            embeddings: true,
+            vision: true,
+            logprobs: true,
+            completions: true,
+            ...(contextLength !== undefined ? { contextLength } : {}),
+          },
           details: { ...(owned_by !== undefined ? { ownedBy: owned_by } : {}), ...meta },
         });
       }
@@ -239,43 +274,13 @@ export function createOpenAICompatibleBackend(options: OpenAICompatibleBackendOp
     chatStream,
     chat,
 
-    relay: {
-      async chat(body, requestSignal) {
-        const { signal, release } = scope(requestSignal);
-        try {
-          // The client sends the body as it is given: fields it does not know reach the server too.
-          const answer = await client.chat.completions.create({ ...body, stream: false } as never, {
-            signal,
-          });
-          return answer as unknown as Record<string, unknown>;
-        } catch (error) {
-          throw fail(error, typeof body.model === "string" ? body.model : undefined);
-        } finally {
-          release();
-        }
-      },
-      async *chatStream(body, requestSignal) {
-        const { signal, release } = scope(requestSignal);
-        let answer: { controller: AbortController } | undefined;
-        let finished = false;
-        try {
-          const options = (body.stream_options ?? {}) as Record<string, unknown>;
-          const stream = await client.chat.completions.create(
-            { ...body, stream: true, stream_options: { ...options, include_usage: true } } as never,
-            { signal },
-          );
-          answer = stream as unknown as { controller: AbortController };
-          for await (const chunk of stream as unknown as AsyncIterable<Record<string, unknown>>) yield chunk;
-          finished = true;
-        } catch (error) {
-          if (!signal.aborted) throw fail(error, typeof body.model === "string" ? body.model : undefined);
-        } finally {
-          // Also reached when the consumer stops reading: hang up so the server stops generating.
-          if (!finished) answer?.controller.abort();
-          release();
-        }
-      },
-    },
+    relay: createRawRelay({
+      baseURL,
+      apiKey: options.apiKey ?? PLACEHOLDER_KEY,
+      ...(options.timeoutMs !== undefined ? { timeoutMs: Math.max(1, Math.round(options.timeoutMs)) } : {}),
+      fail,
+      scope,
+    }),
 
     async close() {
       scopes.abortAll(new Error("backend closed"));
@@ -286,17 +291,87 @@ export function createOpenAICompatibleBackend(options: OpenAICompatibleBackendOp
 function requestBody(request: ChatRequest) {
   return {
     model: request.model,
-    messages: request.messages.map((message) => ({ role: message.role, content: message.content })),
-    ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
-    ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-    ...(request.topP !== undefined ? { top_p: request.topP } : {}),
-    ...(request.seed !== undefined ? { seed: request.seed } : {}),
-    ...(request.stop !== undefined && request.stop.length > 0 ? { stop: request.stop } : {}),
+    messages: request.messages.map(openAIMessage),
+    ...openAISampling(request),
+    ...(request.tools !== undefined && request.tools.length > 0
+      ? {
+          tools: request.tools.map((tool) => ({
+            type: "function" as const,
+            function: {
+              name: tool.name,
+              ...(tool.description !== undefined ? { description: tool.description } : {}),
+              ...(tool.parameters !== undefined ? { parameters: tool.parameters } : {}),
+              ...(tool.strict !== undefined ? { strict: tool.strict } : {}),
+            },
+          })),
+        }
+      : {}),
+    ...(request.toolChoice !== undefined
+      ? {
+          tool_choice:
+            typeof request.toolChoice === "string"
+              ? request.toolChoice
+              : { type: "function" as const, function: { name: request.toolChoice.name } },
+        }
+      : {}),
+    ...(request.parallelToolCalls !== undefined ? { parallel_tool_calls: request.parallelToolCalls } : {}),
+    ...(request.responseFormat !== undefined
+      ? { response_format: responseFormatBody(request.responseFormat) }
+      : {}),
+    ...(request.logprobs ? { logprobs: true, top_logprobs: request.topLogprobs ?? 0 } : {}),
   };
 }
 
+function responseFormatBody(format: ResponseFormat) {
+  if (format.type !== "json_schema") return { type: format.type };
+  return {
+    type: "json_schema" as const,
+    json_schema: {
+      name: format.name,
+      schema: format.schema,
+      ...(format.strict !== undefined ? { strict: format.strict } : {}),
+      ...(format.description !== undefined ? { description: format.description } : {}),
+    },
+  };
+}
+
+/** One message as the OpenAI API carries it (tool calls, tool results and images included). */
+function openAIMessage(message: ChatMessage): ChatCompletionMessageParam {
+  switch (message.role) {
+    case "tool":
+      return { role: "tool", tool_call_id: message.toolCallId ?? "", content: message.content };
+    case "assistant":
+      return message.toolCalls !== undefined && message.toolCalls.length > 0
+        ? {
+            role: "assistant",
+            content: message.content === "" ? null : message.content,
+            tool_calls: message.toolCalls.map((call) => ({
+              id: call.id,
+              type: "function",
+              function: { name: call.name, arguments: call.arguments },
+            })),
+          }
+        : { role: "assistant", content: message.content };
+    case "user":
+      return message.images !== undefined && message.images.length > 0
+        ? {
+            role: "user",
+            content: [
+              ...(message.content !== "" ? [{ type: "text" as const, text: message.content }] : []),
+              ...message.images.map((image) => ({
+                type: "image_url" as const,
+                image_url: { url: image.url, ...(image.detail ? { detail: image.detail } : {}) },
+              })),
+            ],
+          }
+        : { role: "user", content: message.content };
+    default:
+      return { role: "system", content: message.content };
+  }
+}
+
 function finishReason(reason: string | null | undefined): FinishReason {
-  return reason === "length" ? "length" : "stop";
+  return reason === "length" ? "length" : reason === "tool_calls" ? "tool_calls" : "stop";
 }
 
 function readUsage(raw: unknown): Usage | undefined {

@@ -134,6 +134,7 @@ async function observeRun(
         }
         continue;
       }
+      if (event.type === "tool_call") continue;
       if (event.finishReason === "abort" || options.signal?.aborted) throw interrupted();
       const endMs = after;
       const estimated = event.usage.completionTokens === 0 && chunks > 0;

@@ -6,6 +6,7 @@
  * `/metrics`. One `onError` answers every failure with protocol's error table, and each request is
  * counted under its route's name (`error` when it failed), as the raw chat path counts its own.
  */
+import { randomBytes } from "node:crypto";
 import { type AgentEndpoint, agentRoutes } from "@gbt/agent";
 import {
   agentPaths,
@@ -52,6 +53,13 @@ export function nodeRoutes(options: NodeRoutesOptions): Hono<NodeEnv> {
     await next();
     const route = c.error === undefined ? (c.get("route") ?? "error") : "error";
     metrics.requests.inc({ route, status: String(c.res.status) });
+  });
+
+  // Every answer names itself, as OpenAI's do (errors included).
+  app.use(async (c, next) => {
+    await next();
+    if (!c.res.headers.has("x-request-id"))
+      c.res.headers.set("x-request-id", `req-${randomBytes(9).toString("base64url")}`);
   });
 
   // Every percent-decoding failure is a 400, whichever route the path would have reached.
@@ -109,6 +117,7 @@ export function nodeRoutes(options: NodeRoutesOptions): Hono<NodeEnv> {
         created: 0,
         owned_by: "gbt",
         ...(model.digest ? { digest: model.digest } : {}),
+        ...(model.capabilities ? { capabilities: model.capabilities } : {}),
       })),
     } satisfies NodeModelList);
   });

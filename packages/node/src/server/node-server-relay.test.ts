@@ -172,22 +172,41 @@ describe("the OpenAI request passed through to an OpenAI-compatible backend", ()
 });
 
 describe("a backend that cannot honour a field says so", () => {
+  // The scripted model says nothing of its capabilities: chat only.
   it.each([
-    ["tools", { tools: [weather] }],
-    ["response_format", { response_format: { type: "json_object" } }],
-    ["logprobs", { logprobs: true }],
-    ["n", { n: 3 }],
-  ])("%s is a 400 naming it, never silently dropped", async (param, extra) => {
+    ["tools", { tools: [weather] }, "does not support on this node's embedded backend"],
+    [
+      "response_format",
+      { response_format: { type: "json_object" } },
+      "does not support on this node's embedded backend",
+    ],
+    ["logprobs", { logprobs: true }, "does not support on this node's embedded backend"],
+    [
+      "messages[0].content",
+      {
+        messages: [
+          {
+            role: "user",
+            content: [{ type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } }],
+          },
+        ],
+      },
+      "image inputs",
+    ],
+    ["n", { n: 3 }, "one choice per request"],
+  ])("%s is a 400 naming it, never silently dropped", async (param, extra, words) => {
     server = await startNodeServer({ backend: createScriptedBackend(), logger, capacity: 1 });
     const response = await fetch(`${server.url}/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hi" }], ...extra }),
+      body: JSON.stringify({ model: "scripted", messages: [{ role: "user", content: "hi" }], ...extra }),
     });
     expect(response.status).toBe(400);
-    const { error } = (await response.json()) as { error: { param: string; message: string } };
+    expect(response.headers.get("x-request-id")).toBeTruthy();
+    const { error } = (await response.json()) as { error: { param: string; message: string; code: string } };
     expect(error.param).toBe(param);
-    expect(error.message).toContain("not supported by this node's embedded backend");
+    expect(error.message).toContain(words);
+    expect(error.code).toBe(param === "n" ? "invalid_value" : "unsupported_parameter");
   });
 
   it("tools with tool_choice none are no tools at all: answered", async () => {

@@ -32,17 +32,26 @@ import {
 } from "@gbt/protocol";
 import { getRequestListener } from "@hono/node-server";
 import type { Logger } from "pino";
-import type {
-  Backend,
-  BackendTimings,
-  ChatRelay,
-  ChatStreamEvent,
-  FinishReason,
-  Usage,
+import {
+  addToolCallEvent,
+  type Backend,
+  type BackendTimings,
+  type ChatStreamEvent,
+  type FinishReason,
+  type ModelCapabilities,
+  type ToolCall,
+  type Usage,
 } from "../backends/types.js";
 import type { GatewayLink } from "../gateway-link.js";
 import type { ApiKeyStore } from "./api-keys.js";
-import { parseChatCompletionRequest, parseRelayedRequest } from "./chat-request.js";
+import { type Need, parseChatCompletionRequest, unsupportedFor } from "./chat-request.js";
+import {
+  type InferenceContext,
+  inferenceRoutes,
+  type RouteHandler,
+  relayOpenAI,
+  type Slot,
+} from "./inference-routes.js";
 import { createNodeAuth, invalidApiKey } from "./node-auth.js";
 import { createNodeMetrics, type NodeMetrics } from "./node-metrics.js";
 import { nodeRoutes } from "./node-routes.js";
@@ -106,21 +115,22 @@ function timingsJson(timings: BackendTimings | undefined) {
 
 const finishJson = (reason: FinishReason) => (reason === "abort" ? "stop" : reason);
 
-/** The final event of a relayed answer: its usage (the server's count) and finish reason. */
-function finalOf(
-  withUsage: Record<string, unknown>,
-  withChoices: Record<string, unknown>,
-): Extract<ChatStreamEvent, { type: "done" }> {
-  const usage = (withUsage.usage ?? {}) as { prompt_tokens?: unknown; completion_tokens?: unknown };
-  const count = (value: unknown) =>
-    Number.isInteger(value) && (value as number) >= 0 ? (value as number) : 0;
-  const choice = (Array.isArray(withChoices.choices) ? withChoices.choices[0] : undefined) as
-    | { finish_reason?: unknown }
-    | undefined;
+/** A streamed tool-call event as OpenAI's `delta.tool_calls`: the call's start (id, name), then argument fragments. */
+function toolCallDelta(event: Extract<ChatStreamEvent, { type: "tool_call" }>) {
   return {
-    type: "done",
-    finishReason: choice?.finish_reason === "length" ? "length" : "stop",
-    usage: { promptTokens: count(usage.prompt_tokens), completionTokens: count(usage.completion_tokens) },
+    tool_calls: [
+      event.id !== undefined || event.name !== undefined
+        ? {
+            index: event.index,
+            ...(event.id !== undefined ? { id: event.id } : {}),
+            type: "function",
+            function: {
+              ...(event.name !== undefined ? { name: event.name } : {}),
+              arguments: event.arguments,
+            },
+          }
+        : { index: event.index, function: { arguments: event.arguments } },
+    ],
   };
 }
 
@@ -199,24 +209,50 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       "retry-after": "1",
     });
 
-  /**
-   * A backend that speaks the OpenAI API gets the consumer's request as it is (only `stream` and
-   * the usage chunk are the node's), and its answer goes back as it is: tools, structured outputs,
-   * logprobs, images and every field gbt has no name for work as far as the backend supports
-   * them. The node reads the usage for its receipt and keeps the stream's end (receipt, [DONE]).
-   */
-  async function relayChat(
-    relay: ChatRelay,
-    req: IncomingMessage,
+  // What each model can do here, from the backend's list (refreshed at most every few seconds).
+  const capabilities = new Map<string, ModelCapabilities | undefined>();
+  let listedAt = Number.NEGATIVE_INFINITY;
+  let listing: Promise<void> | null = null;
+  const CAPABILITIES_TTL_MS = 30_000;
+  const UNKNOWN_MODEL_RELIST_MS = 2_000;
+  function relist(): Promise<void> {
+    listing ??= backend
+      .listModels()
+      .then((models) => {
+        capabilities.clear();
+        for (const model of models) capabilities.set(model.id, model.capabilities);
+        listedAt = performance.now();
+      })
+      .catch((error: unknown) => {
+        logger.warn({ err: error }, "cannot list the backend's models for their capabilities");
+      })
+      .finally(() => {
+        listing = null;
+      });
+    return listing;
+  }
+  /** The 400 for the first need the model cannot meet; nothing when it can, or when the model is unknown (the backend answers that). */
+  function refusalFor(model: string, needs: ReadonlyArray<{ need: Need; param: string }>): HttpError | null {
+    if (!capabilities.has(model)) return null;
+    const refused = unsupportedFor(needs, capabilities.get(model), model, backend.kind);
+    return refused === null ? null : new HttpError("unsupported_parameter", refused.message, refused.param);
+  }
+  async function refuseUnsupported(model: string, needs: ReadonlyArray<{ need: Need; param: string }>) {
+    const age = performance.now() - listedAt;
+    if (age > CAPABILITIES_TTL_MS || (!capabilities.has(model) && age > UNKNOWN_MODEL_RELIST_MS))
+      await relist();
+    const refused = refusalFor(model, needs);
+    if (refused) throw refused;
+  }
+
+  /** A capacity slot for one request: aborted when its client leaves, freed exactly once. */
+  function openSlot(
     res: ServerResponse,
-    body: unknown,
     started: number,
+    route: string,
     requestId: string | undefined,
-  ): Promise<void> {
-    const parsed = parseRelayedRequest(body);
-    if (!parsed.ok) throw new HttpError("invalid_value", parsed.message, parsed.param);
+  ): Slot {
     if (active.size >= capacity) throw overCapacity();
-    const { request, stream, includeUsage, model } = parsed.value;
     const controller = new AbortController();
     active.add(controller);
     metrics.inFlight.set(active.size);
@@ -225,95 +261,52 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     };
     res.on("close", onClose);
     let ttftMs = -1;
-    const observeToken = () => {
-      if (ttftMs < 0) {
-        ttftMs = performance.now() - started;
-        metrics.ttft.observe(ttftMs / 1000);
-      }
-    };
-    const receiptOf = (final: Extract<ChatStreamEvent, { type: "done" }>) => {
-      const durationMs = performance.now() - started;
-      return requestId === undefined
-        ? Promise.resolve(null)
-        : signReceipt(requestId, model, stream, final, ttftMs < 0 ? durationMs : ttftMs, durationMs);
-    };
-    let final: Extract<ChatStreamEvent, { type: "done" }> | undefined;
-    try {
-      if (!stream) {
-        const answer = await relay.chat(request, controller.signal);
-        observeToken();
-        final = finalOf(answer, answer);
-        const receipt = await receiptOf(final);
-        sendJson(res, 200, answer, {
-          "x-request-id": String(answer.id ?? ""),
-          ...(receipt
-            ? { [RECEIPT_HEADER]: Buffer.from(JSON.stringify(receipt)).toString("base64url") }
-            : {}),
-        });
-        return;
-      }
-      const chunks = relay.chatStream(request, controller.signal)[Symbol.asyncIterator]();
-      // The first chunk before the headers, so that the backend's refusal gets its own status.
-      let step = await chunks.next();
-      res.writeHead(200, {
-        "content-type": "text/event-stream",
-        "cache-control": "no-cache",
-        connection: "keep-alive",
-      });
-      let usage: Record<string, unknown> | undefined;
-      let finish: string | undefined;
-      try {
-        while (!step.done) {
-          const chunk = step.value;
-          const choices = Array.isArray(chunk.choices) ? (chunk.choices as Record<string, unknown>[]) : [];
-          if (chunk.usage !== undefined && chunk.usage !== null) usage = chunk;
-          for (const choice of choices) {
-            if (typeof choice.finish_reason === "string") finish = choice.finish_reason;
-            const delta = choice.delta as Record<string, unknown> | undefined;
-            if (delta !== undefined && (delta.content || delta.tool_calls || delta.reasoning_content))
-              observeToken();
-          }
-          // The usage chunk goes to the consumer only when asked for (the node always asks for it).
-          if (choices.length > 0 || includeUsage) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
-          step = await chunks.next();
+    return {
+      signal: controller.signal,
+      token() {
+        if (ttftMs < 0) {
+          ttftMs = performance.now() - started;
+          metrics.ttft.observe(ttftMs / 1000);
         }
-      } catch (error) {
-        const http = toHttpError(error, "node", "node server");
-        res.end(
-          `data: ${JSON.stringify({ error: { message: http.message, type: http.type, code: http.code } })}\n\n`,
-        );
-        throw Object.assign(http, { alreadySent: true });
-      }
-      if (controller.signal.aborted) {
-        res.end();
-        return;
-      }
-      final = finalOf(usage ?? {}, { choices: [{ finish_reason: finish ?? "stop" }] });
-      const receipt = await receiptOf(final);
-      if (receipt) res.write(`${RECEIPT_SSE_PREFIX}${JSON.stringify(receipt)}\n\n`);
-      res.end(SSE_DONE_EVENT);
-    } finally {
-      res.off("close", onClose);
-      active.delete(controller);
-      metrics.inFlight.set(active.size);
-      metrics.duration.observe((performance.now() - started) / 1000);
-      if (final) {
-        metrics.tokens.inc({ type: "prompt" }, final.usage.promptTokens);
-        metrics.tokens.inc({ type: "completion" }, final.usage.completionTokens);
-        logger.info(
-          { ...(requestId !== undefined ? { requestId } : {}), model, stream, relayed: true, ...final.usage },
-          "chat completion",
-        );
-      }
-    }
+      },
+      receipt(model, stream, final) {
+        if (requestId === undefined) return Promise.resolve(null);
+        const durationMs = performance.now() - started;
+        return signReceipt(requestId, model, stream, final, ttftMs < 0 ? durationMs : ttftMs, durationMs);
+      },
+      close(model, stream, final) {
+        res.off("close", onClose);
+        active.delete(controller);
+        metrics.inFlight.set(active.size);
+        metrics.duration.observe((performance.now() - started) / 1000);
+        if (final) {
+          metrics.tokens.inc({ type: "prompt" }, final.usage.promptTokens);
+          metrics.tokens.inc({ type: "completion" }, final.usage.completionTokens);
+          logger.info(
+            {
+              ...(requestId !== undefined ? { requestId } : {}),
+              route,
+              model,
+              stream,
+              ...final.usage,
+              finish: final.finishReason,
+              ms: Math.round(performance.now() - started),
+            },
+            "inference request",
+          );
+        }
+      },
+    };
   }
 
-  async function handleChat(
+  const context: InferenceContext = { backend, logger, metrics, open: openSlot, refuseUnsupported };
+  const extra = inferenceRoutes(context);
+
+  /** What every inference route checks first: the node takes work, the pooled id, a JSON body. */
+  async function readRequest(
     req: IncomingMessage,
-    res: ServerResponse,
-    started: number,
     pooled: boolean,
-  ): Promise<void> {
+  ): Promise<{ body: unknown; requestId?: string }> {
     if (draining) {
       throw new HttpError("shutting_down", "The node is shutting down.", null, {
         "retry-after": "5",
@@ -332,14 +325,31 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     } catch {
       throw new HttpError("invalid_json", "The request body is not valid JSON.");
     }
+    return requestId === undefined ? { body } : { body, requestId };
+  }
+
+  async function handleChat(
+    req: IncomingMessage,
+    res: ServerResponse,
+    started: number,
+    pooled: boolean,
+  ): Promise<void> {
+    const { body, requestId } = await readRequest(req, pooled);
     if (backend.relay !== undefined) {
-      await relayChat(backend.relay, req, res, body, started, requestId);
+      await relayOpenAI(context, backend.relay, "chat", res, body, started, requestId);
       return;
     }
-    const parsed = parseChatCompletionRequest(body, backend.kind);
-    if (!parsed.ok) throw new HttpError("invalid_value", parsed.message, parsed.param);
+    const parsed = parseChatCompletionRequest(body);
+    if (!parsed.ok) throw new HttpError("invalid_value", parsed.message, parsed.param || null);
+    const { request, stream, includeUsage, needs } = parsed.value;
+    // The hot path stays synchronous while the model's capabilities are known and fresh.
+    if (performance.now() - listedAt > CAPABILITIES_TTL_MS || !capabilities.has(request.model)) {
+      await refuseUnsupported(request.model, needs);
+    } else {
+      const refused = refusalFor(request.model, needs);
+      if (refused) throw refused;
+    }
     if (active.size >= capacity) throw overCapacity();
-    const { request, stream, includeUsage } = parsed.value;
     const controller = new AbortController();
     active.add(controller);
     metrics.inFlight.set(active.size);
@@ -400,6 +410,9 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
             if (event.type === "delta") {
               observeToken();
               res.write(contentChunk(event.text)); // 2. content, one per backend delta
+            } else if (event.type === "tool_call") {
+              observeToken();
+              res.write(chunk(toolCallDelta(event), null)); // 2. content: a call's start or a fragment of its arguments
             } else {
               final = event;
               break;
@@ -441,12 +454,16 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
         }
       } else {
         let text = "";
+        const calls: ToolCall[] = [];
         let step = first;
         while (!step.done) {
           const event = step.value;
           if (event.type === "delta") {
             observeToken();
             text += event.text;
+          } else if (event.type === "tool_call") {
+            observeToken();
+            addToolCallEvent(calls, event);
           } else {
             final = event;
             break;
@@ -457,6 +474,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
         if (final.finishReason !== "abort") {
           const timings = timingsJson(final.timings);
           const receipt = requestId !== undefined ? await receiptOf(final) : null;
+          const toolCalls = calls.filter((call) => call !== undefined);
           sendJson(
             res,
             200,
@@ -468,7 +486,18 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
               choices: [
                 {
                   index: 0,
-                  message: { role: "assistant", content: text },
+                  message:
+                    toolCalls.length > 0
+                      ? {
+                          role: "assistant",
+                          content: text === "" ? null : text,
+                          tool_calls: toolCalls.map((call) => ({
+                            id: call.id,
+                            type: "function",
+                            function: { name: call.name, arguments: call.arguments },
+                          })),
+                        }
+                      : { role: "assistant", content: text },
                   logprobs: null,
                   finish_reason: finishJson(final.finishReason),
                 },
@@ -522,6 +551,22 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     await handleChat(req, res, started, pooled);
   }
 
+  /** The other inference routes: the same checks, then their handler. */
+  async function inference(handler: RouteHandler, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const pooled = auth.isPooled(req.headers.authorization);
+    if (!pooled && !auth.isAuthorized(req.headers.authorization)) throw invalidApiKey();
+    if (req.method !== "POST")
+      throw new HttpError("method_not_allowed", "Use POST.", null, { allow: "POST" });
+    const { body, requestId } = await readRequest(req, pooled);
+    await handler(req, res, body, started, requestId);
+  }
+  const INFERENCE_ROUTES = new Map<string, { name: string; handler: RouteHandler }>([
+    [nodePaths.embeddings, { name: "embeddings", handler: extra.embeddings }],
+    [nodePaths.completions, { name: "completions", handler: extra.completions }],
+    [nodePaths.responses, { name: "responses", handler: extra.responses }],
+  ]);
+
   const routes = nodeRoutes({
     backend,
     capacity,
@@ -536,21 +581,36 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   // Hono's own Request/Response stay local to its routes: the process's globals are left as they are.
   const routesListener = getRequestListener(routes.fetch, { overrideGlobalObjects: false });
 
+  /** Every failure of a raw route, answered once (unless the stream already said it) and counted. */
+  const failed = (req: IncomingMessage, res: ServerResponse) => (error: unknown) => {
+    const http = toHttpError(error, "node", "node server");
+    if (http.status >= 500 && !(error instanceof HttpError))
+      logger.error({ err: error, path: req.url }, "request failed");
+    if (!(http as HttpError & { alreadySent?: boolean }).alreadySent) {
+      if (!res.headersSent && res.getHeader("x-request-id") === undefined)
+        res.setHeader("x-request-id", `err-${randomBytes(9).toString("base64url")}`);
+      sendError(res, http);
+    }
+    metrics.requests.inc({ route: "error", status: String(http.status) });
+  };
+
   const server: Server = createServer((req, res) => {
     const url = req.url ?? "/";
-    if (url !== CHAT_PATH && !url.startsWith(CHAT_PATH_WITH_QUERY)) {
+    if (url === CHAT_PATH || url.startsWith(CHAT_PATH_WITH_QUERY)) {
+      chat(req, res)
+        .then(() => metrics.requests.inc({ route: "chat", status: String(res.statusCode) }))
+        .catch(failed(req, res));
+      return;
+    }
+    const query = url.indexOf("?");
+    const route = INFERENCE_ROUTES.get(query < 0 ? url : url.slice(0, query));
+    if (route === undefined) {
       void routesListener(req, res);
       return;
     }
-    chat(req, res)
-      .then(() => metrics.requests.inc({ route: "chat", status: String(res.statusCode) }))
-      .catch((error: unknown) => {
-        const http = toHttpError(error, "node", "node server");
-        if (http.status >= 500 && !(error instanceof HttpError))
-          logger.error({ err: error, path: req.url }, "request failed");
-        if (!(http as HttpError & { alreadySent?: boolean }).alreadySent) sendError(res, http);
-        metrics.requests.inc({ route: "error", status: String(http.status) });
-      });
+    inference(route.handler, req, res)
+      .then(() => metrics.requests.inc({ route: route.name, status: String(res.statusCode) }))
+      .catch(failed(req, res));
   });
   // Timeouts and connection caps at the socket: a slowloris or a pile of idle sockets cannot hold the node.
   guardServer(server, options.guard);

@@ -6,6 +6,14 @@
  * `{"error": …}` bodies, names without a tag read as `:latest`, and keep_alive loading and
  * unloading. Token timing is scripted, and the durations it reports are the scripted ones, so a
  * test knows them exactly. Every exchange is logged, including whether the client hung up.
+ *
+ * It also plays a model's side of tools, structured output, vision and embeddings, with the
+ * capability checks Ollama makes (`/api/show` lists each model's capabilities; a chat with tools,
+ * or with images, on a model without them is a 400): a chat with tools whose last message is the
+ * user's is answered with a call to the first tools (arguments built from each tool's schema,
+ * answered whole in one chunk, as Ollama does); a `format` is answered with JSON that fits it
+ * (simple schemas: objects, arrays, enums, strings, numbers, booleans); `/api/embed` answers
+ * deterministic unit vectors computed from each input's text.
  */
 import { createHash } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
@@ -27,6 +35,15 @@ export interface FakeOllamaModel {
   /** Layer sizes in bytes; the model's size is their sum (default: one layer of 4 MiB). */
   layers?: number[];
   details?: Partial<FakeOllamaModelDetails>;
+  /**
+   * What `/api/show` lists (default ["completion"]): "tools", "vision", "embedding"… An empty
+   * list is left out of the answer, as Ollama's `omitempty` does (and Ollama before 0.6 did).
+   */
+  capabilities?: string[];
+  /** `<family>.context_length` in model_info (default 2048); embed inputs beyond it fail without truncation. */
+  contextLength?: number;
+  /** `<family>.embedding_length` in model_info, and the length of `/api/embed` vectors (default 8). */
+  embeddingLength?: number;
 }
 
 export interface FakeOllamaOptions {
@@ -51,6 +68,12 @@ export interface FakeOllamaOptions {
   pullStepMs?: number;
   /** Drop the connection after this many generated tokens, as when Ollama's model runner crashes. */
   failAfterTokens?: number;
+  /** Calls in an answer to a chat with tools: to the first this many tools (default 1). */
+  toolCallsPerAnswer?: number;
+  /** Whether answered calls carry an `id`, as Ollama 0.12 and later do (default true). */
+  toolCallIds?: boolean;
+  /** Models whose `/api/show` fails with a 500. */
+  failShow?: string[];
 }
 
 /** One exchange as the fake saw it. */
@@ -86,6 +109,16 @@ interface Installed {
   size: number;
   details: FakeOllamaModelDetails;
   modifiedAt: string;
+  capabilities: string[];
+  contextLength: number;
+  embeddingLength: number;
+}
+
+/** A message of a chat as the fake reads it. */
+interface ChatTurn {
+  role: string;
+  content: string;
+  images: unknown[];
 }
 
 /** Ollama answers this expiry for a model kept loaded forever (keep_alive < 0). */
@@ -136,6 +169,94 @@ function metrics(values: Record<string, number>): Record<string, number> {
 
 const msToNs = (ms: number) => Math.round(ms * 1e6);
 
+const isFilled = (value: unknown) =>
+  value !== undefined && value !== null && value !== "" && !(Array.isArray(value) && value.length === 0);
+
+const isBase64 = (text: string) => text.length % 4 !== 1 && /^[A-Za-z0-9+/]*={0,2}$/.test(text);
+
+/** Ollama's call ids: `call_` and eight lowercase letters or digits. */
+function toolCallId(): string {
+  const letters = "abcdefghijklmnopqrstuvwxyz0123456789";
+  return `call_${Array.from({ length: 8 }, () => letters[Math.floor(Math.random() * letters.length)]).join("")}`;
+}
+
+/** Splits a text into model-sized pieces of four characters. */
+function chunked(text: string): string[] {
+  return Array.from({ length: Math.ceil(text.length / 4) }, (_, i) => text.slice(i * 4, i * 4 + 4));
+}
+
+/**
+ * A value that fits a simple JSON schema (what a model constrained by it would write): the first
+ * enum value or the const, every property of an object, one item of an array (or minItems), the
+ * key's name as a string, the minimum (or 1) as a number, true.
+ */
+export function exampleOf(schema: unknown, key: string): unknown {
+  if (typeof schema !== "object" || schema === null) return key;
+  const s = schema as Record<string, unknown>;
+  if ("const" in s) return s.const;
+  if (Array.isArray(s.enum) && s.enum.length > 0) return s.enum[0];
+  for (const union of ["anyOf", "oneOf", "allOf"]) {
+    const options = s[union];
+    if (Array.isArray(options) && options.length > 0) return exampleOf(options[0], key);
+  }
+  const type = Array.isArray(s.type) ? (s.type.find((t) => t !== "null") ?? "null") : s.type;
+  const properties =
+    typeof s.properties === "object" && s.properties !== null
+      ? (s.properties as Record<string, unknown>)
+      : undefined;
+  if (type === "object" || (type === undefined && properties !== undefined)) {
+    return Object.fromEntries(
+      Object.entries(properties ?? {}).map(([name, sub]) => [name, exampleOf(sub, name)]),
+    );
+  }
+  switch (type) {
+    case "array": {
+      const count = typeof s.minItems === "number" && s.minItems > 0 ? s.minItems : 1;
+      return Array.from({ length: count }, () => exampleOf(s.items, key));
+    }
+    case "integer":
+    case "number": {
+      const low =
+        typeof s.minimum === "number"
+          ? s.minimum
+          : typeof s.exclusiveMinimum === "number"
+            ? s.exclusiveMinimum + 1
+            : 1;
+      const value = typeof s.maximum === "number" ? Math.min(low, s.maximum) : low;
+      return type === "integer" ? Math.ceil(value) : value;
+    }
+    case "boolean":
+      return true;
+    case "null":
+      return null;
+    default: {
+      const min = typeof s.minLength === "number" ? s.minLength : 0;
+      const text = key.padEnd(min, "x");
+      return typeof s.maxLength === "number" ? text.slice(0, s.maxLength) : text;
+    }
+  }
+}
+
+/** Tokens of an embed input, as the fake counts them (a quarter of its characters, at least one). */
+const embedTokenCount = (text: string) => Math.max(1, Math.ceil(text.length / 4));
+
+function unit(vector: number[]): number[] {
+  const norm = Math.sqrt(vector.reduce((sum, value) => sum + value * value, 0)) || 1;
+  return vector.map((value) => value / norm);
+}
+
+/** A deterministic unit vector of `length` from a text's sha256 chain (Ollama normalises its vectors). */
+export function textVector(text: string, length: number): number[] {
+  const values: number[] = [];
+  for (let block = 0; values.length < length; block++) {
+    const digest = createHash("sha256").update(`${block}:${text}`).digest();
+    for (let i = 0; i + 1 < digest.length && values.length < length; i += 2) {
+      values.push(digest.readUInt16BE(i) / 32767.5 - 1);
+    }
+  }
+  return unit(values);
+}
+
 /**
  * Starts the fake on a loopback port chosen by the OS.
  *
@@ -169,6 +290,9 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
         ...model.details,
       },
       modifiedAt: new Date().toISOString(),
+      capabilities: model.capabilities ?? ["completion"],
+      contextLength: model.contextLength ?? 2048,
+      embeddingLength: model.embeddingLength ?? 8,
     };
   };
 
@@ -245,6 +369,8 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
       "/api/ps": "GET",
       "/api/chat": "POST",
       "/api/generate": "POST",
+      "/api/embed": "POST",
+      "/api/show": "POST",
       "/api/pull": "POST",
       "/api/delete": "DELETE",
     };
@@ -301,10 +427,78 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
       }
       case "/api/pull":
         return pull(request, reply);
+      case "/api/show":
+        return show(request, reply);
+      case "/api/embed":
+        return embed(request, reply);
       case "/api/chat":
       case "/api/generate":
         return generate(path === "/api/chat" ? "chat" : "generate", request, reply);
     }
+  }
+
+  async function show(request: Record<string, unknown>, reply: Reply): Promise<void> {
+    const given = typeof request.model === "string" ? request.model : request.name;
+    if (typeof given !== "string" || given === "") return reply.json(400, { error: "model is required" });
+    const model = installed.get(ollamaModelName(given));
+    if (!model) return reply.json(404, { error: `model '${given}' not found` });
+    if ((options.failShow ?? []).some((name) => ollamaModelName(name) === model.name)) {
+      return reply.json(500, { error: "failed to read the model's manifest" });
+    }
+    const arch = model.details.family;
+    return reply.json(200, {
+      modelfile: `# Modelfile generated by "ollama show"\nFROM ${model.name}\n`,
+      parameters: 'stop                           "<|im_end|>"',
+      template: "{{ .Prompt }}",
+      details: model.details,
+      model_info: {
+        "general.architecture": arch,
+        "general.parameter_count": 1_000_000,
+        [`${arch}.context_length`]: model.contextLength,
+        [`${arch}.embedding_length`]: model.embeddingLength,
+        [`${arch}.block_count`]: 2,
+      },
+      ...(model.capabilities.length > 0 ? { capabilities: model.capabilities } : {}),
+      modified_at: model.modifiedAt,
+    });
+  }
+
+  async function embed(request: Record<string, unknown>, reply: Reply): Promise<void> {
+    const started = performance.now();
+    const given = request.model;
+    if (typeof given !== "string" || given === "") return reply.json(400, { error: "model is required" });
+    let inputs: string[];
+    if (typeof request.input === "string") inputs = request.input === "" ? [] : [request.input];
+    else if (Array.isArray(request.input) && request.input.every((item) => typeof item === "string")) {
+      inputs = request.input;
+    } else if (request.input === undefined || request.input === null) inputs = [];
+    else return reply.json(400, { error: "invalid input type" });
+    const name = ollamaModelName(given);
+    const model = installed.get(name);
+    if (!model) return reply.json(404, { error: `model '${given}' not found` });
+    if (!model.capabilities.includes("embedding")) {
+      return reply.json(400, { error: `${name} does not support embeddings` });
+    }
+    const loadMs = await ensureLoaded(name, request.keep_alive);
+    if (inputs.length === 0) return reply.json(200, { model: given, embeddings: [] });
+    const counts = inputs.map(embedTokenCount);
+    if (request.truncate === false && counts.some((count) => count > model.contextLength)) {
+      return reply.json(400, { error: "the input length exceeds the context length" });
+    }
+    const dimensions = typeof request.dimensions === "number" ? request.dimensions : 0;
+    const embeddings = inputs.map((text) => {
+      const vector = textVector(text, model.embeddingLength);
+      return dimensions > 0 && dimensions < vector.length ? unit(vector.slice(0, dimensions)) : vector;
+    });
+    return reply.json(200, {
+      model: given,
+      embeddings,
+      ...metrics({
+        total_duration: msToNs(performance.now() - started),
+        load_duration: msToNs(loadMs),
+        prompt_eval_count: counts.reduce((sum, count) => sum + count, 0),
+      }),
+    });
   }
 
   async function pull(request: Record<string, unknown>, reply: Reply): Promise<void> {
@@ -351,16 +545,34 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
     const given = request.model;
     if (typeof given !== "string" || given === "") return reply.json(400, { error: "model is required" });
     const name = ollamaModelName(given);
-    if (!installed.has(name)) return reply.json(404, { error: `model '${given}' not found` });
+    const model = installed.get(name);
+    if (!model) return reply.json(404, { error: `model '${given}' not found` });
     const messages = kind === "chat" ? request.messages : undefined;
     if (messages !== undefined && !Array.isArray(messages)) {
       return reply.json(400, { error: "messages must be an array" });
     }
-    const chatMessages = ((messages ?? []) as unknown[]).map((message) => {
+    const turns: ChatTurn[] = ((messages ?? []) as unknown[]).map((message) => {
       const m = (message ?? {}) as Record<string, unknown>;
-      return { role: String(m.role ?? ""), content: typeof m.content === "string" ? m.content : "" };
+      return {
+        role: String(m.role ?? ""),
+        content: typeof m.content === "string" ? m.content : "",
+        images: Array.isArray(m.images) ? m.images : [],
+      };
     });
+    const chatMessages = turns.map(({ role, content }) => ({ role, content }));
     const prompt = typeof request.prompt === "string" ? request.prompt : "";
+    const images = kind === "chat" ? turns.flatMap((turn) => turn.images) : [];
+    if (kind === "generate" && Array.isArray(request.images)) images.push(...request.images);
+    // Go decodes `images` ([]byte) from base64 while it reads the body, before anything else.
+    if (images.some((image) => typeof image !== "string" || !isBase64(image))) {
+      return reply.json(400, { error: "illegal base64 data at input byte 0" });
+    }
+    if (
+      request.raw === true &&
+      (isFilled(request.template) || isFilled(request.system) || isFilled(request.context))
+    ) {
+      return reply.json(400, { error: "raw mode does not support template, system, or context" });
+    }
     const base = () => ({ model: given, created_at: new Date().toISOString() });
     const piece = (content: string) =>
       kind === "chat" ? { message: { role: "assistant", content } } : { response: content };
@@ -378,6 +590,40 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
         done_reason: unload ? "unload" : "load",
       });
     }
+
+    if (!model.capabilities.includes("completion")) {
+      return reply.json(400, { error: `"${given}" does not support ${kind}` });
+    }
+    const tools = kind === "chat" && Array.isArray(request.tools) ? (request.tools as unknown[]) : [];
+    if (tools.length > 0 && !model.capabilities.includes("tools")) {
+      return reply.json(400, { error: `${name} does not support tools` });
+    }
+    if (images.length > 0 && !model.capabilities.includes("vision")) {
+      return reply.json(400, { error: `${name} does not support vision` });
+    }
+    const calls =
+      tools.length > 0 && turns.at(-1)?.role === "user"
+        ? tools.slice(0, Math.max(1, options.toolCallsPerAnswer ?? 1)).map((tool, index) => {
+            const fn =
+              ((tool ?? {}) as { function?: { name?: unknown; parameters?: unknown } }).function ?? {};
+            return {
+              ...(options.toolCallIds === false ? {} : { id: toolCallId() }),
+              function: {
+                index,
+                name: String(fn.name ?? ""),
+                arguments: exampleOf(fn.parameters ?? { type: "object" }, "value"),
+              },
+            };
+          })
+        : [];
+    const pieces =
+      request.format !== undefined && request.format !== null && request.format !== ""
+        ? chunked(
+            JSON.stringify(
+              request.format === "json" ? { text: tokens.join("") } : exampleOf(request.format, "value"),
+            ),
+          )
+        : tokens;
 
     const modelOptions = (request.options ?? {}) as Record<string, unknown>;
     const numPredict = typeof modelOptions.num_predict === "number" ? modelOptions.num_predict : -1;
@@ -398,7 +644,23 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
     let output = "";
     let evalCount = 0;
     let doneReason = "stop";
-    for (const token of tokens) {
+    if (calls.length > 0) {
+      // Ollama's tool parser holds the model's output back and answers the calls whole.
+      await sleep(tokenMs);
+      if (reply.gone()) return;
+      evalCount = Math.ceil(JSON.stringify(calls).length / 4);
+      if (
+        stream &&
+        !stream.write({
+          ...base(),
+          message: { role: "assistant", content: "", tool_calls: calls },
+          done: false,
+        })
+      ) {
+        return;
+      }
+    }
+    for (const token of calls.length > 0 ? [] : pieces) {
       if (numPredict >= 0 && evalCount >= numPredict) {
         doneReason = "length";
         break;
@@ -423,6 +685,9 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
     const final = {
       ...base(),
       ...piece(stream ? "" : output),
+      ...(!stream && calls.length > 0
+        ? { message: { role: "assistant", content: "", tool_calls: calls } }
+        : {}),
       done: true,
       done_reason: doneReason,
       ...(kind === "generate"

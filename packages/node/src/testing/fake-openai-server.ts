@@ -17,6 +17,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { exampleOf } from "./fake-ollama.js";
 
 export interface FakeOpenAIServerOptions {
   /** Model ids served (default: ["tiny"]). Another id is a 404, as in llama.cpp's router mode and vLLM. */
@@ -192,7 +193,89 @@ export async function startFakeOpenAIServer(
         );
       return chatCompletion((body ?? {}) as Record<string, unknown>, reply);
     }
+    if ((path === "/v1/embeddings" || path === "/embeddings") && method === "POST") {
+      return embeddings((body ?? {}) as Record<string, unknown>, reply);
+    }
+    if ((path === "/v1/completions" || path === "/completions") && method === "POST") {
+      return completion((body ?? {}) as Record<string, unknown>, reply);
+    }
     return reply.json(404, errorBody(404, "not_found_error", "File Not Found"));
+  }
+
+  /** llama.cpp's `/v1/embeddings` (started with --embeddings): 8 deterministic numbers per input, float or base64. */
+  function embeddings(request: Record<string, unknown>, reply: Reply) {
+    const model = typeof request.model === "string" ? request.model : (models[0] ?? "model");
+    if (!options.anyModel && !models.includes(model)) {
+      return reply.json(404, errorBody(404, "not_found_error", `model '${model}' not found`));
+    }
+    const inputs = typeof request.input === "string" ? [request.input] : request.input;
+    if (!Array.isArray(inputs) || inputs.some((input) => typeof input !== "string")) {
+      return reply.json(
+        400,
+        errorBody(400, "invalid_request_error", "'input' must be a string or a list of strings"),
+      );
+    }
+    const vectors = (inputs as string[]).map((text) => {
+      const raw = Array.from({ length: 8 }, (_, i) => ((text.length * (i + 3)) % 17) / 17 - 0.5);
+      const norm = Math.hypot(...raw) || 1;
+      return raw.map((x) => x / norm);
+    });
+    const base64 = request.encoding_format === "base64";
+    const tokens = (inputs as string[]).reduce(
+      (sum, text) => sum + Math.max(1, Math.ceil(text.length / 4)),
+      0,
+    );
+    reply.json(200, {
+      model,
+      object: "list",
+      usage: { prompt_tokens: tokens, total_tokens: tokens },
+      data: vectors.map((vector, index) => ({
+        embedding: base64 ? Buffer.from(new Float32Array(vector).buffer).toString("base64") : vector,
+        index,
+        object: "embedding",
+      })),
+    });
+  }
+
+  /** `/v1/completions`: the scripted tokens after the raw prompt, whole or streamed, usage when asked for. */
+  async function completion(request: Record<string, unknown>, reply: Reply): Promise<void> {
+    const model = typeof request.model === "string" ? request.model : (models[0] ?? "model");
+    if (typeof request.prompt !== "string") {
+      return reply.json(400, errorBody(400, "invalid_request_error", "'prompt' must be a string"));
+    }
+    if (!options.anyModel && !models.includes(model)) {
+      return reply.json(404, errorBody(404, "not_found_error", `model '${model}' not found`));
+    }
+    const limit = typeof request.max_tokens === "number" ? request.max_tokens : Number.POSITIVE_INFINITY;
+    const produced = tokens.slice(0, Math.min(tokens.length, limit));
+    const finish = produced.length < tokens.length ? "length" : "stop";
+    const usage = {
+      prompt_tokens: Math.max(1, Math.ceil(request.prompt.length / 4)),
+      completion_tokens: produced.length,
+      total_tokens: Math.max(1, Math.ceil(request.prompt.length / 4)) + produced.length,
+    };
+    const id = `cmpl-${randomBytes(8).toString("hex")}`;
+    const base = { id, object: "text_completion", created: Math.floor(Date.now() / 1000), model };
+    if (request.stream !== true) {
+      return reply.json(200, {
+        ...base,
+        choices: [{ index: 0, text: produced.join(""), logprobs: null, finish_reason: finish }],
+        usage,
+      });
+    }
+    const stream = reply.sse();
+    for (const token of produced) {
+      await sleep(options.tokenMs ?? 0);
+      if (
+        !stream.write({ ...base, choices: [{ index: 0, text: token, logprobs: null, finish_reason: null }] })
+      )
+        return;
+    }
+    if (!stream.write({ ...base, choices: [{ index: 0, text: "", logprobs: null, finish_reason: finish }] }))
+      return;
+    const streamOptions = (request.stream_options ?? {}) as Record<string, unknown>;
+    if (streamOptions.include_usage === true && !stream.write({ ...base, choices: [], usage })) return;
+    stream.done();
   }
 
   async function chatCompletion(request: Record<string, unknown>, reply: Reply): Promise<void> {
@@ -309,7 +392,18 @@ export async function startFakeOpenAIServer(
       let output = "";
       let predicted = 0;
       let finishReason = "stop";
-      for (const token of tokens) {
+      // A response_format is honoured as llama.cpp's grammar does: JSON that fits the schema, a token per 4 characters.
+      const format = request.response_format as
+        | { type?: unknown; json_schema?: { schema?: unknown } }
+        | undefined;
+      const script =
+        format?.type === "json_schema"
+          ? (JSON.stringify(exampleOf(format.json_schema?.schema ?? {}, "answer")).match(/[\s\S]{1,4}/g) ??
+            [])
+          : format?.type === "json_object"
+            ? ['{"an', 'swer"', ':"He', 'llo"}']
+            : tokens;
+      for (const token of script) {
         if (predicted >= limit) {
           finishReason = "length";
           break;

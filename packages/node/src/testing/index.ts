@@ -5,6 +5,7 @@
  */
 
 export {
+  exampleOf,
   type FakeOllama,
   type FakeOllamaModel,
   type FakeOllamaModelDetails,
@@ -12,6 +13,7 @@ export {
   type FakeOllamaRequest,
   ollamaModelName,
   startFakeOllama,
+  textVector,
 } from "./fake-ollama.js";
 export {
   type FakeOpenAIRequest,

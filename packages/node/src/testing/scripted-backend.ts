@@ -9,7 +9,10 @@ import {
   type ChatRequest,
   type ChatStreamEvent,
   collectChat,
+  type EmbedRequest,
+  type EmbedResult,
   type FinishReason,
+  type ModelCapabilities,
   type ModelInfo,
 } from "../backends/types.js";
 
@@ -29,7 +32,18 @@ export interface ScriptedBackendOptions {
   capacity?: number;
   /** Fail after this many tokens with BACKEND_UNREACHABLE (mid-stream failure). */
   failAfterTokens?: number;
+  /**
+   * What every model can do (listed by listModels; absent: chat only, as a backend that says
+   * nothing). With `tools`, a request with tools (choice not `none`) is answered by one call to the
+   * named or first tool, its arguments `{"scripted":true}` in three fragments (three tokens),
+   * finish `tool_calls`; with `embeddings`, embed() gives 8 deterministic numbers per input (or
+   * `dimensions`), unit length, with one prompt token per 4 characters.
+   */
+  capabilities?: ModelCapabilities;
 }
+
+/** The scripted tool call's arguments, as three streamed fragments. */
+export const SCRIPTED_TOOL_ARGUMENTS = ['{"scr', 'ipted"', ":true}"] as const;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -50,6 +64,8 @@ export interface ScriptedBackend extends Backend {
   active(): number;
   /** Every request received, in order. */
   readonly received: ChatRequest[];
+  /** Every embedding request received, in order. */
+  readonly embedded: EmbedRequest[];
   /** How each request ended, with the tokens it generated, in order of ending. */
   readonly finished: Array<{ reason: FinishReason; completionTokens: number }>;
 }
@@ -62,6 +78,8 @@ export function createScriptedBackend(options: ScriptedBackendOptions = {}): Scr
     ((request: Pick<ChatRequest, "messages">) =>
       request.messages.reduce((sum, m) => sum + Math.max(1, Math.ceil(m.content.length / 4)), 0));
   const received: ChatRequest[] = [];
+  const embedded: EmbedRequest[] = [];
+  let calls = 0;
   const finished: Array<{ reason: FinishReason; completionTokens: number }> = [];
   let active = 0;
 
@@ -86,6 +104,25 @@ export function createScriptedBackend(options: ScriptedBackendOptions = {}): Scr
       const start = performance.now();
       await sleep(options.prefillMs ?? 0, request.signal);
       const prefillDone = performance.now();
+      const tools = request.tools ?? [];
+      if (options.capabilities?.tools && tools.length > 0 && request.toolChoice !== "none") {
+        const choice = request.toolChoice;
+        const name = typeof choice === "object" ? choice.name : (tools[0]?.name as string);
+        const id = `call_scripted_${++calls}`;
+        for (const [i, fragment] of SCRIPTED_TOOL_ARGUMENTS.entries()) {
+          if (i > 0) await sleep(options.tokenMs ?? 0, request.signal);
+          yield i === 0
+            ? { type: "tool_call", index: 0, id, name, arguments: fragment }
+            : { type: "tool_call", index: 0, arguments: fragment };
+        }
+        finished.push({ reason: "tool_calls", completionTokens: SCRIPTED_TOOL_ARGUMENTS.length });
+        yield {
+          type: "done",
+          finishReason: "tool_calls",
+          usage: { promptTokens, completionTokens: SCRIPTED_TOOL_ARGUMENTS.length },
+        };
+        return;
+      }
       let generated = 0;
       while (generated < limit) {
         if (request.signal?.aborted) {
@@ -120,10 +157,33 @@ export function createScriptedBackend(options: ScriptedBackendOptions = {}): Scr
     }
   }
 
+  async function embed(request: EmbedRequest): Promise<EmbedResult> {
+    if (!models.includes(request.model)) {
+      throw new GbtError("MODEL_NOT_FOUND", `The model '${request.model}' does not exist on this node.`);
+    }
+    embedded.push(request);
+    const size = request.dimensions ?? 8;
+    const embeddings = request.input.map((text) => {
+      const raw = Array.from({ length: size }, (_, i) => {
+        let h = i + 1;
+        for (const c of text) h = (h * 31 + (c.codePointAt(0) as number)) % 1_000_003;
+        return (h % 2001) / 1000 - 1;
+      });
+      const norm = Math.hypot(...raw) || 1;
+      return raw.map((x) => x / norm);
+    });
+    const promptTokens = request.input.reduce(
+      (sum, text) => sum + Math.max(1, Math.ceil(text.length / 4)),
+      0,
+    );
+    return { embeddings, promptTokens };
+  }
+
   return {
     kind: "embedded",
     location: "scripted",
     received,
+    embedded,
     finished,
     active: () => active,
     async health() {
@@ -133,9 +193,13 @@ export function createScriptedBackend(options: ScriptedBackendOptions = {}): Scr
       return models.map((id) => ({
         id,
         ...(options.contextLength ? { contextLength: options.contextLength } : {}),
+        ...(options.capabilities ? { capabilities: options.capabilities } : {}),
       }));
     },
     chatStream,
+    completeStream: ({ prompt, ...rest }) =>
+      chatStream({ ...rest, messages: [{ role: "user", content: prompt }] }),
+    ...(options.capabilities?.embeddings ? { embed } : {}),
     chat: (request) => collectChat(chatStream(request)),
     async close() {},
   };
