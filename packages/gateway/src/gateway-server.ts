@@ -2,10 +2,12 @@
  * The gateway's HTTP server on node:http, and where its parts are composed: the database, the
  * pool, billing (holds, receipts, ledger), the hot path, and the features given (model registry,
  * job relay, verification, settlement), each started with the narrow ports it declares.
- * `POST /v1/chat/completions` is dispatched first, to the raw hot path (proxy/); every other route
- * goes to the Hono app (http/): the consumer's `GET /v1/models`, the node link, operability, the
- * features' routes, then the admin API. Every error is an OpenAI-style body from @gbt/protocol's
- * table; every response carries `x-gbt-gateway-ms`.
+ * The pooled routes (`POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
+ * `/v1/responses`) are dispatched first, to the raw hot path (proxy/); every other route goes to
+ * the Hono app (http/): the consumer's `GET /v1/models`, the node link, operability, the features'
+ * routes, then the admin API. Every error is an OpenAI-style body from @gbt/protocol's table; every
+ * response carries `x-gbt-gateway-ms` and the gateway's `x-request-id` (on a pooled request, the
+ * id its receipt carries), and echoes a consumer's `x-client-request-id`.
  *
  * Shutdown order: stop taking requests (chat answers 503 `shutting_down`, `/healthz` 503), wait
  * for the chat completions in flight up to the deadline, cut what is left, settle what was
@@ -47,7 +49,9 @@ import { RateLimiter } from "./limits/rate-limiter.js";
 import { InstancePool } from "./pool/instance-pool.js";
 import { NodeRegistrar } from "./pool/node-registrar.js";
 import { NodeTransport, type ResolveHost } from "./pool/node-transport.js";
-import { createChatProxy } from "./proxy/chat-proxy.js";
+import { createPoolProxy } from "./proxy/pool-proxy.js";
+import { type ProxyRoute, proxyRoutes } from "./proxy/proxy-routes.js";
+import { newRequestId } from "./proxy/request-id.js";
 import type { ModelRegistry } from "./registry/model-registry.js";
 import type { JobRelay } from "./relay/job-relay.js";
 import type { Settlement } from "./settlement/settlement.js";
@@ -97,6 +101,13 @@ export interface GatewayServer {
 }
 
 const DAY_MS = 86_400_000;
+
+/** The pooled routes other than chat (looked up only when a path is not chat's), by gateway path. */
+const pooledRoutes = new Map<string, ProxyRoute>([
+  [gatewayPaths.completions, proxyRoutes.completions],
+  [gatewayPaths.embeddings, proxyRoutes.embeddings],
+  [gatewayPaths.responses, proxyRoutes.responses],
+]);
 
 export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
   const { config, logger, account } = options;
@@ -243,7 +254,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   });
   const replayed = await settler.replay();
   if (replayed > 0) logger.info({ replayed }, "settled the requests journalled before the last stop");
-  const chat = createChatProxy({
+  const proxy = createPoolProxy({
     config,
     accounts,
     reservations,
@@ -288,8 +299,14 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   // The gateway is embedded (gbt up, tests): it leaves the process's global Request and Response alone.
   const everythingElse = getRequestListener(app.fetch, { overrideGlobalObjects: false });
 
-  /** The hot path, on node:http: only this route skips the Hono app. */
-  async function serveChat(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
+  /** The hot path, on node:http: only the pooled routes skip the Hono app. */
+  async function servePooled(
+    route: ProxyRoute,
+    req: IncomingMessage,
+    res: ServerResponse,
+    started: number,
+    requestId: string,
+  ): Promise<void> {
     if (req.method !== "POST") throw methodNotAllowed("POST");
     if (draining) {
       throw new HttpError("shutting_down", "The gateway is shutting down.", null, { "retry-after": "5" });
@@ -297,7 +314,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     inFlight += 1;
     metrics.inFlight.set(inFlight);
     try {
-      await chat.handle(req, res, started);
+      await proxy.handle(route, req, res, started, requestId);
     } finally {
       inFlight -= 1;
       metrics.inFlight.set(inFlight);
@@ -308,17 +325,23 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     const started = performance.now();
     const url = req.url ?? "/";
     const query = url.indexOf("?");
-    if ((query < 0 ? url : url.slice(0, query)) !== gatewayPaths.chatCompletions) {
+    const path = query < 0 ? url : url.slice(0, query);
+    const route = path === gatewayPaths.chatCompletions ? proxyRoutes.chat : pooledRoutes.get(path);
+    if (route === undefined) {
       void everythingElse(req, res);
       return;
     }
-    serveChat(req, res, started)
-      .then(() => metrics.requests.inc({ route: "chat", status: String(res.statusCode) }))
+    const requestId = newRequestId();
+    servePooled(route, req, res, started, requestId)
+      .then(() => metrics.requests.inc({ route: route.name, status: String(res.statusCode) }))
       .catch((error: unknown) => {
         const http = toHttpError(error, "gateway", "gateway");
         if (http.status >= 500 && !(error instanceof HttpError))
-          logger.error({ err: error, path: req.url }, "request failed");
-        if (!res.headersSent) http.headers["x-gbt-gateway-ms"] = (performance.now() - started).toFixed(3);
+          logger.error({ err: error, path: req.url, requestId }, "request failed");
+        if (!res.headersSent) {
+          http.headers["x-gbt-gateway-ms"] = (performance.now() - started).toFixed(3);
+          http.headers["x-request-id"] = requestId;
+        }
         sendError(res, http);
         metrics.requests.inc({ route: "error", status: String(http.status) });
       });

@@ -100,6 +100,7 @@ export {
   RateLimiter,
   type SpendSource,
 } from "./limits/rate-limiter.js";
+export { type Capability, type ConsumerRoute, requestNeeds } from "./pool/capabilities.js";
 export {
   ADMITTED,
   type Admission,
@@ -157,7 +158,8 @@ export {
   type TierAdmission,
   type TierRequest,
 } from "./proxy/admission.js";
-export { SseRelay } from "./proxy/sse-relay.js";
+export { type ProxyRoute, proxyRoutes } from "./proxy/proxy-routes.js";
+export { CHAT_SSE_RULES, SseRelay, type SseRules } from "./proxy/sse-relay.js";
 export {
   createModelRegistry,
   type ModelRegistry,

@@ -8,8 +8,9 @@
  * transaction per request.
  *
  * What is billed: with a valid receipt, the receipt's tokens; otherwise the gateway's own view
- * (the usage in a whole response, the content chunks relayed on a stream) and the provider's share
- * goes to `suspense` instead of the node. A stream that failed or was cancelled bills only the
+ * (the usage in a whole response, read in its route's layout: chat and completions `usage`, the
+ * Responses API's `input_tokens`/`output_tokens`, embeddings' input tokens only; the content
+ * chunks relayed on a stream) and the provider's share goes to `suspense` instead of the node. A stream that failed or was cancelled bills only the
  * completion tokens delivered. Completion tokens never exceed the request's max_tokens, and prompt
  * tokens never exceed the body's size, so a debit never exceeds the credit hold.
  *
@@ -29,6 +30,7 @@ import type { Logger } from "pino";
 import { hexToBytes, type PrivateKeyAccount } from "viem";
 import type { GatewayConfig } from "../gateway-config.js";
 import type { GatewayMetrics } from "../gateway-metrics.js";
+import type { ConsumerRoute } from "../pool/capabilities.js";
 import type { InstancePool } from "../pool/instance-pool.js";
 import type { PoolInstance } from "../pool/pool-instance.js";
 import type { CreditHold } from "./credit-holds.js";
@@ -40,6 +42,8 @@ import type { SettlementQueue } from "./settlement-queue.js";
 /** A request the proxy finished with, handed over for settlement. */
 export interface CompletedRequest {
   requestId: string;
+  /** The consumer route it came by (how its whole body states its usage). */
+  route: ConsumerRoute;
   model: string;
   stream: boolean;
   instance: PoolInstance;
@@ -368,12 +372,20 @@ function gatewayView(completed: CompletedRequest): { promptTokens: number | null
       const body = JSON.parse(completed.wholeBody.toString("utf8")) as {
         usage?: Record<string, unknown>;
         choices?: unknown;
+        output?: unknown;
       };
-      const prompt = body.usage?.prompt_tokens;
-      const completion = body.usage?.completion_tokens;
+      const responses = completed.route === "responses";
+      const prompt = responses ? body.usage?.input_tokens : body.usage?.prompt_tokens;
+      // Embeddings bill their input only: whatever else the usage says, nothing was generated.
+      const completion =
+        completed.route === "embeddings"
+          ? 0
+          : responses
+            ? body.usage?.output_tokens
+            : body.usage?.completion_tokens;
       if (Number.isInteger(prompt) && Number.isInteger(completion)) {
         // The node's own count, believed only up to what it delivered: a token is at least a byte of text.
-        const delivered = deliveredTextBytes(body.choices);
+        const delivered = responses ? deliveredOutputBytes(body.output) : deliveredTextBytes(body.choices);
         return {
           promptTokens: prompt as number,
           completionTokens: Math.min(completion as number, delivered + completionTolerance(delivered)),
@@ -393,6 +405,8 @@ export function deliveredTextBytes(choices: unknown): number {
   let bytes = 0;
   const text = (value: unknown) => (typeof value === "string" ? Buffer.byteLength(value) : 0);
   for (const choice of choices) {
+    // A legacy completion's choice holds its text itself.
+    bytes += text((choice as { text?: unknown } | null)?.text);
     const message = (choice as { message?: Record<string, unknown> } | null)?.message;
     if (message === undefined || message === null) continue;
     bytes += text(message.content) + text(message.reasoning_content) + text(message.refusal);
@@ -401,6 +415,24 @@ export function deliveredTextBytes(choices: unknown): number {
         const fn = (call as { function?: { name?: unknown; arguments?: unknown } } | null)?.function;
         bytes += text(fn?.name) + text(fn?.arguments);
       }
+    }
+  }
+  return bytes;
+}
+
+/** The UTF-8 bytes of text a whole Responses API answer delivered: output_text parts and function calls. */
+export function deliveredOutputBytes(output: unknown): number {
+  if (!Array.isArray(output)) return 0;
+  let bytes = 0;
+  const text = (value: unknown) => (typeof value === "string" ? Buffer.byteLength(value) : 0);
+  for (const item of output) {
+    const entry = item as { type?: unknown; content?: unknown; name?: unknown; arguments?: unknown } | null;
+    if (entry === null || typeof entry !== "object") continue;
+    if (entry.type === "function_call") bytes += text(entry.name) + text(entry.arguments);
+    if (!Array.isArray(entry.content)) continue;
+    for (const part of entry.content) {
+      const p = part as { text?: unknown; refusal?: unknown } | null;
+      bytes += text(p?.text) + text(p?.refusal);
     }
   }
   return bytes;

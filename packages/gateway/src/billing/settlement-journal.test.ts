@@ -49,6 +49,7 @@ afterEach(() => {
 /** A finished whole response without a receipt: billed from the gateway's own view of its usage. */
 function completed(requestId: string): CompletedRequest {
   return {
+    route: "chat",
     requestId,
     model: "m",
     stream: false,

@@ -1,13 +1,16 @@
 /**
  * The gateway's Hono app: every route but `POST /v1/chat/completions` (the hot path stays on raw
  * node:http, see proxy/). Route modules and features are mounted in order, the first that answers
- * wins; one root middleware stamps `x-gbt-gateway-ms` on every response and counts it in the
- * request metrics (by the route's name, or `error`), and one error handler answers every failure.
+ * wins; one root middleware stamps `x-gbt-gateway-ms` and the gateway's own `x-request-id` on
+ * every response (echoing a consumer's `x-client-request-id`) and counts it in the request metrics
+ * (by the route's name, or `error`), and one error handler answers every failure.
  */
 import { assertDecodablePath } from "@gbt/protocol";
 import { Hono, type MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import type { GatewayMetrics } from "../gateway-metrics.js";
+import { CLIENT_REQUEST_ID_HEADER } from "../proxy/pool-proxy.js";
+import { newRequestId } from "../proxy/request-id.js";
 import { onGatewayError, onGatewayNotFound } from "./errors.js";
 import type { GatewayEnv, GatewayRoutes } from "./gateway-env.js";
 
@@ -32,7 +35,12 @@ export function createGatewayApp(options: GatewayAppOptions): GatewayRoutes {
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
-    c.res.headers.set("x-gbt-gateway-ms", (performance.now() - started).toFixed(3));
+    const headers = c.res.headers;
+    headers.set("x-gbt-gateway-ms", (performance.now() - started).toFixed(3));
+    headers.set("x-request-id", newRequestId());
+    const clientRequestId = c.req.header(CLIENT_REQUEST_ID_HEADER);
+    if (clientRequestId !== undefined && clientRequestId.length <= 512)
+      headers.set(CLIENT_REQUEST_ID_HEADER, clientRequestId);
     const route = c.error === undefined ? (c.get("route") ?? "error") : "error";
     metrics.requests.inc({ route, status: String(c.res.status) });
   });

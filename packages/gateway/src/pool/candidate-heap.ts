@@ -10,6 +10,7 @@
  * - `WakeupQueue`: a min-heap of times at which a parked instance (breaker open, probe out,
  *   429 cooldown) must be looked at again.
  */
+import { CHAT_ONLY_MASK } from "./capabilities.js";
 
 /** Where the heap reads its keys (the pool's slot table; its arrays may be reallocated on growth). */
 export interface CandidateKeys {
@@ -24,6 +25,8 @@ export class Membership {
   readonly heap: CandidateHeap;
   /** Position in the heap's array; −1 while out of the heap. */
   pos = -1;
+  /** What the instance can do with this model (a capabilities.ts mask): the pick tests a request's needs here. */
+  caps = CHAT_ONLY_MASK;
 
   constructor(slot: number, heap: CandidateHeap) {
     this.slot = slot;

@@ -25,6 +25,7 @@
 import { GbtError } from "@gbt/protocol";
 import type { Address } from "viem";
 import { CandidateHeap, Membership, WakeupQueue } from "./candidate-heap.js";
+import { CHAT_ONLY_MASK, needsMask } from "./capabilities.js";
 import {
   ADMITTED,
   type Admission,
@@ -130,6 +131,16 @@ export interface InstanceView {
   /** The models as the node reported them, with their digests. */
   modelDigests: InstanceLink["models"];
   lastHealth: InstanceLink["lastHealth"];
+}
+
+/** What the active instances of one model can do together (`InstancePool.modelCapabilities`). */
+export interface ModelCapabilitySummary {
+  /** The union of their capabilities (a capabilities.ts mask). */
+  mask: number;
+  /** The largest context any of them declared, in tokens. */
+  contextLength: number | null;
+  /** The embedding size any of them declared (the largest). */
+  embeddingDimensions: number | null;
 }
 
 /** The instances serving one model: all of them, and the heap of those that may take a request. */
@@ -238,6 +249,11 @@ export class InstancePool {
       }
       slots.lastHeartbeatAt[slot] = now;
       this.#setModels(existing, registration.models, now);
+      // Its capabilities come with the (new) link, even when its models are the same.
+      existing.models.forEach((model, i) => {
+        const member = existing.memberships[i];
+        if (member !== undefined) member.caps = existing.capabilityMaskOf(model);
+      });
       this.#touch(existing, now);
       this.#reconcile(existing, now);
       return existing;
@@ -332,6 +348,32 @@ export class InstancePool {
     return out.sort();
   }
 
+  /**
+   * What the active (not stale) instances of a model can do together: the union of their
+   * capability masks, and the largest context and embedding size any of them declared; undefined
+   * when no active instance serves it.
+   */
+  modelCapabilities(model: string, now = this.now()): ModelCapabilitySummary | undefined {
+    const entry = this.#models.get(model);
+    if (entry === undefined) return undefined;
+    let summary: ModelCapabilitySummary | undefined;
+    for (const member of entry.members) {
+      const instance = this.#slots.instanceAt[member.slot];
+      if (instance === undefined || this.isStale(instance, now)) continue;
+      summary ??= { mask: 0, contextLength: null, embeddingDimensions: null };
+      summary.mask |= member.caps;
+      const declared = instance.capabilitiesOf(model);
+      if (declared?.contextLength !== undefined)
+        summary.contextLength = Math.max(summary.contextLength ?? 0, declared.contextLength);
+      if (declared?.embeddingDimensions !== undefined)
+        summary.embeddingDimensions = Math.max(
+          summary.embeddingDimensions ?? 0,
+          declared.embeddingDimensions,
+        );
+    }
+    return summary;
+  }
+
   /** Active (not stale) instances of the model, counted up to `enough`. */
   activeCount(model: string, enough = Number.POSITIVE_INFINITY, now = this.now()): number {
     const entry = this.#models.get(model);
@@ -363,9 +405,10 @@ export class InstancePool {
    * request's tier: the counts say how many of each).
    */
   lease(model: string, options: LeaseOptions = {}): LeaseResult {
+    const need = options.needs === undefined ? CHAT_ONLY_MASK : needsMask(options.needs);
     for (;;) {
-      const instance = this.#pick(model, options.exclude, options.admit);
-      if (instance === undefined) return this.#panicOrNone(model, options.exclude, options.admit);
+      const instance = this.#pick(model, options.exclude, options.admit, need);
+      if (instance === undefined) return this.#panicOrNone(model, options.exclude, options.admit, need);
       const admission = instance.breaker.acquire();
       if (admission === REFUSED) {
         // The heap was behind the breaker; take the instance out and pick again.
@@ -424,6 +467,7 @@ export class InstancePool {
     model: string,
     exclude: readonly string[] | undefined,
     admit: ((instance: PoolInstance) => boolean) | undefined,
+    need: number,
   ): PoolInstance | undefined {
     const entry = this.#models.get(model);
     if (entry === undefined) return undefined;
@@ -446,7 +490,11 @@ export class InstancePool {
         this.#reconcile(instance, now);
         continue;
       }
-      if (exclude?.includes(instance.id) || (admit !== undefined && !admit(instance))) {
+      if (
+        (top.caps & need) !== need ||
+        exclude?.includes(instance.id) ||
+        (admit !== undefined && !admit(instance))
+      ) {
         heap.remove(top);
         held.push(top);
         continue;
@@ -469,8 +517,9 @@ export class InstancePool {
     model: string,
     exclude: readonly string[] | undefined,
     admit: ((instance: PoolInstance) => boolean) | undefined,
+    need: number,
   ): LeaseResult {
-    const none = this.#noCandidate(model, exclude, admit);
+    const none = this.#noCandidate(model, exclude, admit, need);
     if (!this.#panicMode || none.counts === null || none.counts.parked === 0 || none.counts.full > 0)
       return none;
     const entry = this.#models.get(model);
@@ -480,6 +529,7 @@ export class InstancePool {
     for (const member of entry?.members ?? []) {
       const instance = this.#slots.instanceAt[member.slot];
       if (instance === undefined || this.isStale(instance, now) || exclude?.includes(instance.id)) continue;
+      if ((member.caps & need) !== need) continue;
       if ((admit !== undefined && !admit(instance)) || this.belowFloor(instance)) continue;
       const capacity = instance.declaredCapacity * this.rampFactor(instance, now);
       const load = instance.inFlight / capacity;
@@ -499,6 +549,7 @@ export class InstancePool {
     model: string,
     exclude: readonly string[] | undefined,
     admit: ((instance: PoolInstance) => boolean) | undefined,
+    need: number,
   ): NoCandidate {
     const entry = this.#models.get(model);
     if (entry === undefined) {
@@ -519,6 +570,7 @@ export class InstancePool {
       stale: 0,
       excluded: 0,
       belowTier: 0,
+      incapable: 0,
       parked: 0,
       belowFloor: 0,
       full: 0,
@@ -527,6 +579,7 @@ export class InstancePool {
       const instance = this.#slots.instanceAt[member.slot];
       if (instance === undefined) continue;
       if (this.isStale(instance, now)) counts.stale += 1;
+      else if ((member.caps & need) !== need) counts.incapable += 1;
       else if (excluded.has(instance.id)) counts.excluded += 1;
       else if (admit !== undefined && !admit(instance)) counts.belowTier += 1;
       else if (this.belowFloor(instance)) counts.belowFloor += 1;
@@ -538,7 +591,8 @@ export class InstancePool {
       `No instance of model ${model} can take a request now (${counts.instances} registered: ` +
         `${counts.stale} stale, ${counts.parked} parked or cooling down, ${counts.belowFloor} below the ` +
         `${this.minTokPerSec} tok/s floor, ${counts.full} at capacity, ${counts.excluded} already tried` +
-        `${counts.belowTier > 0 ? `, ${counts.belowTier} below the requested trust tier` : ""}).`,
+        `${counts.belowTier > 0 ? `, ${counts.belowTier} below the requested trust tier` : ""}` +
+        `${counts.incapable > 0 ? `, ${counts.incapable} without a capability the request needs` : ""}).`,
       { details: { model, ...counts }, hint: "Retry shortly; capacity frees up as requests finish." },
     );
     return { lease: null, reason: "busy", counts, error };
@@ -686,6 +740,7 @@ export class InstancePool {
         this.#models.set(model, entry);
       }
       const member = new Membership(instance.slot, entry.heap);
+      member.caps = instance.capabilityMaskOf(model);
       entry.members.push(member);
       return member;
     });

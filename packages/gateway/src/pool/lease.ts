@@ -3,7 +3,9 @@
  * exactly once with how the request ended) and its link, or a typed "no candidate" answer that
  * counts why every instance of the model was passed over (the 503's message shows those counts).
  */
+
 import type { GbtError } from "@gbt/protocol";
+import type { Capability } from "./capabilities.js";
 import type { Admission, CallOutcome } from "./circuit-breaker.js";
 import type { InstanceLink, PoolInstance } from "./pool-instance.js";
 
@@ -30,6 +32,8 @@ export interface LeaseOptions {
    * like excluded ones and counted as `belowTier` when nothing is left.
    */
   admit?: (instance: PoolInstance) => boolean;
+  /** What the request needs of the instance's model (pool/capabilities.ts); absent: chat. */
+  needs?: readonly Capability[];
 }
 
 /** One routed request's hold on an instance. Release it exactly once, whatever happens. */
@@ -54,6 +58,8 @@ export interface CandidateCounts {
   stale: number;
   excluded: number;
   belowTier: number;
+  /** Instances whose model lacks a capability the request needs (capabilities.ts). */
+  incapable: number;
   parked: number;
   belowFloor: number;
   full: number;

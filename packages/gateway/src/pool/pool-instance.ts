@@ -4,8 +4,10 @@
  * table), and its link (URL, link token, reported models and backend, last health) that the proxy,
  * verification and the job relay use to reach it.
  */
+import type { ModelCapabilitiesDetails } from "@gbt/protocol";
 import type { Address } from "viem";
 import type { Membership } from "./candidate-heap.js";
+import { capabilityMask } from "./capabilities.js";
 import { CircuitBreaker, type ResolvedBreakerOptions } from "./circuit-breaker.js";
 import { HealthWindow, type ResolvedHealthWindowOptions } from "./health-score.js";
 import { NodeTransport } from "./node-transport.js";
@@ -20,8 +22,12 @@ export interface InstanceLink {
   authorization: string;
   /** How the node is reached: every request to it goes through this (its URL policy, its agents). */
   transport: NodeTransport;
-  /** The models as the node reported them, with their digests. */
-  models: readonly { id: string; digest?: string | undefined }[];
+  /** The models as the node reported them, with their digests and signed capabilities. */
+  models: readonly {
+    id: string;
+    digest?: string | undefined;
+    capabilities?: ModelCapabilitiesDetails | undefined;
+  }[];
   /** The backend the node reported; null when it registered without one. */
   backend: { kind: string; version?: string | undefined } | null;
   /** Who may sign the node's jobs, as its last signed registration or heartbeat said: the relay carries only their jobs. */
@@ -101,6 +107,17 @@ export class PoolInstance {
 
   get url(): string {
     return this.link.url;
+  }
+
+  /** What it can do with `model`, as a capabilities.ts mask (chat only when its registration said nothing). */
+  capabilityMaskOf(model: string): number {
+    return capabilityMask(this.capabilitiesOf(model));
+  }
+
+  /** Its signed capabilities for `model`, when its registration gave them. */
+  capabilitiesOf(model: string): ModelCapabilitiesDetails | undefined {
+    for (const entry of this.link.models) if (entry.id === model) return entry.capabilities;
+    return undefined;
   }
 
   get inFlight(): number {

@@ -1,8 +1,9 @@
 /**
- * Admission of a chat completion: everything the hot path checks before it routes, all in memory.
- * The API key (cached hash lookup), the request's minimum trust tier, one JSON.parse of the body
- * (model, stream, max_tokens; the node validates the rest and its 400 comes back as it is), the
- * model's price and a credit hold of the request's worst-case cost.
+ * Admission of a pooled request (chat, completions, embeddings, responses): everything the hot
+ * path checks before it routes, all in memory. The API key (cached hash lookup), the request's
+ * minimum trust tier, one JSON.parse of the body (model, and what its route reads: stream, the
+ * completion-token bound, the capabilities it needs; the node validates the rest and its 400 comes
+ * back as it is), the model's price and a credit hold of the request's worst-case cost.
  */
 import type { IncomingMessage } from "node:http";
 import { bearerToken, HttpError, isGbtError, type TrustTier, trustTiers } from "@gbt/protocol";
@@ -11,8 +12,10 @@ import type { CreditHold, CreditHolds } from "../billing/credit-holds.js";
 import { costMicro, type ModelPrice, priceFor } from "../billing/pricing.js";
 import type { GatewayConfig } from "../gateway-config.js";
 import type { LimitTicket, RateLimiter } from "../limits/rate-limiter.js";
+import { type Capability, requestNeeds } from "../pool/capabilities.js";
 import type { PoolInstance } from "../pool/pool-instance.js";
 import { tierNamed } from "../trust-tier.js";
+import type { ProxyRoute } from "./proxy-routes.js";
 
 /** The header a consumer sets to route only to nodes of at least this trust tier. */
 export const MIN_TIER_HEADER = "x-gbt-min-tier";
@@ -46,12 +49,16 @@ export interface TierAdmission {
  */
 export type RequestAdmission = (request: TierRequest) => TierAdmission | undefined;
 
-/** The few fields of the body the gateway reads. */
-export interface ParsedChat {
+/** The few fields of the body the gateway reads, and the route it came by. */
+export interface ParsedRequest {
+  route: ProxyRoute;
   model: string;
   stream: boolean;
   includeUsage: boolean;
+  /** The completion-token bound of the hold and the bill (0 on embeddings). */
   maxTokens: number;
+  /** What the serving instance's model must be able to do. */
+  needs: readonly Capability[];
 }
 
 export interface AdmissionDependencies {
@@ -66,11 +73,11 @@ export interface AdmissionDependencies {
 }
 
 /** An admitted request: who pays, what it asks, and the credits held for it. */
-export interface AdmittedChat {
+export interface AdmittedRequest {
   principal: Authenticated;
   /** The body, forwarded byte for byte. */
   raw: Buffer;
-  chat: ParsedChat;
+  request: ParsedRequest;
   price: ModelPrice;
   /** Released by the caller unless the request is handed over for settlement. */
   hold: CreditHold;
@@ -87,11 +94,11 @@ export interface Authorized {
 }
 
 /**
- * The header checks of a chat completion (401 without a valid key, 400 on an unknown tier). Split
- * from {@link admitBody} so that the hot path (chat-proxy.ts) stays on one async frame and awaits
+ * The header checks of a pooled request (401 without a valid key, 400 on an unknown tier). Split
+ * from {@link admitBody} so that the hot path (pool-proxy.ts) stays on one async frame and awaits
  * only the body read itself.
  */
-export function authorizeChat(deps: AdmissionDependencies, req: IncomingMessage): Authorized {
+export function authorizeRequest(deps: AdmissionDependencies, req: IncomingMessage): Authorized {
   const key = bearerToken(req.headers.authorization);
   const principal = key === undefined ? null : deps.accounts.authenticate(key);
   if (principal === null) {
@@ -115,19 +122,24 @@ export function authorizeChat(deps: AdmissionDependencies, req: IncomingMessage)
 }
 
 /** The body checks (400, 404 on a model without a price, 402 without credits), then the credit hold. */
-export function admitBody(deps: AdmissionDependencies, authorized: Authorized, raw: Buffer): AdmittedChat {
-  const chat = parseChat(raw, deps.config.defaultMaxTokens);
+export function admitBody(
+  deps: AdmissionDependencies,
+  authorized: Authorized,
+  route: ProxyRoute,
+  raw: Buffer,
+): AdmittedRequest {
+  const parsed = parseRequest(route, raw, deps.config.defaultMaxTokens);
   let price: ModelPrice;
   try {
-    price = priceFor(deps.config.prices, chat.model);
+    price = priceFor(deps.config.prices, parsed.model);
   } catch {
-    throw new HttpError("model_not_found", `Model ${chat.model} has no price here.`, "model");
+    throw new HttpError("model_not_found", `Model ${parsed.model} has no price here.`, "model");
   }
   // A prompt token is at least one byte of the body, so the body size bounds the prompt.
-  const reserve = costMicro(price, raw.length, chat.maxTokens);
+  const reserve = costMicro(price, raw.length, parsed.maxTokens);
   // Tokens counted against a per-minute limit as OpenAI counts them: the prompt's bytes / 4 and max_tokens.
   const limits =
-    deps.limiter?.admit(authorized.principal, Math.ceil(raw.length / 4) + chat.maxTokens, reserve) ??
+    deps.limiter?.admit(authorized.principal, Math.ceil(raw.length / 4) + parsed.maxTokens, reserve) ??
     NO_LIMITS;
   let hold: CreditHold;
   try {
@@ -142,7 +154,15 @@ export function admitBody(deps: AdmissionDependencies, authorized: Authorized, r
     }
     throw error;
   }
-  return { principal: authorized.principal, raw, chat, price, hold, tier: authorized.tier, limits };
+  return {
+    principal: authorized.principal,
+    raw,
+    request: parsed,
+    price,
+    hold,
+    tier: authorized.tier,
+    limits,
+  };
 }
 
 const NO_LIMITS: LimitTicket = { headers: [], release: () => {} };
@@ -150,7 +170,7 @@ const NO_LIMITS: LimitTicket = { headers: [], release: () => {} };
 const invalid = (message: string, param: string | null) => new HttpError("invalid_value", message, param);
 
 /** The few fields the gateway needs; the node validates the rest (its 400 comes back as it is). */
-function parseChat(raw: Buffer, defaultMaxTokens: number): ParsedChat {
+function parseRequest(route: ProxyRoute, raw: Buffer, defaultMaxTokens: number): ParsedRequest {
   let body: unknown;
   try {
     body = JSON.parse(raw.toString("utf8"));
@@ -165,22 +185,14 @@ function parseChat(raw: Buffer, defaultMaxTokens: number): ParsedChat {
   if (typeof model !== "string" || model.length === 0 || model.length > 256) {
     throw invalid("`model` must be a non-empty string (see GET /v1/models).", "model");
   }
-  if (!Array.isArray(b.messages) || b.messages.length === 0) {
-    throw invalid("`messages` must be a non-empty array.", "messages");
-  }
-  if (b.stream !== undefined && b.stream !== null && typeof b.stream !== "boolean") {
-    throw invalid("`stream` must be a boolean.", "stream");
-  }
-  const limit = b.max_completion_tokens ?? b.max_tokens;
-  if (limit !== undefined && limit !== null && !(Number.isInteger(limit) && (limit as number) >= 1)) {
-    throw invalid("`max_tokens` must be a positive integer.", "max_tokens");
-  }
-  const options = b.stream_options as { include_usage?: unknown } | undefined | null;
+  const fields = route.fields(b, defaultMaxTokens);
   return {
+    route,
     model,
-    stream: b.stream === true,
-    includeUsage: b.stream === true && options?.include_usage === true,
-    maxTokens: typeof limit === "number" ? limit : defaultMaxTokens,
+    stream: fields.stream,
+    includeUsage: fields.includeUsage,
+    maxTokens: fields.maxTokens,
+    needs: requestNeeds(route.name, b),
   };
 }
 

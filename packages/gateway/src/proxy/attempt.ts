@@ -1,6 +1,6 @@
 /**
- * One forwarding attempt: the consumer's body, byte for byte, to one leased node, with the link
- * token. It ends exactly once: rejected with `AttemptFailed` while nothing reached the consumer
+ * One forwarding attempt: the consumer's body, byte for byte, to one leased node's endpoint of the
+ * request's route (proxy-routes.ts), with the link token. It ends exactly once: rejected with `AttemptFailed` while nothing reached the consumer
  * (connection error, 5xx, 401/403 on the link token, no headers within `firstByteTimeoutMs`: a
  * failure for the node's breaker; a 429: a cooldown), so that another node can be tried; or
  * resolved with the completed request once the response is complete, passed through (a consumer
@@ -11,7 +11,8 @@
  * has delivered nothing, so the attempt fails and another node may be tried) and the streamed
  * relay (passed event by event as it arrives, see sse-relay.ts, and counted; once it has started,
  * a failure ends the consumer's stream with an error event and counts against the node, a consumer
- * who leaves is neutral, and the consumer pays only for the content events delivered). They stay
+ * who leaves is neutral, and the consumer pays only for the content events delivered; what counts
+ * as content, and whether the `[DONE]` is forwarded, is the route's row). They stay
  * closures on purpose: split into module functions over a shared attempt object, the same code
  * cost ~25 µs more gateway CPU per request (bench/gateway-overhead.mjs, c=64: 137–143 µs against
  * 113 µs, measured side by side with --baseline).
@@ -25,14 +26,15 @@ import {
   type ServerResponse,
 } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { nodePaths, RECEIPT_HEADER, REQUEST_ID_HEADER } from "@gbt/protocol";
+import { RECEIPT_HEADER, REQUEST_ID_HEADER } from "@gbt/protocol";
 import type { CompletedRequest } from "../billing/receipt-settler.js";
 import type { GatewayConfig } from "../gateway-config.js";
 import type { GatewayMetrics } from "../gateway-metrics.js";
 import type { Lease } from "../pool/lease.js";
 import type { InstanceLink } from "../pool/pool-instance.js";
-import type { ParsedChat } from "./admission.js";
-import { DONE_MARKER, SseRelay } from "./sse-relay.js";
+import type { ParsedRequest } from "./admission.js";
+import type { ProxyRoute } from "./proxy-routes.js";
+import { SseRelay } from "./sse-relay.js";
 
 const EMPTY_TAIL = Buffer.alloc(0);
 
@@ -53,7 +55,7 @@ export interface AttemptContext {
   metrics: GatewayMetrics;
 }
 
-/** Where a node's chat endpoint is: parsed once per link, not once per request. */
+/** Where a node's endpoint of a route is: parsed once per link and route, not once per request. */
 interface UpstreamTarget {
   /** node:http's or node:https's request, with the link transport's agent (its URL policy at connect time). */
   request: (options: RequestOptions) => ClientRequest;
@@ -66,12 +68,17 @@ interface UpstreamTarget {
   path: string;
 }
 
-const targets = new WeakMap<InstanceLink, UpstreamTarget>();
+const targetsByRoute = new WeakMap<ProxyRoute, WeakMap<InstanceLink, UpstreamTarget>>();
 
-function targetOf(link: InstanceLink): UpstreamTarget {
+function targetOf(link: InstanceLink, route: ProxyRoute): UpstreamTarget {
+  let targets = targetsByRoute.get(route);
+  if (targets === undefined) {
+    targets = new WeakMap();
+    targetsByRoute.set(route, targets);
+  }
   let target = targets.get(link);
   if (target === undefined) {
-    const url = new URL(nodePaths.chatCompletions, link.url);
+    const url = new URL(route.nodePath, link.url);
     const https = url.protocol === "https:";
     target = {
       request: https ? httpsRequest : httpRequest,
@@ -92,7 +99,7 @@ export function forwardAttempt(
   context: AttemptContext,
   res: ServerResponse,
   raw: Buffer,
-  chat: ParsedChat,
+  chat: ParsedRequest,
   lease: Lease,
   link: InstanceLink,
   requestId: string,
@@ -100,7 +107,8 @@ export function forwardAttempt(
 ): Promise<CompletedRequest> {
   const { routing, metrics } = context;
   return new Promise<CompletedRequest>((resolve, reject) => {
-    const target = targetOf(link);
+    const route = chat.route;
+    const target = targetOf(link, route);
     const sentAt = performance.now();
     let settled = false;
     let started2 = false; // bytes went to the consumer
@@ -215,7 +223,7 @@ export function forwardAttempt(
         "x-request-id": requestId,
         "x-gbt-gateway-ms": gatewayMs.toFixed(3),
       });
-      const relay = new SseRelay(routing.maxEventBytes);
+      const relay = new SseRelay(routing.maxEventBytes, route.sse);
       /** The stream's end ([DONE]), sent once the request is handed over. */
       let heldBack: Buffer | null = null;
       let firstChunkAt = 0;
@@ -245,9 +253,10 @@ export function forwardAttempt(
           if (relay.done) {
             // The [DONE] is held back until the request is journalled (the caller's hand-over):
             // the consumer never sees a stream complete that a crash could lose. The request is
-            // complete now, not when the node's connection gets round to ending.
-            const at = out.indexOf(DONE_MARKER);
-            heldBack = at >= 0 ? out.subarray(at) : EMPTY_TAIL;
+            // complete now, not when the node's connection gets round to ending. A route whose
+            // consumers expect no [DONE] (responses) gets only the end of the stream then.
+            const at = relay.doneAt;
+            heldBack = at >= 0 && route.forwardsDone ? out.subarray(at) : EMPTY_TAIL;
             if (at > 0) res.write(out.subarray(0, at));
             finish(null);
             return;
@@ -280,14 +289,9 @@ export function forwardAttempt(
           lease.release("failure");
           metrics.upstreamFailures.inc({ outcome: "mid_stream" });
           res.end(
-            `data: ${JSON.stringify({
-              error: {
-                message: `The node serving this request failed mid-stream (${error?.message ?? "stream ended early"}); you are charged only for the tokens delivered.`,
-                type: "server_error",
-                param: null,
-                code: "upstream_failed",
-              },
-            })}\n\n`,
+            route.failureEvent(
+              `The node serving this request failed mid-stream (${error?.message ?? "stream ended early"}); you are charged only for the tokens delivered.`,
+            ),
           );
         }
         const completed = completedOf(
@@ -372,7 +376,7 @@ export function forwardAttempt(
 
 function completedOf(
   requestId: string,
-  chat: ParsedChat,
+  chat: ParsedRequest,
   lease: Lease,
   since: number,
   contentEvents: number,
@@ -382,6 +386,7 @@ function completedOf(
 ): CompletedRequest {
   return {
     requestId,
+    route: chat.route.name,
     model: chat.model,
     stream: chat.stream,
     instance: lease.instance,

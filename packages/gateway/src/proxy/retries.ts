@@ -1,18 +1,20 @@
 /**
- * The retry rules of a chat completion: lease the best instance of the model, forward, and on a
- * failure before the first byte (or a node's 429) try the next best one, never the same twice, at
- * most `routing.maxRetries` more times. When every candidate is at capacity the request waits in
- * the capacity queue until its deadline. What the consumer gets when nothing is left: 404
- * model_not_found, 503 tier_unavailable (nothing meets its minimum tier), 503 no_capacity, or 502
- * upstream_failed once a node was tried.
+ * The retry rules of a pooled request: lease the best instance of the model that has what the
+ * request needs, forward, and on a failure before the first byte (or a node's 429) try the next
+ * best one, never the same twice, at most `routing.maxRetries` more times. When every candidate is
+ * at capacity the request waits in the capacity queue until its deadline. What the consumer gets
+ * when nothing is left: 404 model_not_found, 400 model_not_capable (no active node of the model
+ * can do what the request asks: tools, a JSON schema, images, embeddings…), 503 tier_unavailable
+ * (nothing meets its minimum tier), 503 no_capacity, or 502 upstream_failed once a node was tried.
  */
 import type { ServerResponse } from "node:http";
 import { HttpError } from "@gbt/protocol";
 import type { Logger } from "pino";
 import type { CompletedRequest } from "../billing/receipt-settler.js";
+import { type Capability, capabilitiesOf, needsMask } from "../pool/capabilities.js";
 import type { InstancePool } from "../pool/instance-pool.js";
-import type { Lease } from "../pool/lease.js";
-import { type AdmittedChat, MIN_TIER_HEADER } from "./admission.js";
+import type { Lease, LeaseOptions } from "../pool/lease.js";
+import { type AdmittedRequest, MIN_TIER_HEADER } from "./admission.js";
 import { type AttemptContext, AttemptFailed, forwardAttempt } from "./attempt.js";
 import type { CapacityQueue } from "./capacity-queue.js";
 
@@ -36,31 +38,32 @@ export interface FirstAttempt {
 export function startFirstAttempt(
   context: RetryContext,
   res: ServerResponse,
-  admitted: AdmittedChat,
+  admitted: AdmittedRequest,
   requestId: string,
   started: number,
   tried: string[],
 ): FirstAttempt | null {
-  const picked = context.pool.lease(admitted.chat.model, leaseOptions(admitted, tried));
+  const picked = context.pool.lease(admitted.request.model, leaseOptions(admitted, tried));
   if (picked.lease === null) return null;
   const { lease, link } = picked;
   if (lease.panic) context.metrics.panicRoutes.inc();
   return {
-    promise: forwardAttempt(context, res, admitted.raw, admitted.chat, lease, link, requestId, started),
+    promise: forwardAttempt(context, res, admitted.raw, admitted.request, lease, link, requestId, started),
     lease,
   };
 }
 
-function leaseOptions(admitted: AdmittedChat, tried: string[]) {
+function leaseOptions(admitted: AdmittedRequest, tried: string[]): LeaseOptions {
   const admit = admitted.tier?.allows;
-  return admit ? { exclude: tried, admit } : { exclude: tried };
+  const needs = admitted.request.needs;
+  return admit ? { exclude: tried, admit, needs } : { exclude: tried, needs };
 }
 
 /** Records a failed attempt; throws when it was not a node's failure, or when no retry is left. */
 export function attemptFailed(
   context: RetryContext,
   res: ServerResponse,
-  admitted: AdmittedChat,
+  admitted: AdmittedRequest,
   lease: Lease,
   error: unknown,
   tried: string[],
@@ -73,7 +76,7 @@ export function attemptFailed(
     throw new HttpError("client_closed_request", "The consumer closed the request before the node answered.");
   }
   const { routing, metrics, logger } = context;
-  const { chat } = admitted;
+  const chat = admitted.request;
   metrics.upstreamFailures.inc({ outcome: error.outcome });
   tried.push(lease.instance.id);
   logger.warn(
@@ -95,14 +98,14 @@ export function attemptFailed(
 export async function retryLoop(
   context: RetryContext,
   res: ServerResponse,
-  admitted: AdmittedChat,
+  admitted: AdmittedRequest,
   requestId: string,
   started: number,
   tried: string[],
   first: number,
 ): Promise<CompletedRequest> {
   const { pool, capacity, routing } = context;
-  const { chat, raw, tier } = admitted;
+  const { request: chat, raw, tier } = admitted;
   // The line is kept from the request's arrival, whichever attempt waits in it.
   const queueDeadline = started + routing.queueTimeoutMs;
   for (let attempt = first; ; attempt++) {
@@ -112,7 +115,14 @@ export async function retryLoop(
         throw new HttpError("model_not_found", picked.error.message, "model");
       }
       const counts = picked.counts;
-      if (counts.belowTier > 0 && counts.instances - counts.stale - counts.belowTier <= 0) {
+      if (counts.incapable > 0 && counts.instances - counts.stale - counts.incapable <= 0) {
+        throw notCapable(pool, chat.model, chat.needs);
+      }
+      // The instances that could serve it at all (active, capable) are all below the tier.
+      if (
+        counts.belowTier > 0 &&
+        counts.instances - counts.stale - counts.incapable - counts.belowTier <= 0
+      ) {
         throw new HttpError(
           "tier_unavailable",
           `No active node serving ${chat.model} meets the minimum trust tier ${tier?.tier} (${counts.belowTier} below it). Retry later, or ask for a lower tier (${MIN_TIER_HEADER}).`,
@@ -142,4 +152,21 @@ export async function retryLoop(
       attemptFailed(context, res, admitted, lease, error, tried, attempt, requestId);
     }
   }
+}
+
+/**
+ * 400 `model_not_capable`: no active instance of the model can do everything the request needs;
+ * the message names what is missing (or, when each need is met somewhere but never together, all of them).
+ */
+function notCapable(pool: InstancePool, model: string, needs: readonly Capability[]): HttpError {
+  const has = pool.modelCapabilities(model)?.mask ?? 0;
+  const missing = capabilitiesOf(needsMask(needs) & ~has);
+  const named = (missing.length > 0 ? missing : needs).join(", ");
+  return new HttpError(
+    "model_not_capable",
+    missing.length > 0
+      ? `No active node serving ${model} supports ${named}; pick a model whose GET /v1/models entry lists it, or drop it from the request.`
+      : `No active node serving ${model} supports ${named} together; split the request or pick another model.`,
+    "model",
+  );
 }

@@ -8,10 +8,13 @@
  * - a partial event is kept as a list of chunks (joined once, when its end arrives), so a stream
  *   without terminators costs linear time, not a re-copy per chunk; and it is bounded by
  *   `maxEventBytes`: past that, `push` answers null and the caller ends the stream;
- * - what is billed is `contentEvents`, the events whose delta carries non-empty text (content,
- *   tool-call arguments, reasoning, refusal): an empty event bills nothing, and since each billed
- *   event carries at least one byte of text, a stream never bills more tokens than the bytes of
- *   text it delivered.
+ * - what is billed is `contentEvents`, the events whose delta carries non-empty text (for chat:
+ *   content, tool-call arguments, reasoning, refusal; each route names its own keys and, for the
+ *   Responses API, the event types that carry text: see `SseRules`): an empty event bills
+ *   nothing, and since each billed event carries at least one byte of text, a stream never bills
+ *   more tokens than the bytes of text it delivered;
+ * - `data: [DONE]` ends the stream only as an event of its own (at an event's start), never as
+ *   text inside another event's JSON.
  */
 import { RECEIPT_SSE_PREFIX, SSE_DONE_EVENT, SSE_EVENT_END } from "@gbt/protocol";
 
@@ -19,12 +22,24 @@ const TERMINATOR = Buffer.from(SSE_EVENT_END);
 const RECEIPT = Buffer.from(RECEIPT_SSE_PREFIX);
 /** `data: [DONE]`, looked for inside the complete events of a chunk. */
 const DONE = Buffer.from(SSE_DONE_EVENT.slice(0, -SSE_EVENT_END.length));
-/** Where a stream's `data: [DONE]` event starts, for a caller that holds the end back. */
-export const DONE_MARKER = DONE;
-/** The keys whose non-empty string value is delivered text (OpenAI's chunk layout, compact JSON). */
-const TEXT_KEYS = ['"content":"', '"arguments":"', '"reasoning_content":"', '"refusal":"'].map((key) =>
-  Buffer.from(key),
-);
+/** Which events of a route's stream carry delivered text. */
+export interface SseRules {
+  /** The keys whose non-empty string value is delivered text (compact JSON). */
+  readonly textKeys: readonly Buffer[];
+  /** When set, only events starting with one of these lines count (the Responses API's `event:` lines). */
+  readonly eventPrefixes: readonly Buffer[] | null;
+}
+
+/**
+ * Chat's rules: OpenAI's chunk layout, where content, reasoning, refusals and tool calls (the
+ * chunk naming the function, then each fragment of its arguments) are text.
+ */
+export const CHAT_SSE_RULES: SseRules = {
+  textKeys: ['"content":"', '"arguments":"', '"name":"', '"reasoning_content":"', '"refusal":"'].map((key) =>
+    Buffer.from(key),
+  ),
+  eventPrefixes: null,
+};
 const QUOTE = 0x22;
 const NEWLINE = 0x0a;
 
@@ -38,15 +53,19 @@ export class SseRelay {
   contentEvents = 0;
   /** Whether `data: [DONE]` went through. */
   done = false;
+  /** Where `data: [DONE]` starts in the bytes `push` returned when `done` turned true. */
+  doneAt = -1;
   /** The receipt's JSON text, once seen. */
   receipt: string | null = null;
   readonly #maxEventBytes: number;
+  readonly #rules: SseRules;
   /** The unfinished event's chunks, and their total size. */
   #carry: Buffer[] = [];
   #carried = 0;
 
-  constructor(maxEventBytes = DEFAULT_MAX_EVENT_BYTES) {
+  constructor(maxEventBytes = DEFAULT_MAX_EVENT_BYTES, rules: SseRules = CHAT_SSE_RULES) {
     this.#maxEventBytes = maxEventBytes;
+    this.#rules = rules;
   }
 
   /**
@@ -86,14 +105,21 @@ export class SseRelay {
       complete = Buffer.concat([complete.subarray(0, at), complete.subarray(receiptEnd + TERMINATOR.length)]);
     }
     let from = 0;
+    const rules = this.#rules;
     for (;;) {
       const next = complete.indexOf(TERMINATOR, from);
       if (next < 0) break;
       this.events += 1;
-      if (carriesText(complete.subarray(from, next))) this.contentEvents += 1;
+      if (carriesText(complete.subarray(from, next), rules)) this.contentEvents += 1;
       from = next + TERMINATOR.length;
     }
-    if (!this.done && complete.length >= DONE.length && complete.includes(DONE)) this.done = true;
+    if (!this.done && complete.length >= DONE.length) {
+      const at = doneEventAt(complete);
+      if (at >= 0) {
+        this.done = true;
+        this.doneAt = at;
+      }
+    }
     return complete;
   }
 
@@ -108,9 +134,30 @@ export class SseRelay {
   }
 }
 
-/** Whether an event has a text key with a non-empty string value. */
-function carriesText(event: Buffer): boolean {
-  for (const key of TEXT_KEYS) {
+/** Where a `data: [DONE]` event starts in whole events, or −1 (inside another event's text it does not count). */
+function doneEventAt(complete: Buffer): number {
+  let at = complete.indexOf(DONE);
+  while (at >= 0) {
+    if (at === 0 || (complete[at - 1] === NEWLINE && complete[at - 2] === NEWLINE)) return at;
+    at = complete.indexOf(DONE, at + 1);
+  }
+  return -1;
+}
+
+/** Whether an event has a text key with a non-empty string value (and, when the rules say, a text event's type). */
+function carriesText(event: Buffer, rules: SseRules): boolean {
+  const prefixes = rules.eventPrefixes;
+  if (prefixes !== null) {
+    let typed = false;
+    for (const prefix of prefixes) {
+      if (event.length > prefix.length && event.subarray(0, prefix.length).equals(prefix)) {
+        typed = true;
+        break;
+      }
+    }
+    if (!typed) return false;
+  }
+  for (const key of rules.textKeys) {
     let at = event.indexOf(key);
     while (at >= 0) {
       const after = at + key.length;

@@ -3,7 +3,9 @@
  * signed usage receipts, OpenAI-compatible chat) without a model: it streams `tok0 tok1 …` at a
  * chosen pace. Its faults are switchable (refuse before headers, 500, 429, die mid-stream, stall,
  * inflate its receipts, sign with another key, serve another model than claimed), so the gateway's rules can be tested on real
- * sockets. Used by the gateway's tests and its benchmark's paced upstream.
+ * sockets. It also answers `/v1/embeddings`, `/v1/completions` and `/v1/responses` in the node's
+ * wire layout (whole and streamed, with receipts), and registers the capabilities it is given.
+ * Used by the gateway's tests and its benchmark's paced upstream.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -13,6 +15,7 @@ import {
   GATEWAY_INFO_PATH,
   GATEWAY_REGISTER_PATH,
   type GatewayInfo,
+  type ModelCapabilitiesDetails,
   RECEIPT_HEADER,
   RECEIPT_SSE_PREFIX,
   REQUEST_ID_HEADER,
@@ -74,14 +77,26 @@ export interface FakeNodeOptions {
   backend?: { kind: string; version?: string };
   /** Registers with a signed benchmark record claiming this decode throughput (default: no record). */
   benchmarkTokPerSec?: number;
+  /** The capabilities registered for every model (default: none, which the gateway reads as chat only). */
+  capabilities?: ModelCapabilitiesDetails;
+}
+
+/** One request the fake node received. */
+export interface ServedRequest {
+  requestId: string | null;
+  pooled: boolean;
+  /** The node path it came to. */
+  path: string;
+  /** Its JSON body as received. */
+  body: Record<string, unknown>;
 }
 
 export interface FakeNode {
   readonly url: string;
   readonly account: PrivateKeyAccount;
   readonly faults: FakeNodeFaults;
-  /** Chat requests received (pooled ones carry the link token). */
-  readonly served: { requestId: string | null; pooled: boolean }[];
+  /** Requests received, every route (pooled ones carry the link token). */
+  readonly served: ServedRequest[];
   linkToken: string | null;
   gateway: GatewayInfo | null;
   register(
@@ -137,9 +152,11 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
           expiresAt: now + 60,
         },
         payload: {
-          models: models.map((id) =>
-            options.modelDigests?.[id] !== undefined ? { id, digest: options.modelDigests[id] } : { id },
-          ),
+          models: models.map((id) => ({
+            id,
+            ...(options.modelDigests?.[id] !== undefined ? { digest: options.modelDigests[id] } : {}),
+            ...(options.capabilities !== undefined ? { capabilities: options.capabilities } : {}),
+          })),
           backend: options.backend ?? { kind: "fake" },
           benchmark:
             options.benchmarkTokPerSec === undefined
@@ -238,7 +255,11 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
     const pooled = token !== undefined && token === node.linkToken;
     const requestId = (req.headers[REQUEST_ID_HEADER] as string | undefined) ?? null;
-    served.push({ requestId, pooled });
+    served.push({ requestId, pooled, path: req.url ?? "", body: body as Record<string, unknown> });
+    if (req.url !== "/v1/chat/completions") {
+      await otherRoute(req.url ?? "", body as unknown as OtherBody, res, pooled, requestId ?? "");
+      return;
+    }
     if (faults.dropBeforeHeaders) {
       req.socket.destroy();
       return;
@@ -370,8 +391,180 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
     res.end("data: [DONE]\n\n");
   }
 
+  /** The node's other routes, in wire.md's layout (no faults but `dieAfterTokens` and `noReceipt`). */
+  async function otherRoute(
+    path: string,
+    body: OtherBody,
+    res: ServerResponse,
+    pooled: boolean,
+    requestId: string,
+  ): Promise<void> {
+    const count = Math.min(
+      options.tokens ?? 8,
+      body.max_tokens ?? body.max_output_tokens ?? Number.POSITIVE_INFINITY,
+    );
+    const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
+    const signed = async (prompt: number, completion: number) =>
+      pooled && !faults.noReceipt
+        ? JSON.stringify(await receipt(requestId, body.model, prompt, completion))
+        : null;
+    const whole = async (answer: unknown, prompt: number, completion: number) => {
+      const json = await signed(prompt, completion);
+      res.writeHead(200, {
+        "content-type": "application/json",
+        ...(json !== null ? { [RECEIPT_HEADER]: Buffer.from(json).toString("base64url") } : {}),
+      });
+      res.end(JSON.stringify(answer));
+    };
+    const promptTokens = 5;
+    if (path === "/v1/embeddings") {
+      const inputs = Array.isArray(body.input) ? body.input : [body.input];
+      const tokens = inputs.length * 3;
+      await whole(
+        {
+          object: "list",
+          data: inputs.map((_, index) => ({
+            object: "embedding",
+            index,
+            // As OpenAI encodes them: little-endian float32s in base64, or a list of numbers.
+            embedding:
+              body.encoding_format === "base64"
+                ? Buffer.from(new Float32Array(EMBEDDING).buffer).toString("base64")
+                : EMBEDDING,
+          })),
+          model: body.model,
+          usage: { prompt_tokens: tokens, total_tokens: tokens },
+        },
+        tokens,
+        0,
+      );
+      return;
+    }
+    const words = Array.from({ length: count }, (_, i) => `tok${i} `);
+    if (path === "/v1/completions") {
+      const id = `cmpl-${randomBytes(6).toString("hex")}`;
+      const usage = {
+        prompt_tokens: promptTokens,
+        completion_tokens: count,
+        total_tokens: promptTokens + count,
+      };
+      if (!body.stream) {
+        await whole(
+          {
+            id,
+            object: "text_completion",
+            created: 0,
+            model: body.model,
+            choices: [{ index: 0, text: words.join(""), logprobs: null, finish_reason: "length" }],
+            usage,
+          },
+          promptTokens,
+          count,
+        );
+        return;
+      }
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      const chunk = (text: string, finish: string | null) =>
+        `data: ${JSON.stringify({ id, object: "text_completion", created: 0, model: body.model, choices: [{ index: 0, text, logprobs: null, finish_reason: finish }] })}\n\n`;
+      res.write(chunk("", null));
+      for (const [i, word] of words.entries()) {
+        await sleep(options.tokenDelayMs ?? 0);
+        if (faults.dieAfterTokens !== undefined && i >= faults.dieAfterTokens) {
+          res.socket?.destroy();
+          return;
+        }
+        res.write(chunk(word, null));
+      }
+      res.write(chunk("", "length"));
+      if (body.stream_options?.include_usage) {
+        res.write(
+          `data: ${JSON.stringify({ id, object: "text_completion", created: 0, model: body.model, choices: [], usage })}\n\n`,
+        );
+      }
+      const json = await signed(promptTokens, count);
+      if (json !== null) res.write(`${RECEIPT_SSE_PREFIX}${json}\n\n`);
+      res.end("data: [DONE]\n\n");
+      return;
+    }
+    if (path === "/v1/responses") {
+      const id = `resp_${randomBytes(6).toString("hex")}`;
+      const text = words.join("");
+      const message = {
+        type: "message",
+        id: `msg_${id}`,
+        status: "completed",
+        role: "assistant",
+        content: [{ type: "output_text", text, annotations: [] }],
+      };
+      const response = (status: string, output: unknown[], usage: unknown) => ({
+        id,
+        object: "response",
+        created_at: 0,
+        status,
+        model: body.model,
+        output,
+        usage,
+      });
+      const usage = { input_tokens: promptTokens, output_tokens: count, total_tokens: promptTokens + count };
+      if (!body.stream) {
+        await whole(response("completed", [message], usage), promptTokens, count);
+        return;
+      }
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      let sequence = 0;
+      const event = (type: string, fields: Record<string, unknown>) =>
+        `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence++, ...fields })}\n\n`;
+      res.write(event("response.created", { response: response("in_progress", [], null) }));
+      res.write(event("response.in_progress", { response: response("in_progress", [], null) }));
+      const item = { ...message, status: "in_progress", content: [] };
+      res.write(event("response.output_item.added", { output_index: 0, item }));
+      const part = { type: "output_text", text: "", annotations: [] };
+      res.write(
+        event("response.content_part.added", { item_id: item.id, output_index: 0, content_index: 0, part }),
+      );
+      for (const [i, word] of words.entries()) {
+        await sleep(options.tokenDelayMs ?? 0);
+        if (faults.dieAfterTokens !== undefined && i >= faults.dieAfterTokens) {
+          res.socket?.destroy();
+          return;
+        }
+        res.write(
+          event("response.output_text.delta", {
+            item_id: item.id,
+            output_index: 0,
+            content_index: 0,
+            delta: word,
+          }),
+        );
+      }
+      res.write(
+        event("response.output_text.done", { item_id: item.id, output_index: 0, content_index: 0, text }),
+      );
+      res.write(
+        event("response.content_part.done", {
+          item_id: item.id,
+          output_index: 0,
+          content_index: 0,
+          part: { ...part, text },
+        }),
+      );
+      res.write(event("response.output_item.done", { output_index: 0, item: message }));
+      res.write(event("response.completed", { response: response("completed", [message], usage) }));
+      const json = await signed(promptTokens, count);
+      if (json !== null) res.write(`${RECEIPT_SSE_PREFIX}${json}\n\n`);
+      res.end("data: [DONE]\n\n");
+      return;
+    }
+    res.writeHead(404, { "content-type": "application/json" });
+    res.end(
+      JSON.stringify({
+        error: { message: "no such route", type: "invalid_request_error", param: null, code: "not_found" },
+      }),
+    );
+  }
+
   const server: Server = createServer((req, res) => {
-    if (req.url === "/v1/chat/completions" && req.method === "POST") {
+    if (NODE_ROUTES.has(req.url ?? "") && req.method === "POST") {
       active += 1;
       chat(req, res)
         .catch(() => res.destroy())
@@ -389,4 +582,21 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   (node as { url: string }).url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return node;
+}
+
+/** The vector the fake node answers every embedding input with. */
+const EMBEDDING = [0.25, -0.5, 0.75];
+
+/** The routes the fake node serves. */
+const NODE_ROUTES = new Set(["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"]);
+
+/** The fields of a non-chat request the fake node reads. */
+interface OtherBody {
+  model: string;
+  stream?: boolean;
+  max_tokens?: number;
+  max_output_tokens?: number;
+  input?: unknown;
+  encoding_format?: string;
+  stream_options?: { include_usage?: boolean };
 }

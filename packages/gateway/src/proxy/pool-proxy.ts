@@ -1,10 +1,12 @@
 /**
- * `POST /v1/chat/completions` through the pool, on raw node:http (the hot path). Before the first
- * byte the request path does only what it must, all in memory: admission (admission.ts: API key,
- * tier, one JSON.parse, price, credit hold), then a routing pick and forwarding with retries
- * (retries.ts, attempt.ts). The body is forwarded byte for byte; whole responses are relayed in one
- * write, streams chunk by chunk (attempt.ts and its two relays). Signature checks, the ledger
- * write and logging happen after the response, in batches (see billing/receipt-settler.ts).
+ * The pooled consumer routes (`POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
+ * `/v1/responses`: one proxy, each route a row of proxy-routes.ts) on raw node:http (the hot
+ * path). Before the first byte the request path does only what it must, all in memory: admission
+ * (admission.ts: API key, tier, one JSON.parse, what the request needs, price, credit hold), then a
+ * routing pick among the instances able to serve it and forwarding with retries (retries.ts,
+ * attempt.ts). The body is forwarded byte for byte; whole responses are relayed in one write,
+ * streams chunk by chunk (attempt.ts and its two relays). Signature checks, the ledger write and
+ * logging happen after the response, in batches (see billing/receipt-settler.ts).
  *
  * Failure rules: a node that fails before the first byte (connection error, 5xx, 401/403 on the
  * link token, no headers within `firstByteTimeoutMs`) counts as a failure for its breaker and the
@@ -14,7 +16,7 @@
  * consumer's stream with an error event, and the consumer pays only for the tokens delivered.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { readBody } from "@gbt/protocol";
+import { HttpError, readBody } from "@gbt/protocol";
 import type { Logger } from "pino";
 import type { AccountStore } from "../auth/accounts.js";
 import type { CreditHolds } from "../billing/credit-holds.js";
@@ -23,12 +25,15 @@ import type { GatewayConfig } from "../gateway-config.js";
 import type { GatewayMetrics } from "../gateway-metrics.js";
 import type { RateLimiter } from "../limits/rate-limiter.js";
 import type { InstancePool } from "../pool/instance-pool.js";
-import { admitBody, authorizeChat, type ObservedCompletion, type RequestAdmission } from "./admission.js";
+import { admitBody, authorizeRequest, type ObservedCompletion, type RequestAdmission } from "./admission.js";
 import { CapacityQueue } from "./capacity-queue.js";
-import { newRequestId } from "./request-id.js";
+import type { ProxyRoute } from "./proxy-routes.js";
 import { attemptFailed, type RetryContext, retryLoop, startFirstAttempt } from "./retries.js";
 
-export interface ChatProxyDependencies {
+/** The header a consumer may send its own request id in (the openai SDK's); echoed back as it is. */
+export const CLIENT_REQUEST_ID_HEADER = "x-client-request-id";
+
+export interface PoolProxyDependencies {
   config: GatewayConfig;
   accounts: Pick<AccountStore, "authenticate">;
   reservations: CreditHolds;
@@ -39,27 +44,50 @@ export interface ChatProxyDependencies {
   maxBodyBytes: number;
   /** Which instances a request may use (verification's tiers); absent, every node is `community`. */
   admit?: RequestAdmission;
-  /** Offered every complete non-streamed response (verification's sampling). */
+  /** Offered every complete non-streamed chat completion (verification's sampling). */
   observe?: (completion: ObservedCompletion) => void;
   /** The door's limits per key and account. */
   limiter?: RateLimiter;
 }
 
-export interface ChatProxy {
-  /** Serves one request; throws the HttpError to answer when nothing was sent yet. */
-  handle(req: IncomingMessage, res: ServerResponse, started: number): Promise<void>;
+export interface PoolProxy {
+  /**
+   * Serves one request of `route` under the gateway's request id (the one its receipt carries);
+   * throws the HttpError to answer when nothing was sent yet.
+   */
+  handle(
+    route: ProxyRoute,
+    req: IncomingMessage,
+    res: ServerResponse,
+    started: number,
+    requestId: string,
+  ): Promise<void>;
 }
 
-export function createChatProxy(deps: ChatProxyDependencies): ChatProxy {
+export function createPoolProxy(deps: PoolProxyDependencies): PoolProxy {
   const { config, pool, settler, metrics, logger, observe } = deps;
   const capacity = new CapacityQueue(config.routing.maxQueued);
   const retry: RetryContext = { routing: config.routing, metrics, pool, capacity, logger };
 
-  async function handle(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
+  async function handle(
+    route: ProxyRoute,
+    req: IncomingMessage,
+    res: ServerResponse,
+    started: number,
+    requestId: string,
+  ): Promise<void> {
     // Each step is awaited here, on one async frame: the hot path pays for no nested ones.
-    const authorized = authorizeChat(deps, req);
-    const admitted = admitBody(deps, authorized, await readBody(req, deps.maxBodyBytes));
-    const requestId = newRequestId();
+    const clientRequestId = req.headers[CLIENT_REQUEST_ID_HEADER];
+    if (typeof clientRequestId === "string" && clientRequestId.length <= 512)
+      res.setHeader(CLIENT_REQUEST_ID_HEADER, clientRequestId);
+    const authorized = authorizeRequest(deps, req);
+    const raw =
+      route.oversizedParam === null
+        ? await readBody(req, deps.maxBodyBytes)
+        : await readBody(req, deps.maxBodyBytes).catch((error: unknown) => {
+            throw oversized(error, route.oversizedParam as string, deps.maxBodyBytes);
+          });
+    const admitted = admitBody(deps, authorized, route, raw);
     let handedOver = false;
     const rate = admitted.limits.headers;
     // Every answer to a limited key says where it stands (OpenAI's x-ratelimit-* headers).
@@ -82,10 +110,15 @@ export function createChatProxy(deps: ChatProxyDependencies): ChatProxy {
       completed.price = admitted.price;
       completed.promptBound = admitted.raw.length;
       handedOver = true;
-      if (observe !== undefined && completed.state === "complete" && completed.wholeBody !== null) {
+      if (
+        observe !== undefined &&
+        completed.state === "complete" &&
+        completed.wholeBody !== null &&
+        route.name === "chat"
+      ) {
         observe({
           requestId,
-          model: admitted.chat.model,
+          model: admitted.request.model,
           instanceId: completed.instance.id,
           body: admitted.raw,
           response: completed.wholeBody,
@@ -104,4 +137,14 @@ export function createChatProxy(deps: ChatProxyDependencies): ChatProxy {
   }
 
   return { handle };
+}
+
+/** A body over the size limit, on a route that names the parameter responsible (embeddings: `input`). */
+function oversized(error: unknown, param: string, limit: number): unknown {
+  if (!(error instanceof HttpError) || error.wireCode !== "request_too_large") return error;
+  return new HttpError(
+    "invalid_value",
+    `The request body is over ${limit} bytes; send fewer or shorter inputs per request.`,
+    param,
+  );
 }
