@@ -111,6 +111,12 @@ export type HeartbeatDetails = z.infer<typeof heartbeatDetailsSchema>;
 export const receiptTimingsSchema = z.strictObject({
   stream: z.boolean(),
   finishReason: identifier(32),
+  /**
+   * Where the token counts come from: the backend's own usage (absent: the same), or the node's
+   * estimate when an OpenAI-compatible server reported none (a quarter of the characters for the
+   * prompt, one token per streamed content event or per four characters of a whole answer).
+   */
+  usage: z.enum(["backend", "estimate"]).optional(),
   backend: z
     .strictObject({
       promptMs: z.number().min(0),

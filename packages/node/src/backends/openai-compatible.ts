@@ -142,7 +142,7 @@ export function createOpenAICompatibleBackend(options: OpenAICompatibleBackendOp
           yield {
             type: "done",
             finishReason: finishReason(finish),
-            usage: usage ?? usageFromTimings(timings) ?? { promptTokens: 0, completionTokens: chunks },
+            ...usageOrEstimate(usage ?? usageFromTimings(timings), chunks),
             ...(timings ? { timings } : {}),
           };
           return;
@@ -394,6 +394,13 @@ function readTimings(answer: object): BackendTimings | undefined {
     ...(predicted_n !== undefined ? { decodeTokens: predicted_n } : {}),
     source: "llama.cpp:timings",
   };
+}
+
+/** The server's count, or the node's estimate (one token per content chunk, said as such). */
+function usageOrEstimate(usage: Usage | undefined, chunks: number): { usage: Usage; usageEstimated?: true } {
+  return usage !== undefined
+    ? { usage }
+    : { usage: { promptTokens: 0, completionTokens: chunks }, usageEstimated: true };
 }
 
 function usageFromTimings(timings: BackendTimings | undefined): Usage | undefined {

@@ -169,7 +169,14 @@ export type FinishReason = "stop" | "length" | "abort" | "tool_calls";
 export type ChatStreamEvent =
   | { type: "delta"; text: string }
   | { type: "tool_call"; index: number; id?: string; name?: string; arguments: string }
-  | { type: "done"; finishReason: FinishReason; usage: Usage; timings?: BackendTimings };
+  | {
+      type: "done";
+      finishReason: FinishReason;
+      usage: Usage;
+      timings?: BackendTimings;
+      /** The counts are the node's estimate: the backend reported none. */
+      usageEstimated?: boolean;
+    };
 
 export interface ChatResult {
   text: string;

@@ -87,16 +87,59 @@ function endWithError(res: ServerResponse, error: unknown, responses: ResponseBu
   throw Object.assign(http, { alreadySent: true });
 }
 
-/** The usage and finish reason of a relayed answer (the server's own count). */
-export function relayedFinal(withUsage: Record<string, unknown>, finish: unknown): Final {
+const isCount = (value: unknown): value is number => Number.isInteger(value) && (value as number) >= 0;
+
+/** The node's estimate of a text's tokens, when the server counts none: a quarter of its characters. */
+const estimateTokens = (characters: number) => Math.ceil(characters / 4);
+
+/**
+ * The usage and finish reason of a relayed answer: the server's own count; when it sent none,
+ * the node's estimate (`usageEstimated`, said in the receipt): the prompt from the request's
+ * characters, the completion from `estimate()` (content events streamed, or the answer's text).
+ */
+export function relayedFinal(
+  withUsage: Record<string, unknown>,
+  finish: unknown,
+  estimate?: { request: Record<string, unknown>; completionTokens: () => number },
+): Final {
   const usage = (withUsage.usage ?? {}) as { prompt_tokens?: unknown; completion_tokens?: unknown };
-  const count = (value: unknown) =>
-    Number.isInteger(value) && (value as number) >= 0 ? (value as number) : 0;
+  const finishReason = finish === "length" ? "length" : finish === "tool_calls" ? "tool_calls" : "stop";
+  if (estimate !== undefined && !(isCount(usage.prompt_tokens) && isCount(usage.completion_tokens))) {
+    const { messages, prompt, input } = estimate.request;
+    return {
+      type: "done",
+      finishReason,
+      usage: {
+        promptTokens: estimateTokens(JSON.stringify(messages ?? prompt ?? input ?? "").length),
+        completionTokens: estimate.completionTokens(),
+      },
+      usageEstimated: true,
+    };
+  }
   return {
     type: "done",
-    finishReason: finish === "length" ? "length" : finish === "tool_calls" ? "tool_calls" : "stop",
-    usage: { promptTokens: count(usage.prompt_tokens), completionTokens: count(usage.completion_tokens) },
+    finishReason,
+    usage: {
+      promptTokens: isCount(usage.prompt_tokens) ? usage.prompt_tokens : 0,
+      completionTokens: isCount(usage.completion_tokens) ? usage.completion_tokens : 0,
+    },
   };
+}
+
+/** The generated text of a whole relayed answer (content, text, tool-call arguments), for an estimate. */
+function answerCharacters(answer: Record<string, unknown>): number {
+  let characters = 0;
+  for (const choice of Array.isArray(answer.choices) ? (answer.choices as Record<string, unknown>[]) : []) {
+    if (typeof choice.text === "string") characters += choice.text.length;
+    const message = choice.message as
+      | { content?: unknown; tool_calls?: Array<{ function?: { arguments?: unknown } }> }
+      | undefined;
+    if (typeof message?.content === "string") characters += message.content.length;
+    for (const call of message?.tool_calls ?? []) {
+      if (typeof call.function?.arguments === "string") characters += call.function.arguments.length;
+    }
+  }
+  return characters;
 }
 
 type RelayRoute = "chat" | "completions";
@@ -162,7 +205,10 @@ export async function relayOpenAI(
       const choice = (Array.isArray(answer.choices) ? answer.choices[0] : undefined) as
         | { finish_reason?: unknown }
         | undefined;
-      final = relayedFinal(answer, choice?.finish_reason);
+      final = relayedFinal(answer, choice?.finish_reason, {
+        request,
+        completionTokens: () => estimateTokens(answerCharacters(answer)),
+      });
       const receipt = await slot.receipt(model, false, final);
       sendJson(res, 200, answer, { "x-request-id": String(answer.id ?? ""), ...receiptHeader(receipt) });
       return;
@@ -174,6 +220,8 @@ export async function relayOpenAI(
     res.writeHead(200, sseHeaders(String(firstId ?? `relay-${randomBytes(12).toString("base64url")}`)));
     let usage: Record<string, unknown> | undefined;
     let finish: string | undefined;
+    /** Events that carried generated text: the completion estimate when the server counts none. */
+    let contentEvents = 0;
     // Events that arrive together leave together: one write per batch, not one per event.
     let corked = false;
     const uncork = () => {
@@ -192,11 +240,17 @@ export async function relayOpenAI(
           if (chunk.usage !== undefined && chunk.usage !== null) usage = chunk;
           for (const choice of choices) {
             if (typeof choice.finish_reason === "string") finish = choice.finish_reason;
-            if (rules.content(choice)) slot.token();
+            if (rules.content(choice)) {
+              slot.token();
+              contentEvents++;
+            }
           }
           // The usage chunk goes to the consumer only when asked for (the node always asks for it).
           forward = choices.length > 0 || includeUsage;
-        } else if (CONTENT.test(data)) slot.token();
+        } else if (CONTENT.test(data)) {
+          slot.token();
+          contentEvents++;
+        }
         if (forward) {
           if (!corked) {
             corked = true;
@@ -214,7 +268,7 @@ export async function relayOpenAI(
       res.end();
       return;
     }
-    final = relayedFinal(usage ?? {}, finish ?? "stop");
+    final = relayedFinal(usage ?? {}, finish ?? "stop", { request, completionTokens: () => contentEvents });
     const receipt = await slot.receipt(model, true, final);
     if (receipt) res.write(`${RECEIPT_SSE_PREFIX}${JSON.stringify(receipt)}\n\n`);
     res.end(SSE_DONE_EVENT);
@@ -248,7 +302,10 @@ export function inferenceRoutes(ctx: InferenceContext): {
       try {
         const answer = await backend.relay.embeddings(request, slot.signal);
         slot.token();
-        final = relayedFinal({ usage: { ...(answer.usage as object), completion_tokens: 0 } }, "stop");
+        final = relayedFinal({ usage: { ...(answer.usage as object), completion_tokens: 0 } }, "stop", {
+          request,
+          completionTokens: () => 0,
+        });
         const receipt = await slot.receipt(model, false, final);
         sendJson(res, 200, answer, { "x-request-id": id, ...receiptHeader(receipt) });
       } finally {

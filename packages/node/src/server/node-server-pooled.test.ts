@@ -13,8 +13,11 @@ import {
 import pino from "pino";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterEach, describe, expect, it } from "vitest";
+import { createOpenAICompatibleBackend } from "../backends/openai-compatible.js";
+import type { Backend } from "../backends/types.js";
 import { type GatewayLink, startGatewayLink } from "../gateway-link.js";
-import { createScriptedBackend, type ScriptedBackend } from "../testing/scripted-backend.js";
+import { startFakeOpenAIServer } from "../testing/fake-openai-server.js";
+import { createScriptedBackend } from "../testing/scripted-backend.js";
 import { type NodeServer, type NodeServerOptions, startNodeServer } from "./node-server.js";
 
 const CHAIN_ID = 31_337;
@@ -70,7 +73,7 @@ async function linkedGateway(): Promise<{ link: GatewayLink; token: string }> {
   return { link, token };
 }
 
-async function serve(backend: ScriptedBackend, extra: Partial<NodeServerOptions> = {}): Promise<NodeServer> {
+async function serve(backend: Backend, extra: Partial<NodeServerOptions> = {}): Promise<NodeServer> {
   const server = await startNodeServer({ backend, logger, capacity: 2, ...extra });
   cleanups.push(() => server.close(100));
   return server;
@@ -239,5 +242,39 @@ describe("node server: pooled traffic from the gateway", () => {
     const stream = await post(server.url, chat({ stream: true }), headers);
     expect(stream.body).not.toContain(RECEIPT_SSE_PREFIX.trim());
     expect(stream.body.endsWith("data: [DONE]\n\n")).toBe(true);
+  });
+});
+
+describe("node server: receipts of a relayed backend that reports no usage", () => {
+  it.each([
+    [true, undefined],
+    [false, "estimate"],
+  ])("usage reported: %s → the receipt says %s", async (reported, said) => {
+    const fake = await startFakeOpenAIServer({ models: ["tiny"], usage: reported, timings: false });
+    cleanups.push(() => fake.close());
+    const { link, token } = await linkedGateway();
+    const server = await serve(createOpenAICompatibleBackend({ baseURL: fake.url }), { gatewayLink: link });
+    const headers = { authorization: `Bearer ${token}` };
+    const body = { model: "tiny", messages: [{ role: "user", content: "hello there" }] };
+    const whole = await post(server.url, body, { ...headers, [REQUEST_ID_HEADER]: "gw-req:w" });
+    expect(whole.status).toBe(200);
+    const wholeReceipt = await verifyReceipt(
+      JSON.parse(Buffer.from(whole.headers[RECEIPT_HEADER] as string, "base64url").toString("utf8")),
+    );
+    const streamed = await post(
+      server.url,
+      { ...body, stream: true },
+      { ...headers, [REQUEST_ID_HEADER]: "gw-req:s" },
+    );
+    const line = streamed.body.split("\n").find((l) => l.startsWith(RECEIPT_SSE_PREFIX)) as string;
+    const streamReceipt = await verifyReceipt(JSON.parse(line.slice(RECEIPT_SSE_PREFIX.length)));
+    for (const receipt of [wholeReceipt, streamReceipt]) {
+      // "Hello, world!": four tokens as the server counts them, four content events or 13 characters as the node does.
+      expect(receipt.message.completionTokens).toBe(4);
+      expect(receipt.message.promptTokens).toBeGreaterThan(0);
+      expect((receipt.payload as { usage?: string }).usage).toBe(said);
+    }
+    // The consumer sees no usage chunk it did not ask for, and none is made up for it.
+    expect(streamed.body).not.toContain('"usage":{');
   });
 });

@@ -154,6 +154,7 @@ function receiptTimings(stream: boolean, final: Extract<ChatStreamEvent, { type:
   return {
     stream,
     finishReason: final.finishReason,
+    ...(final.usageEstimated ? { usage: "estimate" as const } : {}),
     backend:
       t && t.promptMs !== undefined && t.decodeMs !== undefined
         ? { promptMs: Math.max(0, t.promptMs), decodeMs: Math.max(0, t.decodeMs), source: t.source }

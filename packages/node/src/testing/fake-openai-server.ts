@@ -40,6 +40,8 @@ export interface FakeOpenAIServerOptions {
   maxConcurrent?: number;
   /** Add llama.cpp's `timings` object (default true; false for servers such as vLLM). */
   timings?: boolean;
+  /** Report usage (default true); false: no usage object and no usage chunk, as some servers do. */
+  usage?: boolean;
   /** `/health` answers "ok" (200), "loading" (503, as while llama.cpp loads a model) or "absent" (404). */
   health?: "ok" | "loading" | "absent";
   /** Drop the connection after this many generated tokens, as when the server crashes. */
@@ -114,6 +116,7 @@ export async function startFakeOpenAIServer(
   const tokens = options.tokens ?? ["Hello", ",", " world", "!"];
   const countPromptTokens = options.countPromptTokens ?? defaultCountPromptTokens;
   const withTimings = options.timings ?? true;
+  const withUsage = options.usage ?? true;
   const created = Math.floor(Date.now() / 1000);
   const fingerprint = "b6700-fake";
   const requests: FakeOpenAIRequest[] = [];
@@ -456,13 +459,13 @@ export async function startFakeOpenAIServer(
           model,
           system_fingerprint: fingerprint,
           object: "chat.completion",
-          usage,
+          ...(withUsage ? { usage } : {}),
           id,
           ...(withTimings ? { timings } : {}),
         });
       }
       const last = [chunk([{ finish_reason: finishReason, index: 0, delta: {} }])];
-      if (includeUsage) last.push(chunk([], { usage }));
+      if (includeUsage && withUsage) last.push(chunk([], { usage }));
       // llama.cpp puts the timings on the last chunk it sends.
       const lastChunk = last.at(-1);
       if (withTimings && lastChunk) Object.assign(lastChunk, { timings });
