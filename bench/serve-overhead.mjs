@@ -11,7 +11,6 @@
 // `tiny` is the pipeline-test model (~0.35 ms per token here: any fixed per-token cost shows up
 // large); `medium` is a generated ~27M-parameter random model whose per-token work (a few ms) is
 // closer to a real model's, so the ratio shows what a served model actually loses.
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
@@ -19,6 +18,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { buildBackend, generateTestModel, resolvePaths } from "@gbt/node";
+import { runGbt, startServe } from "./lib/serve.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -61,59 +61,9 @@ const percentile = (values, p) => {
 };
 const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
 
-function run(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, "bin/run.js"), ...args], {
-      env,
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    let out = "";
-    child.stdout.on("data", (c) => {
-      out += c;
-    });
-    child.on("exit", (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`gbt ${args.join(" ")} exited ${code}`)),
-    );
-  });
-}
-
-async function startServe(capacity, checkout = root) {
-  const child = spawn(
-    process.execPath,
-    [
-      join(checkout, "bin/run.js"),
-      "serve",
-      "--port",
-      "0",
-      "--json",
-      "--threads",
-      String(threads),
-      "--capacity",
-      String(capacity),
-      "--log-level",
-      "warn",
-      ...modelArgs,
-    ],
-    { env, stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const url = await new Promise((resolve, reject) => {
-    let buffer = "";
-    child.stdout.on("data", (chunk) => {
-      buffer += chunk;
-      const line = buffer.split("\n")[0];
-      if (buffer.includes("\n")) resolve(JSON.parse(line).url);
-    });
-    child.on("exit", (code) => reject(new Error(`gbt serve exited ${code}`)));
-  });
-  return {
-    url,
-    stop: () =>
-      new Promise((resolve) => {
-        child.on("exit", resolve);
-        child.kill("SIGTERM");
-      }),
-  };
-}
+/** `gbt serve` from `checkout` with this run's threads, capacity and model. */
+const serveFrom = (capacity, checkout = root) =>
+  startServe(checkout, env, ["--threads", String(threads), "--capacity", String(capacity), ...modelArgs]);
 
 /** One streamed request through HTTP (node:http, keep-alive: a lean client); TTFT and decode rate measured at the client. */
 function viaServe(url) {
@@ -193,7 +143,7 @@ async function inProcess(backend) {
   };
 }
 
-await run(["setup", "--yes", "--json"]);
+await runGbt(root, env, ["setup", "--yes", "--json"]);
 const paths = resolvePaths(env);
 let modelArgs = [];
 let modelSetting = MODEL;
@@ -206,8 +156,8 @@ const { backend } = await buildBackend(
   { kind: "embedded", model: modelSetting, threads, capacity: 4 },
   paths,
 );
-const serve = await startServe(4);
-const baseline = values.baseline ? await startServe(4, values.baseline) : undefined;
+const serve = await serveFrom(4);
+const baseline = values.baseline ? await serveFrom(4, values.baseline) : undefined;
 const results = { inProcess: [], serve: [], ...(baseline ? { baseline: [] } : {}) };
 await inProcess(backend); // warm-up every path
 await viaServe(serve.url);
