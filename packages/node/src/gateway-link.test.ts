@@ -7,6 +7,7 @@ import {
   GATEWAY_INFO_PATH,
   GATEWAY_REGISTER_PATH,
   heartbeatDetailsSchema,
+  type ModelCapabilitiesDetails,
   registrationDetailsSchema,
   type SignedObject,
   verifyObject,
@@ -268,6 +269,30 @@ describe("gateway link", () => {
       { id: "scripted" },
     ]);
     expect(gateway.refused).toEqual([]);
+  });
+
+  it("registers again, signing the new capabilities, when a model is added or can do more; heartbeats otherwise", async () => {
+    const gateway = await startGateway();
+    let models: Array<{ id: string; capabilities?: ModelCapabilitiesDetails }> = [{ id: "scripted" }];
+    const node = link(gateway.url, { models: async () => models });
+    await node.ready;
+    await until(() => gateway.heartbeats.length >= 2);
+    expect(gateway.registrations).toHaveLength(1);
+    const tools: ModelCapabilitiesDetails = {
+      chat: true,
+      tools: true,
+      jsonSchema: false,
+      embeddings: false,
+      vision: false,
+      logprobs: false,
+      completions: false,
+    };
+    models = [{ id: "scripted", capabilities: tools }, { id: "added" }];
+    await until(() => gateway.registrations.length === 2);
+    expect(registrationDetailsSchema.parse(gateway.registrations[1]?.payload).models).toEqual(models);
+    const beats = gateway.heartbeats.length;
+    await until(() => gateway.heartbeats.length >= beats + 2);
+    expect(gateway.registrations).toHaveLength(2);
   });
 
   it("registers again on 404 unknown_instance, accepts the new token (and the previous one), never logs tokens", async () => {

@@ -140,6 +140,8 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
   let phase: "register" | "heartbeat" = "register";
   let info: GatewayInfo | null = null;
   let registration: RegistrationResponse | null = null;
+  /** The models (ids, digests, capabilities) the current registration signed, as canonical text. */
+  let registeredModels = "";
   /** The current link token's hash first, then the previous one's. */
   let tokenHashes: Buffer[] = [];
   let lastStamp = 0;
@@ -261,6 +263,7 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
   }
 
   async function register(): Promise<RegistrationResponse> {
+    const offered = await offeredModels();
     const infoAnswer = await call("GET", GATEWAY_INFO_PATH);
     if (infoAnswer.status < 200 || infoAnswer.status >= 300) {
       throw failed("the info request", infoAnswer.status, infoAnswer.json);
@@ -287,7 +290,7 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
       ...(options.backend.version ? { version: clipText(options.backend.version, 64) } : {}),
     };
     const details = registrationDetailsSchema.parse({
-      models: await offeredModels(),
+      models: offered,
       backend,
       benchmark: options.latestBenchmark() ?? null,
       owners: publishedOwners(),
@@ -322,12 +325,16 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
       : [hashToken(parsed.data.linkToken)];
     info = gateway;
     registration = parsed.data;
+    registeredModels = JSON.stringify(offered);
     return parsed.data;
   }
 
   /** One heartbeat; "unknown_instance" when the gateway wants a new registration. */
-  async function heartbeat(gateway: GatewayInfo): Promise<"ok" | "unknown_instance"> {
+  async function heartbeat(gateway: GatewayInfo): Promise<"ok" | "unknown_instance" | "models_changed"> {
     const models = await offeredModels();
+    // A heartbeat carries model ids only: a model added, swapped or able to do more is signed
+    // again, whole, in a new registration (which replaces the old one at the gateway).
+    if (JSON.stringify(models) !== registeredModels) return "models_changed";
     let health: HeartbeatDetails["health"];
     try {
       const checked = await options.health();
@@ -388,6 +395,11 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
       if (outcome === "unknown_instance") {
         phase = "register";
         logger.info({ gateway: base }, "the gateway no longer knows this node; registering again");
+        return 0;
+      }
+      if (outcome === "models_changed") {
+        phase = "register";
+        logger.info({ gateway: base }, "the models or what they can do changed; registering again");
         return 0;
       }
       failures = 0;
