@@ -17,6 +17,8 @@ export const ExitCode = {
   conflict: 9,
   threshold: 10,
   io: 11,
+  /** An explicitly requested GPU backend (`--gpu cuda|vulkan|metal`) cannot run here. */
+  gpu: 12,
   interrupted: 130,
 } as const;
 export type ExitCodeName = keyof typeof ExitCode;
@@ -52,6 +54,7 @@ export const errorCodes = {
   NODE_UNREACHABLE: "unreachable",
   CHAIN_UNREACHABLE: "unreachable",
   BUSY: "unreachable",
+  SOURCE_UNREACHABLE: "unreachable",
   INVALID_INPUT: "validation",
   INVALID_ADDRESS: "validation",
   INVALID_KEY: "validation",
@@ -74,6 +77,7 @@ export const errorCodes = {
   BELOW_THRESHOLD: "threshold",
   NOT_WRITABLE: "io",
   IO_ERROR: "io",
+  GPU_UNAVAILABLE: "gpu",
   INTERRUPTED: "interrupted",
 } as const satisfies Record<string, ExitCodeName>;
 export type ErrorCode = keyof typeof errorCodes;

@@ -133,6 +133,13 @@ export {
 } from "./objects.js";
 export { MODEL_SWITCH_PENALTY, type ModelSwitchCost, modelSwitchCost } from "./pool-rules.js";
 export * as schemas from "./primitives.js";
+export {
+  openSecret,
+  readSecretBox,
+  type SecretBoxFile,
+  sealSecret,
+  writeSecretBox,
+} from "./secret-box.js";
 export { seededRandom } from "./seeded-random.js";
 export { DEFAULT_SERVER_GUARD, guardServer, type ServerGuardOptions } from "./server-guard.js";
 export {

@@ -63,8 +63,18 @@ export const jobTypeSchemas = [
   {
     type: "model.pull",
     risk: "change",
-    params: z.strictObject({ model: modelName }),
-    description: "Download a model into the backend's store.",
+    params: z.strictObject({
+      model: modelName,
+      /** Install as this id (default: the source's own: a registry name, a file name without .gguf). */
+      as: modelName.optional(),
+      /** The file's sha256, required when `model` is a bare https:// URL. */
+      sha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/, "must be 64 lower-case hex characters")
+        .optional(),
+    }),
+    description:
+      "Download a model into the backend's store: a registry reference NAME@VERSION, hf:OWNER/REPO/FILE.gguf, an https:// URL with sha256 (where the node's policy allows URLs), an Ollama name on Ollama; verified before it is installed.",
   },
   {
     type: "model.remove",

@@ -190,6 +190,21 @@ export type ChallengeResponse = z.infer<typeof challengeResponseSchema>;
 // Admin API.
 
 /** One instance of `GET /v1/gateway/nodes`: routing state, trust, and what the node registered. */
+/**
+ * The accelerator of a node's signed benchmark run (the BenchmarkRecord payload's `gpu`): which
+ * backend and devices, VRAM, driver and the layers actually offloaded, or why it ran on the CPU.
+ */
+export const nodeGpuSchema = z.strictObject({
+  backend: z.enum(["cuda", "vulkan", "metal", "cpu"]),
+  devices: z.array(boundedText(128)).max(16),
+  vramTotalMB: z.number().min(0).max(1e9).nullable(),
+  driver: boundedText(64).nullable(),
+  gpuLayers: count.nullable(),
+  totalLayers: count.nullable(),
+  summary: boundedText(512),
+});
+export type NodeGpu = z.infer<typeof nodeGpuSchema>;
+
 export const gatewayNodeSchema = z.strictObject({
   id: identifier(128),
   nodeAddress: hexAddress,
@@ -227,6 +242,8 @@ export const gatewayNodeSchema = z.strictObject({
   backend: registrationDetailsSchema.shape.backend.nullable(),
   modelDigests: z.array(registrationDetailsSchema.shape.models.element).max(256),
   lastHealth: heartbeatDetailsSchema.shape.health.nullable(),
+  /** The GPU of its signed benchmark (absent: no benchmark, or one from before gbt knew GPUs). */
+  gpu: nodeGpuSchema.nullable().optional(),
 });
 export type GatewayNode = z.infer<typeof gatewayNodeSchema>;
 
