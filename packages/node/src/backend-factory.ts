@@ -5,13 +5,15 @@
  */
 import { access } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { GbtError } from "@gbt/protocol";
+import { GbtError, openSecret, readSecretBox } from "@gbt/protocol";
 import type { GbtPaths } from "@gbt/store";
 import { createEmbeddedBackend, type EmbeddedModelFile } from "./backends/embedded.js";
 import { createOllamaBackend } from "./backends/ollama.js";
 import { createOpenAICompatibleBackend } from "./backends/openai-compatible.js";
 import type { Backend } from "./backends/types.js";
-import type { BackendConfig } from "./config.js";
+import type { BackendConfig, GpuChoice, GpuLayers } from "./config.js";
+import { type GpuStatus, resolveGpu } from "./gpu/resolve-gpu.js";
+import { type GpuInfo, probeHardware } from "./hardware.js";
 import { ensureTestModel, TEST_MODEL_ID } from "./test-model/test-model.js";
 
 /**
@@ -28,6 +30,19 @@ export interface BuiltBackend {
   backend: Backend;
   /** The model served by default (the embedded backend's loaded model). */
   defaultModel: string | undefined;
+  /** Embedded: the GPU it runs on, or why it runs on the CPU. */
+  gpu?: GpuStatus;
+  /** The kind the node registers as (default the backend's kind): `cloud` for an openai backend with a stored API key. */
+  registrationKind?: string;
+}
+
+/** Reads the openai backend's stored API key (decrypted with the node's passphrase when sealed). */
+export async function readBackendApiKey(
+  config: BackendConfig,
+  passphrase?: string,
+): Promise<string | undefined> {
+  if (config.apiKeyFile === undefined) return undefined;
+  return openSecret(await readSecretBox(config.apiKeyFile), passphrase);
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -68,6 +83,15 @@ export async function buildBackend(
     contextSize?: number;
     /** Embedded: serve this model file (e.g. from a signed manifest, with its sha256) instead of the configured one. */
     embeddedModel?: EmbeddedModelFile;
+    /** Embedded: GPU choice and offload, over the config's `gpu` / `gpuLayers`. */
+    gpu?: GpuChoice;
+    gpuLayers?: GpuLayers;
+    /** The hardware probe's GPUs, when the caller has them (else probed when a GPU may be used). */
+    gpus?: readonly GpuInfo[] | null;
+    /** Unlocks the stored API key of a cloud-account (openai) backend. */
+    passphrase?: string;
+    /** Warnings a user should see (a model only partly offloaded). */
+    onWarning?: (message: string) => void;
   } = {},
 ): Promise<BuiltBackend> {
   const capacity = overrides.capacity ?? config.capacity ?? defaultCapacity(config.kind);
@@ -76,23 +100,38 @@ export async function buildBackend(
       const model = overrides.embeddedModel ?? (await resolveEmbeddedModel(config.model, paths));
       const threads = overrides.threads ?? config.threads;
       const contextSize = overrides.contextSize ?? config.contextSize;
+      const choice = overrides.gpu ?? config.gpu ?? "auto";
+      const gpuLayers = overrides.gpuLayers ?? config.gpuLayers ?? "auto";
+      const gpus =
+        choice === "off" ? null : (overrides.gpus ?? (await probeHardware({ dataDir: paths.dataDir })).gpus);
+      const gpu = await resolveGpu({ choice, gpus });
       const backend = createEmbeddedBackend({
         models: [model],
         capacity,
+        gpu: gpu.backend === "cpu" ? false : gpu.backend,
+        gpuLayers,
+        ...(overrides.onWarning ? { onWarning: overrides.onWarning } : {}),
         ...(threads !== undefined ? { threads } : {}),
         ...(contextSize !== undefined ? { contextSize } : {}),
       });
-      return { backend, defaultModel: model.id };
+      return { backend, defaultModel: model.id, gpu, registrationKind: "embedded" };
     }
     case "ollama":
       return {
         backend: createOllamaBackend({ host: config.url ?? "http://127.0.0.1:11434" }),
         defaultModel: config.model,
+        registrationKind: "ollama",
       };
-    case "openai":
+    case "openai": {
+      const apiKey = await readBackendApiKey(config, overrides.passphrase);
       return {
-        backend: createOpenAICompatibleBackend({ baseURL: config.url ?? "http://127.0.0.1:8000/v1" }),
+        backend: createOpenAICompatibleBackend({
+          baseURL: config.url ?? "http://127.0.0.1:8000/v1",
+          ...(apiKey !== undefined ? { apiKey } : {}),
+        }),
         defaultModel: config.model,
+        registrationKind: apiKey !== undefined ? "cloud" : "openai",
       };
+    }
   }
 }

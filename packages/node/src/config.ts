@@ -6,6 +6,7 @@
 import { GbtError, schemas } from "@gbt/protocol";
 import { readJsonFile, writeJsonFile } from "@gbt/store";
 import { z } from "zod";
+import { pullPolicyConfigSchema } from "./models/pull-policy.js";
 
 export const nodeModes = ["local", "managed", "network"] as const;
 export type NodeMode = (typeof nodeModes)[number];
@@ -17,6 +18,14 @@ const httpUrl = z
   .max(512)
   .url()
   .refine((value) => /^https?:\/\//.test(value), { message: "must be an http:// or https:// URL" });
+
+/** Which GPU backend the embedded backend uses: `auto` picks the best one present, `off` runs on the CPU. */
+export const gpuChoices = ["auto", "cuda", "vulkan", "metal", "off"] as const;
+export type GpuChoice = (typeof gpuChoices)[number];
+
+/** Layers offloaded to the GPU: a count, `auto` (as many as fit, node-llama-cpp's estimate) or `max` (all, or refuse). */
+export const gpuLayersSchema = z.union([z.number().int().min(0).max(100_000), z.enum(["auto", "max"])]);
+export type GpuLayers = z.infer<typeof gpuLayersSchema>;
 
 export const backendConfigSchema = z.strictObject({
   kind: z.enum(backendKinds),
@@ -30,6 +39,16 @@ export const backendConfigSchema = z.strictObject({
   capacity: z.number().int().min(1).max(256).optional(),
   /** Context size (tokens) for the embedded backend. */
   contextSize: z.number().int().min(64).max(1_048_576).optional(),
+  /** GPU backend for the embedded backend (default `auto`). */
+  gpu: z.enum(gpuChoices).optional(),
+  /** Layers offloaded to the GPU (default `auto`). */
+  gpuLayers: gpuLayersSchema.optional(),
+  /**
+   * The openai backend's API key, as stored by `gbt setup --backend-api-key-file` (a secret box in
+   * the config dir, encrypted with the node's passphrase when it has one). Its presence makes the
+   * node a cloud-account node.
+   */
+  apiKeyFile: z.string().min(1).max(4096).optional(),
 });
 export type BackendConfig = z.infer<typeof backendConfigSchema>;
 
@@ -57,6 +76,8 @@ export const nodeConfigSchema = z.strictObject({
     })
     .optional(),
   gateway: gatewayConfigSchema.optional(),
+  /** The Node Agent's own settings: which sources a signed model.pull may use (models/pull-policy.ts). */
+  agent: z.strictObject({ pullPolicy: pullPolicyConfigSchema.optional() }).optional(),
 });
 export type NodeConfig = z.infer<typeof nodeConfigSchema>;
 

@@ -85,7 +85,11 @@ export {
   type BackendConfig,
   backendConfigSchema,
   type GatewayConfig,
+  type GpuChoice,
+  type GpuLayers,
   gatewayConfigSchema,
+  gpuChoices,
+  gpuLayersSchema,
   loadConfig,
   type NodeConfig,
   type NodeMode,
@@ -119,6 +123,8 @@ export {
   type ReceiptInput,
   startGatewayLink,
 } from "./gateway-link.js";
+export { decideGpu, type GpuBackend, type GpuDecision, type GpuFacts } from "./gpu/decide-gpu.js";
+export { type GpuStatus, gpuStatusSchema, probeGpuFacts, resolveGpu } from "./gpu/resolve-gpu.js";
 export {
   type CpuFeature,
   type CpuInfo,
@@ -134,6 +140,7 @@ export {
   type SystemInformation,
 } from "./hardware.js";
 export { ensureIdentity, loadNodeAccount } from "./identity.js";
+export * from "./models/index.js";
 export { getMeta, type NodeDatabase, nodeMigrations, openNodeDatabase, setMeta } from "./node-database.js";
 export {
   createNodeLogger,

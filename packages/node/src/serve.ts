@@ -14,8 +14,15 @@ import { buildBackend, defaultCapacity } from "./backend-factory.js";
 import type { EmbeddedModelFile } from "./backends/embedded.js";
 import type { Backend, ModelInfo } from "./backends/types.js";
 import { listBenchmarkRecords } from "./benchmark/benchmark-record.js";
-import { type BackendConfig, gatewayConfigSchema, loadConfig } from "./config.js";
+import {
+  type BackendConfig,
+  type GpuChoice,
+  type GpuLayers,
+  gatewayConfigSchema,
+  loadConfig,
+} from "./config.js";
 import { type GatewayLink, startGatewayLink } from "./gateway-link.js";
+import type { GpuStatus } from "./gpu/resolve-gpu.js";
 import { loadNodeAccount } from "./identity.js";
 import { embeddedModelFromManifestFile } from "./model-manifest-file.js";
 import { openNodeDatabase } from "./node-database.js";
@@ -33,6 +40,9 @@ export interface ServeParameters {
   model?: string;
   threads?: number;
   capacity?: number;
+  /** Embedded: GPU choice and layers offloaded, over the config's `backend.gpu` / `backend.gpuLayers`. */
+  gpu?: GpuChoice;
+  gpuLayers?: GpuLayers;
   /** Require an API key even on loopback. */
   requireApiKey?: boolean;
   /** Register with this gateway (overrides the config's `gateway.url`). */
@@ -55,6 +65,8 @@ export interface RunningNode {
   backend: Backend;
   models: ModelInfo[];
   backendConfig: BackendConfig;
+  /** Embedded: the GPU it runs on, or why it runs on the CPU. */
+  gpu?: GpuStatus;
   requireApiKey: boolean;
   /** The gateway link, when a gateway is configured; it registers in the background. */
   link: GatewayLink | null;
@@ -120,10 +132,17 @@ export async function startServe(parameters: ServeParameters): Promise<RunningNo
       throw error;
     });
   }
-  const { backend, defaultModel } = await buildBackend(backendConfig, paths, {
+  const { backend, defaultModel, gpu, registrationKind } = await buildBackend(backendConfig, paths, {
     ...(embeddedModel ? { embeddedModel } : {}),
     capacity,
     ...(parameters.threads !== undefined ? { threads: parameters.threads } : {}),
+    ...(parameters.gpu !== undefined ? { gpu: parameters.gpu } : {}),
+    ...(parameters.gpuLayers !== undefined ? { gpuLayers: parameters.gpuLayers } : {}),
+    ...(parameters.passphrase !== undefined ? { passphrase: parameters.passphrase } : {}),
+    onWarning: (message) => logger.warn(message),
+  }).catch((error: unknown) => {
+    db.close();
+    throw error;
   });
   try {
     const health = await backend.health();
@@ -184,7 +203,10 @@ export async function startServe(parameters: ServeParameters): Promise<RunningNo
             ...(m.digest ? { digest: m.digest } : {}),
             ...(m.capabilities ? { capabilities: m.capabilities } : {}),
           })),
-        backend: { kind: backend.kind, ...(health.version ? { version: health.version } : {}) },
+        backend: {
+          kind: registrationKind ?? backend.kind,
+          ...(health.version ? { version: health.version } : {}),
+        },
         inFlight: () => server.inFlight(),
         health: async () => {
           const now = await backend.health();
@@ -201,6 +223,7 @@ export async function startServe(parameters: ServeParameters): Promise<RunningNo
       backend,
       models,
       backendConfig,
+      ...(gpu ? { gpu } : {}),
       requireApiKey,
       link,
       async close(deadlineMs = 10_000) {

@@ -141,3 +141,81 @@ describe("setupNode", () => {
     await expect(nodeStatus({ paths, ...probes })).rejects.toMatchObject({ code: "NOT_SET_UP", exitCode: 3 });
   });
 });
+
+describe("setupNode: GPU and cloud-account backends", () => {
+  const apiKey = "sk-test-0123456789abcdef-secret";
+
+  it("an explicit --gpu that cannot run here fails with GPU_UNAVAILABLE and writes nothing", async () => {
+    const paths = await home();
+    const error = await setup(paths, { gpu: "cuda" }).catch((e: unknown) => e);
+    expect((error as { code?: string }).code).toBe("GPU_UNAVAILABLE");
+    await expect(stat(paths.configFile)).rejects.toThrow();
+    await expect(stat(paths.nodeKeystore)).rejects.toThrow();
+  });
+
+  it("records gpu and gpuLayers in the config and reports what the backend will use", async () => {
+    const paths = await home();
+    const { profile } = await setup(paths, { gpu: "off", gpuLayers: 12 });
+    expect(profile.backend).toMatchObject({ kind: "embedded", gpu: "off", gpuLayers: 12 });
+    expect(profile.gpu?.summary).toBe("CPU inference: the GPU is turned off (--gpu off).");
+    const auto = await setup(await home());
+    expect(auto.profile.gpu).toMatchObject({ requested: "auto", backend: "cpu" });
+    expect(auto.profile.gpu?.summary).toMatch(/^CPU inference: /);
+  });
+
+  it("stores the API key encrypted with the node's passphrase (0600), never in the profile", async () => {
+    const paths = await home();
+    const keyFile = join(paths.configDir, "..", "api-key.txt");
+    await writeFile(keyFile, `${apiKey}\n`);
+    const { profile, changes, warnings } = await setup(paths, {
+      backend: "openai",
+      backendUrl: "http://127.0.0.1:9/v1",
+      backendApiKeyFile: keyFile,
+      passphrase: "correct horse",
+    });
+    expect(warnings).toEqual([]);
+    expect(profile.backendApiKey).toEqual({
+      path: join(paths.configDir, "backend-api-key.json"),
+      encrypted: true,
+    });
+    expect(profile.backend.apiKeyFile).toBe(profile.backendApiKey?.path);
+    expect(profile.gpu).toBeNull();
+    const stored = await readFile(join(paths.configDir, "backend-api-key.json"), "utf8");
+    expect(stored).not.toContain(apiKey);
+    expect((await stat(join(paths.configDir, "backend-api-key.json"))).mode & 0o777).toBe(0o600);
+    expect(JSON.stringify({ profile, changes })).not.toContain(apiKey);
+    expect(await readFile(paths.configFile, "utf8")).not.toContain(apiKey);
+
+    // The same key again: nothing changes on disk.
+    const again = await setup(paths, {
+      backend: "openai",
+      backendApiKeyFile: keyFile,
+      passphrase: "correct horse",
+    });
+    expect(again.changes).toEqual([]);
+    expect(await readFile(join(paths.configDir, "backend-api-key.json"), "utf8")).toBe(stored);
+  });
+
+  it("without a passphrase the key is stored unencrypted (0600) and setup says so", async () => {
+    const paths = await home();
+    const keyFile = join(paths.configDir, "..", "api-key.txt");
+    await writeFile(keyFile, apiKey);
+    const { profile, warnings } = await setup(paths, { backend: "openai", backendApiKeyFile: keyFile });
+    expect(profile.backendApiKey?.encrypted).toBe(false);
+    expect(warnings).toEqual([expect.stringMatching(/stored unencrypted \(mode 0600\).*no passphrase/)]);
+    expect(warnings.join("")).not.toContain(apiKey);
+  });
+
+  it("refuses the key file with a backend other than openai, and a file of several words without echoing it", async () => {
+    const paths = await home();
+    const keyFile = join(paths.configDir, "..", "api-key.txt");
+    await writeFile(keyFile, `${apiKey} second-word`);
+    const wrongBackend = await setup(paths, { backendApiKeyFile: keyFile }).catch((e: unknown) => e);
+    expect((wrongBackend as { code?: string }).code).toBe("USAGE");
+    const bad = await setup(paths, { backend: "openai", backendApiKeyFile: keyFile }).catch(
+      (e: unknown) => e,
+    );
+    expect((bad as { code?: string }).code).toBe("INVALID_INPUT");
+    expect(JSON.stringify(bad) + String((bad as Error).message)).not.toContain(apiKey);
+  });
+});

@@ -4,20 +4,24 @@
  * is written, and re-running with the same inputs changes nothing on disk.
  */
 import { constants } from "node:fs";
-import { access, mkdir } from "node:fs/promises";
-import { GbtError, schemas } from "@gbt/protocol";
+import { access, mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { GbtError, openSecret, readSecretBox, schemas, sealSecret, writeSecretBox } from "@gbt/protocol";
 import type { GbtPaths } from "@gbt/store";
 import type { Address, Hex } from "viem";
 import {
   type BackendConfig,
   backendConfigSchema,
+  type GpuChoice,
+  type GpuLayers,
   type NodeConfig,
   type NodeMode,
   readConfigIfPresent,
   saveConfig,
 } from "./config.js";
 import type { DetectedBackend } from "./detect-backends.js";
-import type { HardwareProfile } from "./hardware.js";
+import { type GpuStatus, resolveGpu as resolveGpuDefault } from "./gpu/resolve-gpu.js";
+import type { GpuInfo, HardwareProfile } from "./hardware.js";
 import { ensureIdentity } from "./identity.js";
 import { openNodeDatabase } from "./node-database.js";
 import { TEST_MODEL_ID } from "./test-model/test-model.js";
@@ -33,6 +37,10 @@ export interface NodeProfile {
   mode: NodeMode;
   chainId: number;
   backend: BackendConfig;
+  /** The cloud backend's stored API key (never the key itself), or null when there is none. */
+  backendApiKey: { path: string; encrypted: boolean } | null;
+  /** Embedded backend: the GPU it will use, or why it runs on the CPU; null for other backends. */
+  gpu: GpuStatus | null;
   detectedBackends: DetectedBackend[];
   hardware: HardwareProfile;
   paths: { config: string; data: string };
@@ -46,17 +54,78 @@ export interface SetupParameters {
   backend?: "embedded" | "ollama" | "openai" | "auto";
   backendUrl?: string;
   model?: string;
+  /** Embedded: GPU backend (`auto` default) and layers offloaded. */
+  gpu?: GpuChoice;
+  gpuLayers?: GpuLayers;
+  /** openai backend: a file holding the cloud account's API key, stored sealed in the config dir. */
+  backendApiKeyFile?: string;
   mode?: NodeMode;
   force?: boolean;
   /** Probes this machine (injected so tests and callers control time bounds). */
   probeHardware: () => Promise<HardwareProfile>;
   detectBackends: () => Promise<DetectedBackend[]>;
+  /** The GPU resolver (default the real one, packages/node/src/gpu). */
+  resolveGpu?: (choice: GpuChoice, gpus: readonly GpuInfo[] | null) => Promise<GpuStatus>;
 }
 
 export interface SetupResult {
   profile: NodeProfile;
   /** What this run changed on disk; empty when nothing did. */
   changes: string[];
+  /** Things the user should know (an API key stored unencrypted). */
+  warnings: string[];
+}
+
+/** Where `gbt setup` stores the cloud backend's API key. */
+export function backendApiKeyPath(paths: GbtPaths): string {
+  return join(paths.configDir, "backend-api-key.json");
+}
+
+/** Resolves the GPU of an embedded backend config; null for the other backends. */
+export async function gpuOfBackend(
+  backend: BackendConfig,
+  gpus: readonly GpuInfo[] | null,
+  resolve: NonNullable<SetupParameters["resolveGpu"]> = (choice, found) =>
+    resolveGpuDefault({ choice, gpus: found }),
+): Promise<GpuStatus | null> {
+  if (backend.kind !== "embedded") return null;
+  return resolve(backend.gpu ?? "auto", gpus);
+}
+
+async function readApiKeyFile(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (cause) {
+    throw new GbtError("INVALID_INPUT", `Cannot read the API key file ${file}.`, {
+      details: { path: file, reason: (cause as NodeJS.ErrnoException).code },
+      hint: "Give a readable file holding the key on its first line (--backend-api-key-file).",
+    });
+  }
+  const key = text.trim();
+  if (key.length === 0 || key.length > 4096 || /\s/.test(key)) {
+    // The content is never echoed: it is a secret.
+    throw new GbtError(
+      "INVALID_INPUT",
+      `The API key file ${file} does not hold one key (empty, too long, or several words).`,
+      {
+        details: { path: file },
+        hint: "Put the key alone in the file.",
+      },
+    );
+  }
+  return key;
+}
+
+/** Seals the API key into the config dir unless the same key is already stored the same way. */
+async function storeApiKey(path: string, key: string, passphrase: string | undefined): Promise<boolean> {
+  const current = await readSecretBox(path).catch(() => undefined);
+  if (current && current.encrypted === (passphrase !== undefined)) {
+    const stored = await openSecret(current, passphrase).catch(() => undefined);
+    if (stored === key) return false;
+  }
+  await writeSecretBox(path, await sealSecret(key, "backend API key", passphrase));
+  return true;
 }
 
 function parseOwners(owners: readonly string[]): Address[] {
@@ -89,6 +158,11 @@ async function ensureWritable(dir: string, label: string): Promise<void> {
 
 function chooseBackend(parameters: SetupParameters, existing: BackendConfig | undefined): BackendConfig {
   const { backend, backendUrl, model } = parameters;
+  if (parameters.backendApiKeyFile !== undefined && backend !== "openai") {
+    throw new GbtError("USAGE", "--backend-api-key-file needs --backend openai.", {
+      hint: "Example: gbt setup --backend openai --backend-url https://api.example.com/v1 --backend-api-key-file key.txt",
+    });
+  }
   if (backendUrl && (backend === undefined || backend === "auto" || backend === "embedded")) {
     throw new GbtError("USAGE", "--backend-url needs --backend ollama or --backend openai.", {
       hint: "Example: gbt setup --backend ollama --backend-url http://127.0.0.1:11434",
@@ -105,6 +179,18 @@ function chooseBackend(parameters: SetupParameters, existing: BackendConfig | un
     if (existing?.kind !== backend) delete chosen.model;
   }
   if (model) chosen = { ...chosen, model };
+  if (chosen.kind === "embedded") {
+    if (parameters.gpu !== undefined) chosen = { ...chosen, gpu: parameters.gpu };
+    if (parameters.gpuLayers !== undefined) chosen = { ...chosen, gpuLayers: parameters.gpuLayers };
+  } else if (parameters.gpu !== undefined && parameters.gpu !== "auto") {
+    throw new GbtError(
+      "USAGE",
+      `--gpu ${parameters.gpu} applies to the embedded backend, not ${chosen.kind}.`,
+      {
+        hint: "Drop --gpu, or use --backend embedded.",
+      },
+    );
+  }
   const valid = backendConfigSchema.safeParse(chosen);
   if (!valid.success) {
     const issue = valid.error.issues[0];
@@ -148,8 +234,23 @@ export async function setupNode(parameters: SetupParameters): Promise<SetupResul
     }
   }
 
-  const backend = chooseBackend(parameters, existing?.backend);
+  let backend = chooseBackend(parameters, existing?.backend);
+  const apiKey =
+    parameters.backendApiKeyFile !== undefined
+      ? await readApiKeyFile(parameters.backendApiKeyFile)
+      : undefined;
+  // Probed before anything is written: an explicit --gpu that cannot run here changes nothing.
+  const [hardware, detectedBackends] = await Promise.all([
+    parameters.probeHardware(),
+    parameters.detectBackends(),
+  ]);
+  const gpu = await gpuOfBackend(
+    backend,
+    hardware.gpus,
+    parameters.resolveGpu ?? ((choice, gpus) => resolveGpuDefault({ choice, gpus })),
+  );
   const changes: string[] = [];
+  const warnings: string[] = [];
   const identity = await ensureIdentity({
     keystorePath: paths.nodeKeystore,
     ...(parameters.passphrase !== undefined ? { passphrase: parameters.passphrase } : {}),
@@ -157,6 +258,33 @@ export async function setupNode(parameters: SetupParameters): Promise<SetupResul
     force,
   });
   if (identity.action !== "kept") changes.push(`identity ${identity.action}: ${identity.address}`);
+
+  if (apiKey !== undefined) {
+    if (identity.encrypted && parameters.passphrase === undefined) {
+      throw new GbtError(
+        "PASSPHRASE_REQUIRED",
+        "The node key is encrypted: its passphrase is needed to encrypt the API key.",
+        {
+          hint: "Pass --passphrase-file FILE or set GBT_PASSPHRASE.",
+        },
+      );
+    }
+    const keyPath = backendApiKeyPath(paths);
+    if (await storeApiKey(keyPath, apiKey, parameters.passphrase)) {
+      changes.push(
+        `backend API key stored ${parameters.passphrase !== undefined ? "encrypted" : "unencrypted (mode 0600)"}: ${keyPath}`,
+      );
+    }
+    if (parameters.passphrase === undefined) {
+      warnings.push(
+        `The backend API key is stored unencrypted (mode 0600) at ${keyPath}: the node has no passphrase. Run setup with --passphrase-file to encrypt it.`,
+      );
+    }
+    backend = { ...backend, apiKeyFile: keyPath };
+  } else if (backend.kind !== "openai" && backend.apiKeyFile !== undefined) {
+    const { apiKeyFile: _dropped, ...rest } = backend;
+    backend = rest;
+  }
 
   // --force rewrites the config from the flags; otherwise owners accumulate.
   const ownerList = force ? [...owners] : [...(existing?.node.owners ?? [])];
@@ -180,13 +308,13 @@ export async function setupNode(parameters: SetupParameters): Promise<SetupResul
   db.close();
   if (existing === undefined && version) changes.push(`database ready: ${paths.nodeDatabase}`);
 
-  const [hardware, detectedBackends] = await Promise.all([
-    parameters.probeHardware(),
-    parameters.detectBackends(),
-  ]);
   return {
-    profile: profileOf(config, paths, identity.encrypted, hardware, detectedBackends),
+    profile: profileOf(config, paths, identity.encrypted, hardware, detectedBackends, {
+      gpu,
+      backendApiKey: await apiKeyState(config.backend),
+    }),
     changes,
+    warnings,
   };
 }
 
@@ -197,6 +325,10 @@ export function profileOf(
   encrypted: boolean,
   hardware: HardwareProfile,
   detectedBackends: DetectedBackend[],
+  extra: { gpu: GpuStatus | null; backendApiKey: NodeProfile["backendApiKey"] } = {
+    gpu: null,
+    backendApiKey: null,
+  },
 ): NodeProfile {
   return {
     schemaVersion: 1,
@@ -206,8 +338,17 @@ export function profileOf(
     mode: config.node.mode,
     chainId: config.node.chainId,
     backend: config.backend,
+    backendApiKey: extra.backendApiKey,
+    gpu: extra.gpu,
     detectedBackends,
     hardware,
     paths: { config: paths.configDir, data: paths.dataDir },
   };
+}
+
+/** Whether the stored API key is encrypted (read from its file; the key is not opened). */
+export async function apiKeyState(backend: BackendConfig): Promise<NodeProfile["backendApiKey"]> {
+  if (backend.apiKeyFile === undefined) return null;
+  const box = await readSecretBox(backend.apiKeyFile).catch(() => undefined);
+  return { path: backend.apiKeyFile, encrypted: box?.encrypted ?? false };
 }

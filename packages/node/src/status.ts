@@ -4,15 +4,18 @@
  */
 import { GbtError, readKeystore } from "@gbt/protocol";
 import type { GbtPaths } from "@gbt/store";
-import { loadConfig } from "./config.js";
+import { type GpuChoice, loadConfig } from "./config.js";
 import type { DetectedBackend } from "./detect-backends.js";
-import type { HardwareProfile } from "./hardware.js";
-import { type NodeProfile, profileOf } from "./setup.js";
+import type { GpuStatus } from "./gpu/resolve-gpu.js";
+import type { GpuInfo, HardwareProfile } from "./hardware.js";
+import { apiKeyState, gpuOfBackend, type NodeProfile, profileOf } from "./setup.js";
 
 export interface NodeStatusParameters {
   paths: GbtPaths;
   probeHardware: () => Promise<HardwareProfile>;
   detectBackends: () => Promise<DetectedBackend[]>;
+  /** The GPU resolver (default the real one). */
+  resolveGpu?: (choice: GpuChoice, gpus: readonly GpuInfo[] | null) => Promise<GpuStatus>;
 }
 
 export async function nodeStatus(parameters: NodeStatusParameters): Promise<NodeProfile> {
@@ -33,5 +36,20 @@ export async function nodeStatus(parameters: NodeStatusParameters): Promise<Node
     parameters.probeHardware(),
     parameters.detectBackends(),
   ]);
-  return profileOf(config, paths, keystore.encrypted, hardware, detectedBackends);
+  // A GPU that is no longer usable (driver gone) is reported, not thrown: status only reads.
+  const gpu = await gpuOfBackend(config.backend, hardware.gpus, parameters.resolveGpu).catch(
+    (error: unknown): GpuStatus => ({
+      requested: config.backend.gpu ?? "auto",
+      backend: "cpu",
+      devices: [],
+      vramTotalMB: null,
+      vramFreeMB: null,
+      driver: null,
+      summary: `No inference: ${error instanceof Error ? error.message : String(error)}`,
+    }),
+  );
+  return profileOf(config, paths, keystore.encrypted, hardware, detectedBackends, {
+    gpu,
+    backendApiKey: await apiKeyState(config.backend),
+  });
 }

@@ -13,6 +13,24 @@ type Policy = (params: unknown, ctx: PolicyContext) => void;
 
 /** The policies by job type. */
 const policies: Record<string, Policy> = {
+  // Which sources a node accepts is its owner's choice (checked on the node, see checkPullSource);
+  // what no signed job may do anywhere is fetch unverifiable bytes: a bare URL needs its sha256,
+  // and never over plain http.
+  "model.pull": (params) => {
+    const { model, sha256 } = params as { model: string; sha256?: string };
+    if (/^http:\/\//i.test(model)) {
+      throw new GbtError("POLICY_DENIED", "model.pull refuses plain-http URLs.", {
+        details: { model },
+        hint: "Use an https:// URL, a registry reference NAME@VERSION, or hf:OWNER/REPO/FILE.gguf.",
+      });
+    }
+    if (/^https:\/\//i.test(model) && sha256 === undefined) {
+      throw new GbtError("POLICY_DENIED", "model.pull of a bare URL needs the file's sha256.", {
+        details: { model },
+        hint: "Add sha256 (64 hex characters) to the job's parameters, or publish the model to the registry.",
+      });
+    }
+  },
   "owner.remove": (params, ctx) => {
     const { address } = params as z.infer<typeof ownerParams>;
     if (!ctx.owners.some((owner) => isAddressEqual(owner, address))) {

@@ -22,10 +22,17 @@ export interface JobHandlers {
    */
   /** The ids of the models the node serves now. */
   listModels?(): Promise<string[]>;
-  /** Throws (with the reason) when `model` cannot be pulled on this node: unknown source, unsupported backend. */
-  checkPullSource?(model: string): Promise<void>;
-  /** Makes `model` served and loaded; `createdFile` says whether a model file was written for it. */
-  pullModel?(model: string): Promise<{ createdFile: boolean }>;
+  /**
+   * Throws (with the reason) when `model` (a source: NAME@VERSION, hf:…, a URL, an id) cannot be
+   * pulled on this node: unknown source, a source the node's policy refuses, a model that does not
+   * fit, an unsupported backend. Resolves with the id the model will be served as, when known.
+   */
+  // biome-ignore lint/suspicious/noConfusingVoidType: handlers that only check (and throw) return nothing.
+  checkPullSource?(model: string, options?: PullJobOptions): Promise<void | { id: string }>;
+  /** Makes `model` served and loaded; `createdFile` says whether a model file was written for it, `id` what it is served as. */
+  pullModel?(model: string, options?: PullJobOptions): Promise<{ createdFile: boolean; id?: string }>;
+  /** Throws when a model on this node cannot run here (its manifest's backends or VRAM band): model.switch asks first. */
+  checkModelFits?(model: string): Promise<void>;
   /** Stops serving `model` (unloads it); its file stays. */
   unloadModel?(model: string): Promise<void>;
   /** Deletes the model's file when it lies under the node's models dir; false when there was none to delete. */
@@ -41,6 +48,14 @@ export interface JobHandlers {
   runBenchmark?(options: BenchmarkJobOptions): Promise<BenchmarkJobSummary>;
   /** The last `lines` lines of the node's log, oldest first (the agent redacts and clips them). */
   tailLogs?(lines: number): Promise<string[]>;
+}
+
+/** model.pull's optional parameters, as the handler receives them. */
+export interface PullJobOptions {
+  /** Install as this id. */
+  as?: string;
+  /** The expected sha256 of a bare URL's file. */
+  sha256?: string;
 }
 
 /** benchmark.run's parameters, as the handler receives them. */

@@ -14,7 +14,7 @@ import {
   createAllowlist,
 } from "../allowlist/allowlist-registry.js";
 import { jobTypes } from "../allowlist/job-types.js";
-import type { JobHandlers } from "./handlers.js";
+import type { JobHandlers, PullJobOptions } from "./handlers.js";
 import { redactLogLine } from "./redact-log-line.js";
 
 /** What every step of one job sees. */
@@ -215,37 +215,56 @@ function required<K extends keyof JobHandlers>(
  * model.pull: makes a model served and loaded. Rollback stops serving what this job added and
  * deletes a file it wrote; a model served before the job is left as it was.
  */
-const modelPull: JobExecutor<{ model: string }> = {
+const modelPull: JobExecutor<{ model: string; as?: string; sha256?: string }> = {
   resource: () => "backend",
   async preflight(params, ctx) {
     const listModels = required(ctx.handlers, "listModels", "model.pull");
     required(ctx.handlers, "pullModel", "model.pull");
-    await required(ctx.handlers, "checkPullSource", "model.pull")(params.model);
-    ctx.memo.wasServed = (await listModels()).includes(params.model);
+    const checked = await required(
+      ctx.handlers,
+      "checkPullSource",
+      "model.pull",
+    )(params.model, pullOptions(params));
+    const id = (checked ? checked.id : undefined) ?? params.as ?? params.model;
+    ctx.memo.id = id;
+    ctx.memo.wasServed = (await listModels()).includes(id);
   },
   async execute(params, ctx) {
-    const pulled = await required(ctx.handlers, "pullModel", "model.pull")(params.model);
+    const pulled = await required(ctx.handlers, "pullModel", "model.pull")(params.model, pullOptions(params));
+    const id = pulled.id ?? (ctx.memo.id as string | undefined) ?? params.model;
+    ctx.memo.id = id;
     ctx.memo.createdFile = pulled.createdFile;
     return {
-      model: params.model,
+      model: id,
+      ...(id !== params.model ? { source: params.model } : {}),
       createdFile: pulled.createdFile,
       alreadyServed: ctx.memo.wasServed === true,
     };
   },
   async verify(params, ctx) {
+    const id = (ctx.memo.id as string | undefined) ?? params.model;
     const models = await required(ctx.handlers, "listModels", "model.pull")();
-    if (!models.includes(params.model)) {
-      throw new GbtError("CONFLICT", `Model ${params.model} is not served after model.pull.`, {
-        details: { model: params.model, models },
+    if (!models.includes(id)) {
+      throw new GbtError("CONFLICT", `Model ${id} is not served after model.pull.`, {
+        details: { model: id, models },
       });
     }
   },
   async rollback(params, ctx) {
     if (ctx.memo.wasServed === true) return;
-    await ctx.handlers.unloadModel?.(params.model);
-    if (ctx.memo.createdFile === true) await ctx.handlers.deleteModelFile?.(params.model);
+    const id = (ctx.memo.id as string | undefined) ?? params.model;
+    await ctx.handlers.unloadModel?.(id);
+    if (ctx.memo.createdFile === true) await ctx.handlers.deleteModelFile?.(id);
   },
 };
+
+/** model.pull's optional parameters for the handlers (absent ones left out). */
+function pullOptions(params: { as?: string; sha256?: string }): PullJobOptions {
+  return {
+    ...(params.as !== undefined ? { as: params.as } : {}),
+    ...(params.sha256 !== undefined ? { sha256: params.sha256 } : {}),
+  };
+}
 
 /**
  * model.remove: stops serving a model, then deletes its file under the models dir. The delete comes
@@ -355,6 +374,7 @@ const modelSwitch: JobExecutor<{ model: string }> = {
         "Pull it first (model.pull), then switch to it.",
       );
     }
+    await ctx.handlers.checkModelFits?.(params.model);
     ctx.memo.previous = served;
     const config = await ctx.handlers.readConfig();
     ctx.memo.config = config;

@@ -175,6 +175,61 @@ describe("model and service executors", () => {
     expect(memory.state.served).toEqual(["gbt-test-tiny"]);
   });
 
+  it("model.pull of a source serves the id the node reports, passes as/sha256, and rolls back that id", async () => {
+    const calls: unknown[] = [];
+    const sourced: JobHandlers = {
+      ...memory.handlers,
+      async checkPullSource(model, options) {
+        calls.push(["check", model, options]);
+        return { id: options?.as ?? "tiny-chat" };
+      },
+      async pullModel(model, options) {
+        calls.push(["pull", model, options]);
+        const id = options?.as ?? "tiny-chat";
+        memory.state.files.add(id);
+        if (!memory.state.pullServesNothing) memory.state.served.push(id);
+        return { createdFile: true, id };
+      },
+    };
+    const sourcedAgent = agentWith(sourced);
+    const ok = await run("model.pull", { model: "tiny-chat@1.0.0" }, sourcedAgent);
+    expect(ok).toMatchObject({
+      state: "succeeded",
+      output: { model: "tiny-chat", source: "tiny-chat@1.0.0", createdFile: true },
+    });
+    const sha256 = "ab".repeat(32);
+    memory.state.pullServesNothing = true;
+    const rolledBack = await run(
+      "model.pull",
+      { model: "https://example.com/m.gguf", as: "m", sha256 },
+      sourcedAgent,
+    );
+    expect(rolledBack).toMatchObject({ state: "rolled_back" });
+    expect(memory.state.files.has("m")).toBe(false);
+    expect(calls).toContainEqual(["pull", "https://example.com/m.gguf", { as: "m", sha256 }]);
+  });
+
+  it("model.pull's policy refuses plain http and a bare URL without sha256 before running", async () => {
+    const http = await run("model.pull", { model: "http://example.com/m.gguf", sha256: "ab".repeat(32) });
+    expect(http).toMatchObject({ state: "rejected", code: "POLICY_DENIED" });
+    const bare = await run("model.pull", { model: "https://example.com/m.gguf" });
+    expect(bare).toMatchObject({ state: "rejected", code: "POLICY_DENIED" });
+    expect(bare.message).toContain("sha256");
+  });
+
+  it("model.switch asks the node whether the model fits before switching", async () => {
+    const fitting: JobHandlers = {
+      ...memory.handlers,
+      async checkModelFits(model) {
+        throw new GbtError("PREFLIGHT_FAILED", `${model}@1.0.0 needs 24 GiB VRAM, this node has 8.`);
+      },
+    };
+    const outcome = await run("model.switch", { model: "local-model" }, agentWith(fitting));
+    expect(outcome).toMatchObject({ state: "failed", code: "PREFLIGHT_FAILED" });
+    expect(outcome.message).toContain("needs 24 GiB VRAM, this node has 8");
+    expect(memory.state.served).toEqual(["gbt-test-tiny"]);
+  });
+
   it("model.pull fails its preflight on a node without model handlers", async () => {
     const { listModels: _l, checkPullSource: _c, pullModel: _p, ...bare } = memory.handlers;
     const outcome = await run("model.pull", { model: "gbt-test-small" }, agentWith(bare));

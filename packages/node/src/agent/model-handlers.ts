@@ -1,23 +1,31 @@
 /**
  * The model and service handlers of the node agent against a running node: model.pull,
- * model.remove, model.switch and service.restart. On the embedded backend nothing comes from the network: a
- * pull serves a generated test model (written on demand) or a GGUF file already in the models dir,
- * never a path outside it. Other backends pull through the backend itself when it can.
+ * model.remove, model.switch and service.restart. A pull takes any source of models/pull-model.ts
+ * (a registry reference from the node's gateway, hf:…, an https URL with its sha256 where the
+ * owner's policy allows URLs, a generated test model, an Ollama name on Ollama) or the id of a
+ * GGUF file already in the models dir; every file is verified before it is served and never lands
+ * outside the models dir. Before a pull of a registry model, and before a switch to one, its
+ * manifest's backends and VRAM band are checked against this node.
  */
-import { access, rm } from "node:fs/promises";
+import { access, readFile, rm } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type { JobHandlers } from "@gbt/agent";
-import { GbtError } from "@gbt/protocol";
+import { createGatewayClient, GbtError, verifyModelManifest } from "@gbt/protocol";
 import type { GbtPaths } from "@gbt/store";
 import type { Backend } from "../backends/types.js";
+import { loadConfig } from "../config.js";
+import { checkManifestFits } from "../models/manifest-fit.js";
+import { pullableTestModels } from "../models/model-source.js";
+import {
+  manifestSidecarPath,
+  type PullModelOptions,
+  type PullPolicy,
+  planPull,
+  pullModel as pullFromSource,
+  type RegistryReader,
+} from "../models/pull-model.js";
+import { agentPullPolicy, pullPolicyOf } from "../models/pull-policy.js";
 import type { RunningNode } from "../serve.js";
-import { generateTestModel } from "../test-model/test-model.js";
-
-/** The generated test models a pull may create, by id. */
-const pullableTestModels: Record<string, "tiny" | "small"> = {
-  "gbt-test-tiny": "tiny",
-  "gbt-test-small": "small",
-};
 
 /** How long a server restart waits for requests in flight before taking requests again. */
 const SERVER_RESTART_DRAIN_MS = 5_000;
@@ -33,8 +41,23 @@ type ModelJobHandlers = Required<
     | "restartService"
     | "backendHealth"
     | "hasModel"
+    | "checkModelFits"
   >
 >;
+
+type PullJobOptions = NonNullable<Parameters<NonNullable<JobHandlers["pullModel"]>>[1]>;
+
+/** What the model handlers may be given besides the node; each has a default from the node's config. */
+export interface ModelJobHandlerOptions {
+  /** The GPU memory the backend uses, in MiB (0: CPU only; null: unknown). Default: unknown, VRAM bands are not checked. */
+  vramMiB?: () => Promise<number | null>;
+  /** The registry; default: a client of the config's gateway.url. */
+  registry?: RegistryReader;
+  /** The policy signed pulls run under; default: agentPullPolicy of the config's agent.pullPolicy. */
+  pullPolicy?: PullPolicy;
+  /** Environment (GBT_HF_ENDPOINT, HF_TOKEN). */
+  env?: NodeJS.ProcessEnv;
+}
 
 async function exists(path: string): Promise<boolean> {
   return access(path).then(
@@ -44,7 +67,11 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** The model handlers of the node that `running` returns (it throws while the node is not started). */
-export function modelJobHandlers(paths: GbtPaths, running: () => RunningNode): ModelJobHandlers {
+export function modelJobHandlers(
+  paths: GbtPaths,
+  running: () => RunningNode,
+  options: ModelJobHandlerOptions = {},
+): ModelJobHandlers {
   const modelsDir = resolve(paths.modelsDir);
 
   /** `<modelsDir>/<model>.gguf`, refusing any name that would leave the models dir. */
@@ -63,20 +90,78 @@ export function modelJobHandlers(paths: GbtPaths, running: () => RunningNode): M
     return backend.kind === "embedded" && backend.addModelFile !== undefined;
   }
 
-  async function checkPullSource(model: string): Promise<void> {
+  /** The node's raw config document (the pull policy may be a key its schema does not know yet). */
+  async function rawConfig(): Promise<unknown> {
+    return JSON.parse(await readFile(paths.configFile, "utf8")) as unknown;
+  }
+
+  async function pullOptions(backend: Backend, job: PullJobOptions): Promise<PullModelOptions> {
+    const config = await loadConfig(paths.configFile);
+    const policy =
+      options.pullPolicy ?? agentPullPolicy(pullPolicyOf(await rawConfig().catch(() => undefined)));
+    const registry =
+      options.registry ?? (config.gateway ? createGatewayClient({ url: config.gateway.url }) : undefined);
+    return {
+      modelsDir,
+      backendKind: backend.kind,
+      policy,
+      chainId: config.node.chainId,
+      ...(registry ? { registry } : {}),
+      ...(job.as !== undefined ? { as: job.as } : {}),
+      ...(job.sha256 !== undefined ? { sha256: job.sha256 } : {}),
+      ...(options.vramMiB ? { vramMiB: options.vramMiB } : {}),
+      ...(options.env ? { env: options.env } : {}),
+      ...(backend.pullModel
+        ? {
+            ollamaPull: (name: string, signal?: AbortSignal) =>
+              backend.pullModel?.(name, undefined, signal) ?? Promise.resolve(),
+          }
+        : {}),
+    };
+  }
+
+  /** A model already in the models dir, pulled by its id (the pre-source form of model.pull). */
+  async function isLocalId(model: string, job: PullJobOptions): Promise<boolean> {
+    if (job.as !== undefined || job.sha256 !== undefined) return false;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._:+-]*$/.test(model)) return false;
+    return exists(modelFile(model));
+  }
+
+  async function checkPullSource(model: string, job: PullJobOptions = {}): Promise<{ id: string }> {
     const { backend } = running();
     if (!embedded(backend)) {
       if (!backend.pullModel) {
         throw new GbtError("PREFLIGHT_FAILED", `model.pull is not supported on the ${backend.kind} backend.`);
       }
-      return;
+      const plan = planPull(model, { ...(await pullOptions(backend, job)), backendKind: backend.kind });
+      if (plan.source.kind !== "ollama") {
+        throw new GbtError(
+          "PREFLIGHT_FAILED",
+          `On the ${backend.kind} backend model.pull takes the backend's own model names.`,
+          {
+            details: { model, kind: plan.source.kind },
+          },
+        );
+      }
+      return { id: plan.id };
     }
-    const file = modelFile(model);
-    if (pullableTestModels[model] === undefined && !(await exists(file))) {
-      throw new GbtError("PREFLIGHT_FAILED", `No model ${model}: ${file} does not exist.`, {
-        details: { model, path: file },
-        hint: `Copy the GGUF file to ${file}, or pull one of ${Object.keys(pullableTestModels).join(", ")}.`,
-      });
+    if (await isLocalId(model, job)) return { id: model };
+    try {
+      const plan = planPull(model, await pullOptions(backend, job));
+      return { id: plan.id };
+    } catch (error) {
+      if ((error as GbtError).code === "USAGE") {
+        throw new GbtError(
+          "PREFLIGHT_FAILED",
+          `No model ${model}: not a file in the models dir, and ${(error as GbtError).message}`,
+          {
+            details: { model, path: modelFile(model) },
+            hint: `Pull NAME@VERSION from the registry, hf:OWNER/REPO/FILE.gguf, or one of ${Object.keys(pullableTestModels).join(", ")}; or copy the GGUF file to ${modelFile(model)}.`,
+            cause: error,
+          },
+        );
+      }
+      throw error;
     }
   }
 
@@ -90,27 +175,48 @@ export function modelJobHandlers(paths: GbtPaths, running: () => RunningNode): M
       return (await running().backend.listModels()).map((model) => model.id);
     },
     checkPullSource,
-    async pullModel(model) {
-      await checkPullSource(model);
+    async pullModel(model, job = {}) {
+      const { id } = await checkPullSource(model, job);
       const { backend } = running();
       if (!embedded(backend)) {
-        await backend.pullModel?.(model);
-        await backend.loadModel?.(model);
-        return { createdFile: false };
+        await pullFromSource(model, await pullOptions(backend, job));
+        await backend.loadModel?.(id);
+        return { createdFile: false, id };
       }
-      const file = modelFile(model);
-      const shape = pullableTestModels[model];
-      const createdFile = shape !== undefined && !(await exists(file));
-      if (createdFile) await generateTestModel(file, { shape });
+      let file = modelFile(id);
+      let createdFile = false;
+      if (!(await isLocalId(model, job))) {
+        const pulled = await pullFromSource(model, await pullOptions(backend, job));
+        createdFile = !pulled.alreadyPresent;
+        file = pulled.path ?? file;
+      }
       try {
-        backend.addModelFile?.(model, file);
-        await backend.loadModel?.(model);
+        backend.addModelFile?.(id, file);
+        await backend.loadModel?.(id);
       } catch (error) {
-        await forget(backend, model).catch(() => undefined);
-        if (createdFile) await rm(file, { force: true });
+        await forget(backend, id).catch(() => undefined);
+        if (createdFile) {
+          await rm(file, { force: true });
+          await rm(manifestSidecarPath(modelsDir, id), { force: true });
+        }
         throw error;
       }
-      return { createdFile };
+      return { createdFile, id };
+    },
+    async checkModelFits(model) {
+      const { backend } = running();
+      let signed: unknown;
+      try {
+        signed = JSON.parse(await readFile(manifestSidecarPath(modelsDir, model), "utf8"));
+      } catch {
+        return; // Not a registry model: no manifest to check against.
+      }
+      const config = await loadConfig(paths.configFile);
+      const manifest = (await verifyModelManifest(signed, { chainId: config.node.chainId })).payload;
+      await checkManifestFits(manifest, {
+        backendKind: backend.kind,
+        ...(options.vramMiB ? { vramMiB: await options.vramMiB() } : {}),
+      });
     },
     async unloadModel(model) {
       await forget(running().backend, model);
@@ -125,6 +231,7 @@ export function modelJobHandlers(paths: GbtPaths, running: () => RunningNode): M
       const file = modelFile(model);
       if (!(await exists(file))) return false;
       await rm(file);
+      await rm(manifestSidecarPath(modelsDir, model), { force: true }).catch(() => undefined);
       return true;
     },
     async restartService(service) {

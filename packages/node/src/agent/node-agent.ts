@@ -123,7 +123,14 @@ export async function openNodeAgent(parameters: NodeAgentParameters): Promise<No
       await saveConfig(paths.configFile, parsed.data);
       owners = parsed.data.node.owners as Address[];
     },
-    ...modelJobHandlers(paths, running),
+    // VRAM bands of registry manifests are checked against the GPU the node runs on (0 on the CPU).
+    ...modelJobHandlers(paths, running, {
+      vramMiB: async () => {
+        const gpu = running().gpu;
+        if (gpu === undefined) return null;
+        return gpu.backend === "cpu" ? 0 : gpu.vramTotalMB;
+      },
+    }),
     async runBenchmark(options) {
       const current = running();
       const [first] = await current.backend.listModels();

@@ -85,9 +85,23 @@ export interface EmbeddedBackendOptions {
   models?: EmbeddedModelFile[];
   /** A directory whose `*.gguf` files are served, id = file name without `.gguf` (read on each listing). */
   modelsDir?: string;
-  /** Offload to a GPU when node-llama-cpp finds one (default false: CPU only). */
-  gpu?: boolean;
-  /** llama.cpp threads per context (default {@link defaultThreads} for this machine). */
+  /**
+   * The llama.cpp GPU backend: `cuda`, `vulkan` or `metal` (resolve it first with the GPU resolver,
+   * packages/node/src/gpu), `true` for node-llama-cpp's own pick, `false` (default) for the CPU.
+   */
+  gpu?: boolean | "cuda" | "vulkan" | "metal";
+  /**
+   * Layers offloaded to the GPU (default `auto`: as many as fit in free VRAM, node-llama-cpp's
+   * estimate; `max`: all of them or refuse). A model loaded only partly offloaded is reported through
+   * `onWarning` with the number of layers that fit.
+   */
+  gpuLayers?: number | "auto" | "max";
+  /** Receives warnings a user should see (partial offload); default: none. */
+  onWarning?: (message: string) => void;
+  /**
+   * llama.cpp threads per context. Default: on the CPU {@link defaultThreads} for this machine; on
+   * a GPU node-llama-cpp's own default (the GPU does the math, more threads do not help).
+   */
   threads?: number;
   /** Requests generated at once, across models; one more is refused with BUSY (default 1). */
   capacity?: number;
@@ -140,7 +154,7 @@ const EMBEDDING_OUTPUTS_NOTE = "embeddings required but some input tokens were n
 
 let nodeLlamaCppModule: Promise<NodeLlamaCpp> | undefined;
 /** One Llama per GPU setting per process (see the module header: they are never disposed). */
-const llamaInstances = new Map<"cpu" | "gpu", Promise<Llama>>();
+const llamaInstances = new Map<string, Promise<Llama>>();
 
 function importNodeLlamaCpp(): Promise<NodeLlamaCpp> {
   nodeLlamaCppModule ??= import("node-llama-cpp").catch((error: unknown) => {
@@ -150,16 +164,21 @@ function importNodeLlamaCpp(): Promise<NodeLlamaCpp> {
   return nodeLlamaCppModule;
 }
 
-function sharedLlama(gpu: boolean): Promise<Llama> {
-  const key = gpu ? "gpu" : "cpu";
+/**
+ * The process's Llama for one GPU setting (`false`: CPU; `"auto"`: node-llama-cpp's pick). An
+ * explicit GPU backend whose binary or driver is missing fails (build "never": nothing compiles).
+ */
+export function sharedLlama(gpu: false | "auto" | "cuda" | "vulkan" | "metal"): Promise<Llama> {
+  const key = gpu === false ? "cpu" : gpu;
   let instance = llamaInstances.get(key);
   if (!instance) {
-    // maxThreads 0: no process-wide thread budget; each context runs exactly the threads it is given.
     instance = importNodeLlamaCpp().then((llamaCpp) =>
       llamaCpp.getLlama({
-        gpu: gpu ? "auto" : false,
+        gpu,
         build: "never",
-        maxThreads: 0,
+        // CPU: no process-wide thread budget; each context runs exactly the threads it is given.
+        // GPU: node-llama-cpp's default budget.
+        ...(gpu === false ? { maxThreads: 0 } : {}),
         skipDownload: true,
         progressLogs: false,
         logger: (level, message) => {
@@ -248,6 +267,14 @@ function grammarStopTexts(grammar: LlamaGrammar): string[] {
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** node-llama-cpp's InsufficientMemoryError (matched by name: the module is imported lazily). */
+function isInsufficientMemory(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    (error.name === "InsufficientMemoryError" || /not enough|insufficient/i.test(error.message))
+  );
 }
 
 function isNotFound(error: unknown): boolean {
@@ -358,7 +385,8 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
       `The embedded backend's contextSize must be an integer of at least 16, got ${options.contextSize}.`,
     );
   }
-  const gpu = options.gpu ?? false;
+  const gpu = options.gpu === true ? "auto" : (options.gpu ?? false);
+  const gpuLayers = options.gpuLayers ?? "auto";
   const explicitModels = new Map((options.models ?? []).map((model) => [model.id, resolve(model.path)]));
   const manifestDigests = new Map(
     (options.models ?? []).flatMap((model) =>
@@ -384,7 +412,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
   async function llama(): Promise<Llama> {
     try {
       const instance = await sharedLlama(gpu);
-      threads ??= defaultThreads(availableParallelism(), instance.cpuMathCores);
+      if (instance.gpu === false) threads ??= defaultThreads(availableParallelism(), instance.cpuMathCores);
       return instance;
     } catch (error) {
       throw new GbtError(
@@ -451,8 +479,33 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
       const instance = await llama();
       let model: LlamaModel;
       try {
-        model = await instance.loadModel({ modelPath: path, ...(gpu ? {} : { gpuLayers: 0 }) });
+        model = await instance.loadModel({
+          modelPath: path,
+          gpuLayers: instance.gpu === false ? 0 : gpuLayers,
+        });
       } catch (error) {
+        if (instance.gpu !== false && isInsufficientMemory(error)) {
+          const vram = await instance.getVramState().catch(() => undefined);
+          throw new GbtError(
+            "INVALID_INPUT",
+            `Model '${id}' does not fit on the GPU with gpuLayers ${String(gpuLayers)}: ${errorMessage(error)}${vram ? ` (${Math.round(vram.free / 2 ** 20)} of ${Math.round(vram.total / 2 ** 20)} MiB VRAM free)` : ""}.`,
+            {
+              details: {
+                model: id,
+                path,
+                gpuLayers,
+                ...(vram
+                  ? {
+                      vramFreeMB: Math.round(vram.free / 2 ** 20),
+                      vramTotalMB: Math.round(vram.total / 2 ** 20),
+                    }
+                  : {}),
+              },
+              hint: "Use --gpu-layers auto (offload what fits), a smaller number of layers, a smaller quantisation, or --gpu off.",
+              cause: error,
+            },
+          );
+        }
         if (isNotFound(error) || !(await stat(path).catch(() => undefined)))
           throw modelNotFound(id, [...files.keys()], path);
         throw new GbtError(
@@ -465,6 +518,12 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
           },
         );
       }
+      const totalLayers = model.fileInsights.totalLayers;
+      if (instance.gpu !== false && model.gpuLayers < totalLayers) {
+        options.onWarning?.(
+          `Model '${id}' is partly offloaded: ${model.gpuLayers} of ${totalLayers} layers fit on the GPU (${instance.gpu}); the rest run on the CPU, slower.`,
+        );
+      }
       try {
         const { resolveChatWrapper } = await importNodeLlamaCpp();
         const contextSize =
@@ -473,7 +532,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
         const context = await model.createContext({
           contextSize,
           sequences: capacity,
-          threads: threads ?? 1,
+          ...(threads !== undefined ? { threads } : instance.gpu === false ? { threads: 1 } : {}),
         });
         const entry: LoadedModel = {
           id,
@@ -1045,7 +1104,10 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
   /** The model's embedding context, created on first use and kept with the model until it unloads. */
   function embeddingContext(entry: LoadedModel): Promise<LlamaEmbeddingContext> {
     entry.embedding ??= entry.model
-      .createEmbeddingContext({ contextSize: entry.contextSize, threads: threads ?? 1 })
+      .createEmbeddingContext({
+        contextSize: entry.contextSize,
+        ...(threads !== undefined ? { threads } : {}),
+      })
       .catch((error: unknown) => {
         entry.embedding = undefined;
         throw new GbtError(
@@ -1196,7 +1258,15 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
         digest: await fileDigest(path, info.size, info.mtimeMs),
         sizeBytes: info.size,
         ...(contextLength === undefined ? {} : { contextLength }),
-        details: { path, loaded: entry !== undefined, format: "gguf" },
+        details: {
+          path,
+          loaded: entry !== undefined,
+          format: "gguf",
+          // The offload actually used, once loaded: benchmark records carry it.
+          ...(entry
+            ? { gpuLayers: entry.model.gpuLayers, totalLayers: entry.model.fileInsights.totalLayers }
+            : {}),
+        },
         capabilities,
       });
     }
@@ -1213,7 +1283,7 @@ export function createEmbeddedBackend(options: EmbeddedBackendOptions = {}): Bac
       return {
         ok: true,
         version: `node-llama-cpp ${await getModuleVersion()} (llama.cpp ${release.release}, ${release.repo})`,
-        detail: `${instance.buildType} binary, ${instance.gpu === false ? "CPU only" : `GPU: ${instance.gpu}`}, ${threads} threads, ${loaded.size} model(s) loaded; ${instance.systemInfo.trim()}`,
+        detail: `${instance.buildType} binary, ${instance.gpu === false ? "CPU only" : `GPU: ${instance.gpu}`}, ${threads ?? "default"} threads, ${loaded.size} model(s) loaded; ${instance.systemInfo.trim()}`,
         latencyMs: performance.now() - started,
       };
     } catch (error) {

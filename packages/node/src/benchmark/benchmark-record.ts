@@ -61,6 +61,20 @@ export interface BenchmarkVerdicts {
   failUnder: { thresholdTokPerSec: number; passed: boolean } | null;
 }
 
+/** The GPU and offload a benchmark run actually used. */
+export interface BenchmarkGpu {
+  backend: "cuda" | "vulkan" | "metal" | "cpu";
+  /** Device names as llama.cpp reports them (e.g. "NVIDIA H200"). */
+  devices: string[];
+  vramTotalMB: number | null;
+  driver: string | null;
+  /** Layers on the GPU / layers of the model, as loaded (null when the backend did not say). */
+  gpuLayers: number | null;
+  totalLayers: number | null;
+  /** The resolver's sentence: which GPU, or why the CPU. */
+  summary: string;
+}
+
 /** The whole record: the payload of the signed BenchmarkRecord. */
 export interface BenchmarkRecordPayload {
   schemaVersion: 1;
@@ -84,6 +98,11 @@ export interface BenchmarkRecordPayload {
     contextLength: number | null;
   };
   parameters: BenchmarkParameters;
+  /**
+   * Embedded backend: the accelerator the run used (absent on other backends and in records made
+   * before gbt knew GPUs). `backend` "cpu" with `reason` when it ran on the CPU.
+   */
+  gpu?: BenchmarkGpu;
   results: MicroResults | ServeResults;
   verdicts: BenchmarkVerdicts;
   tokenCounts: { source: TokenCountSource; definition: string };

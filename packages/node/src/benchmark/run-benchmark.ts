@@ -16,12 +16,14 @@ import pino from "pino";
 import { buildBackend as defaultBuildBackend, defaultCapacity } from "../backend-factory.js";
 import { createOpenAICompatibleBackend } from "../backends/openai-compatible.js";
 import type { Backend, BackendHealth, ModelInfo } from "../backends/types.js";
-import { type BackendConfig, loadConfig } from "../config.js";
+import { type BackendConfig, type GpuChoice, type GpuLayers, loadConfig } from "../config.js";
+import type { GpuStatus } from "../gpu/resolve-gpu.js";
 import { type HardwareProfile, probeHardware } from "../hardware.js";
 import { loadNodeAccount } from "../identity.js";
 import { openNodeDatabase } from "../node-database.js";
 import { startNodeServer } from "../server/node-server.js";
 import {
+  type BenchmarkGpu,
   type BenchmarkMode,
   type BenchmarkParameters,
   type BenchmarkRecordPayload,
@@ -85,6 +87,11 @@ export interface RunNodeBenchmarkOptions {
   /** Model: a GGUF path or id (embedded), an Ollama tag or a server model id; default the configured one. */
   model?: string;
   threads?: number;
+  /** Embedded: GPU choice and layers offloaded, over the config's. */
+  gpu?: GpuChoice;
+  gpuLayers?: GpuLayers;
+  /** Warnings a user should see (a model only partly offloaded). */
+  onWarning?: (message: string) => void;
   /** Unlocks an encrypted node key. */
   passphrase?: string;
   /** Compare with the previous record of the same mode. */
@@ -213,6 +220,7 @@ export async function runNodeBenchmark(options: RunNodeBenchmarkOptions): Promis
   prepare(0, "starting the backend");
   let backend: Backend;
   let defaultModel: string | undefined;
+  let gpu: GpuStatus | undefined;
   if (options.url !== undefined) {
     backend = createOpenAICompatibleBackend({
       baseURL: chatCompletionsUrl(options.url).replace(/\/chat\/completions$/, ""),
@@ -222,8 +230,13 @@ export async function runNodeBenchmark(options: RunNodeBenchmarkOptions): Promis
     const built = await (options.buildBackend ?? defaultBuildBackend)(backendConfig, paths, {
       capacity,
       ...(options.threads !== undefined ? { threads: options.threads } : {}),
+      ...(options.gpu !== undefined ? { gpu: options.gpu } : {}),
+      ...(options.gpuLayers !== undefined ? { gpuLayers: options.gpuLayers } : {}),
+      ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}),
+      ...(options.onWarning ? { onWarning: options.onWarning } : {}),
     });
     backend = built.backend;
+    gpu = built.gpu;
     defaultModel =
       backend.kind === "embedded"
         ? (built.defaultModel ?? options.model)
@@ -368,6 +381,7 @@ export async function runNodeBenchmark(options: RunNodeBenchmarkOptions): Promis
         contextLength,
       },
       parameters,
+      ...(gpu ? { gpu: await benchmarkGpu(gpu, backend, model.id) } : {}),
       results,
       verdicts: {
         floorTokPerSec: FLOOR_TOK_PER_SEC,
@@ -505,4 +519,19 @@ export async function benchmarkHistory(options: {
   } finally {
     db.close();
   }
+}
+
+/** The GPU facts of the record, with the offload the loaded model actually got. */
+async function benchmarkGpu(gpu: GpuStatus, backend: Backend, modelId: string): Promise<BenchmarkGpu> {
+  const details = (await backend.listModels().catch(() => [])).find((m) => m.id === modelId)?.details;
+  const layers = (key: string) => (typeof details?.[key] === "number" ? (details[key] as number) : null);
+  return {
+    backend: gpu.backend,
+    devices: gpu.devices,
+    vramTotalMB: gpu.vramTotalMB,
+    driver: gpu.driver,
+    gpuLayers: layers("gpuLayers"),
+    totalLayers: layers("totalLayers"),
+    summary: gpu.summary,
+  };
 }

@@ -5,6 +5,13 @@
  */
 
 export {
+  type ArtifactFaults,
+  type ArtifactRequest,
+  type ArtifactServer,
+  type ArtifactServerOptions,
+  startArtifactServer,
+} from "./artifact-server.js";
+export {
   exampleOf,
   type FakeOllama,
   type FakeOllamaModel,
