@@ -131,6 +131,7 @@ export interface InstanceView {
   /** The models as the node reported them, with their digests. */
   modelDigests: InstanceLink["models"];
   lastHealth: InstanceLink["lastHealth"];
+  gpu: InstanceLink["gpu"];
 }
 
 /** What the active instances of one model can do together (`InstancePool.modelCapabilities`). */
@@ -457,6 +458,7 @@ export class InstancePool {
         backend: instance.link.backend,
         modelDigests: instance.link.models,
         lastHealth: instance.link.lastHealth,
+        gpu: instance.link.gpu,
       });
     }
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

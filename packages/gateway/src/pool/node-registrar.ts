@@ -13,6 +13,8 @@ import {
   GbtError,
   HttpError,
   heartbeatDetailsSchema,
+  type NodeGpu,
+  nodeGpuSchema,
   type RegistrationResponse,
   recoverSignerNative,
   registrationDetailsSchema,
@@ -137,6 +139,7 @@ export class NodeRegistrar {
         // Everything the node reported (with digests): the admission is re-checked on each heartbeat.
         models: details.data.models,
         backend: details.data.backend,
+        gpu: benchmark?.gpu ?? null,
       },
     });
     logger.info(
@@ -217,7 +220,7 @@ export class NodeRegistrar {
   async #benchmarkOf(
     record: unknown,
     node: Address,
-  ): Promise<{ decodeTokPerSec: number; eligibleCapacity: number } | null> {
+  ): Promise<{ decodeTokPerSec: number; eligibleCapacity: number; gpu: NodeGpu | null } | null> {
     if (record === null || record === undefined) return null;
     try {
       const signed = await verifyObject(record, {
@@ -228,9 +231,12 @@ export class NodeRegistrar {
         skewSeconds: this.#options.skewSeconds,
         now: this.#now,
       });
+      // The payload is the node's own (signed); only a well-formed, bounded `gpu` is kept.
+      const gpu = nodeGpuSchema.safeParse((signed.payload as { gpu?: unknown } | null)?.gpu);
       return {
         decodeTokPerSec: signed.message.decodeTokPerSecMilli / 1000,
         eligibleCapacity: signed.message.eligibleCapacity,
+        gpu: gpu.success ? gpu.data : null,
       };
     } catch (error) {
       this.#options.logger.warn(

@@ -4,7 +4,7 @@
  * table), and its link (URL, link token, reported models and backend, last health) that the proxy,
  * verification and the job relay use to reach it.
  */
-import type { ModelCapabilitiesDetails } from "@gbt/protocol";
+import type { ModelCapabilitiesDetails, NodeGpu } from "@gbt/protocol";
 import type { Address } from "viem";
 import type { Membership } from "./candidate-heap.js";
 import { capabilityMask } from "./capabilities.js";
@@ -34,6 +34,8 @@ export interface InstanceLink {
   owners: readonly Address[];
   /** The health of its last heartbeat. */
   lastHealth: { ok: boolean; detail?: string | undefined } | null;
+  /** The GPU its signed benchmark ran on; null without one. */
+  gpu: NodeGpu | null;
 }
 
 /** What an instance declares when it registers (already signature-checked and parsed upstream). */
@@ -51,7 +53,7 @@ export interface InstanceRegistration {
   /** The owners its signed registration names (default none: the relay carries it no job). */
   owners?: readonly Address[];
   /** The link a signed registration opens (link token, reported models, backend); absent in routing-only use. */
-  link?: Pick<InstanceLink, "authorization" | "models" | "backend" | "transport">;
+  link?: Pick<InstanceLink, "authorization" | "models" | "backend" | "transport"> & { gpu?: NodeGpu | null };
 }
 
 export class PoolInstance {
@@ -180,6 +182,7 @@ export function linkOf(registration: InstanceRegistration, previous: InstanceLin
     backend: registration.link?.backend ?? null,
     owners: registration.owners ?? [],
     lastHealth: null,
+    gpu: registration.link?.gpu ?? null,
   };
 }
 

@@ -77,6 +77,8 @@ export interface FakeNodeOptions {
   backend?: { kind: string; version?: string };
   /** Registers with a signed benchmark record claiming this decode throughput (default: no record). */
   benchmarkTokPerSec?: number;
+  /** The `gpu` of that record's payload, as a node's benchmark writes it (anything: the gateway checks it). */
+  benchmarkGpu?: unknown;
   /** The capabilities registered for every model (default: none, which the gateway reads as chat only). */
   capabilities?: ModelCapabilitiesDetails;
 }
@@ -174,7 +176,11 @@ export async function startFakeNode(options: FakeNodeOptions = {}): Promise<Fake
                     issuedAt: now,
                     expiresAt: now + 86_400,
                   },
-                  payload: { fake: true, decodeTokPerSec: options.benchmarkTokPerSec },
+                  payload: {
+                    fake: true,
+                    decodeTokPerSec: options.benchmarkTokPerSec,
+                    ...(options.benchmarkGpu !== undefined ? { gpu: options.benchmarkGpu } : {}),
+                  },
                 }),
         },
       });

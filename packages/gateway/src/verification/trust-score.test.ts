@@ -31,6 +31,7 @@ const input = (overrides: Partial<TrustInput> = {}): TrustInput => ({
   challenges: [],
   evidence: [],
   runtimeVersion: "1.0.0",
+  backendKind: "embedded",
   models: [{ id: "m", digest: "sha256:aa" }],
   benchmarkTokPerSec: 50,
   halfLifeMs: 7 * DAY,
@@ -64,6 +65,17 @@ describe("trustOf", () => {
     for (const days of [0, 1, 30]) {
       expect(trustOf(input({ now: NOW + days * DAY, challenges: passed })).tier).not.toBe("attested");
     }
+  });
+
+  it("never verifies a cloud-account node, however good its record, and keeps its reputation and pay", () => {
+    const passed = [challenge("canary", "pass", NOW - 1000)];
+    const cloud = trustOf(input({ challenges: passed, backendKind: "cloud" }));
+    const embedded = trustOf(input({ challenges: passed }));
+    expect(embedded.tier).toBe("verified");
+    expect(cloud.tier).toBe("community");
+    expect(cloud.reasons[0]).toMatch(/cloud-account node .* cannot prove which hardware serves it/);
+    expect(cloud.reputation).toBe(embedded.reputation);
+    expect(cloud.payoutFactor).toBe(embedded.payoutFactor);
   });
 
   it("weighs fraud five times a soft failure and lets both fade with the half-life", () => {

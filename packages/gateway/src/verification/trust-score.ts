@@ -12,11 +12,13 @@
  *
  * Tier. `verified` needs every claim checked: a reported runtime version, a digest for every
  * model served, the latest canary passed within `verifiedTtl`, and no fraud evidence in the
- * window. Otherwise `community`. `attested` is never given: it needs confidential-compute
+ * window, and a backend that can show which hardware serves it (a cloud-account node never can:
+ * trust-tier.ts). Otherwise `community`. `attested` is never given: it needs confidential-compute
  * evidence, and none exists here.
  */
 
 import type { TrustTier } from "@gbt/protocol";
+import { unverifiableBackendReason } from "../trust-tier.js";
 import type { ChallengeRecord, EvidenceRecord } from "./evidence-store.js";
 
 export interface TrustInput {
@@ -29,6 +31,8 @@ export interface TrustInput {
   evidence: readonly EvidenceRecord[];
   /** The runtime version the node reported (registration backend.version). */
   runtimeVersion: string | null;
+  /** The backend kind the node reported (registration backend.kind); `cloud` is never verified. */
+  backendKind: string | null;
   /** Models with the digests the node reported. */
   models: readonly { id: string; digest?: string | undefined }[];
   benchmarkTokPerSec: number | null;
@@ -99,6 +103,8 @@ export function trustOf(input: TrustInput): TrustView {
   const reputation = Math.round(((challengeScore + input.healthScore) / 2) * 1000) / 1000;
 
   const reasons: string[] = [];
+  const unverifiable = unverifiableBackendReason(input.backendKind);
+  if (unverifiable !== undefined) reasons.push(unverifiable);
   if (input.runtimeVersion === null) reasons.push("the node reports no runtime version");
   const undigested = input.models.filter((m) => m.digest === undefined).map((m) => m.id);
   if (undigested.length > 0) reasons.push(`no model digest reported for ${undigested.join(", ")}`);

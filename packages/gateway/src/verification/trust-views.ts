@@ -69,6 +69,7 @@ export class TrustViews {
       challenges: this.store.challenges(id, since),
       evidence: this.store.listEvidence({ instanceId: id, since }),
       runtimeVersion: link.backend?.version ?? null,
+      backendKind: link.backend?.kind ?? null,
       models: link.models.filter((m) => instance.models.includes(m.id)),
       benchmarkTokPerSec: instance.benchmarkTokPerSec,
       halfLifeMs: this.config.reputationHalfLifeDays * DAY_MS,

@@ -99,6 +99,7 @@ interface NodeRow {
   reputation: number | null;
   evidence: string[];
   trust: { reasons: string[]; challenges: { passed: number; failed: number } } | null;
+  backend: { kind: string; version?: string };
 }
 
 async function nodeRow(node: FakeNode): Promise<NodeRow> {
@@ -392,6 +393,38 @@ describe("minimum tier routing", () => {
     // A community node is still served to requests that ask for no tier.
     const community = await chat({}, { "x-gbt-min-tier": "community" });
     expect(community.status).toBe(200);
+  });
+});
+
+describe("cloud-account nodes", () => {
+  it("routes and pays a node registered with backend cloud like any other, but never as verified", async () => {
+    await startGateway();
+    const cloud = await addNode({ backend: { kind: "cloud", version: "1.2.3" } });
+    const passed = await challenge(cloud);
+    expect(passed.results[0]).toMatchObject({ kind: "canary", outcome: "pass", evidenceId: null });
+    const row = await nodeRow(cloud);
+    expect(row).toMatchObject({ tier: "community", evidence: [] });
+    expect(row.trust?.reasons).toContain(
+      "a cloud-account node (backend cloud) cannot prove which hardware serves it: never verified",
+    );
+    expect(row.backend.kind).toBe("cloud");
+    expect(row.reputation).toBeGreaterThan(0.5);
+
+    const pooled = () => cloud.served.filter((s) => s.pooled && s.requestId?.startsWith("gw-")).length;
+    for (let i = 0; i < 3; i++) {
+      const response = await chat();
+      expect(response.status).toBe(200);
+      await response.text();
+    }
+    expect(pooled()).toBe(3);
+    await gateway.settled();
+    const earned = gateway.ledger.providerEarnings().find((e) => e.node.toLowerCase() === id(cloud));
+    expect(earned?.earnedMicro).toBeGreaterThan(0);
+
+    const strict = await chat({}, { "x-gbt-min-tier": "verified" });
+    expect(strict.status).toBe(503);
+    expect(((await strict.json()) as { error: { code: string } }).error.code).toBe("tier_unavailable");
+    expect(pooled()).toBe(3);
   });
 });
 
