@@ -82,6 +82,7 @@ export function renderBenchmarkRecord(signedRecord: SignedBenchmarkRecord): stri
       (results.mode === "micro" ? `, ${p.repetitions} repetitions after ${p.warmup} warm-up` : "") +
       `; token counts: ${record.tokenCounts.source === "usage" ? "backend usage" : "ESTIMATED"}`,
   );
+  if (record.gpu) lines.push(`  ${gpuLine(record.gpu)}`);
   lines.push("");
   if (results.mode === "micro") {
     const s = results.summary;
@@ -204,4 +205,16 @@ export function renderHistory(records: readonly SignedBenchmarkRecord[]): string
 export function renderMetricDefinitions(): string {
   const lines = benchmarkMetrics.map((metric) => `  ${metric.label} (${metric.unit}): ${metric.definition}`);
   return [...lines, `  Statistics: ${statisticsDefinition}`].join("\n");
+}
+
+/** One line on the accelerator a record used: device, VRAM, driver and the offload actually loaded. */
+export function gpuLine(gpu: NonNullable<SignedBenchmarkRecord["payload"]["gpu"]>): string {
+  const offload =
+    gpu.gpuLayers !== null && gpu.totalLayers !== null
+      ? `, ${gpu.gpuLayers}/${gpu.totalLayers} layers offloaded`
+      : "";
+  if (gpu.backend === "cpu") return `gpu: none — ${gpu.summary}`;
+  return `gpu: ${gpu.backend} on ${gpu.devices.join(", ") || "unknown device"}${
+    gpu.vramTotalMB !== null ? ` (${(gpu.vramTotalMB / 1024).toFixed(1)} GiB VRAM)` : ""
+  }${gpu.driver ? `, driver ${gpu.driver}` : ""}${offload}`;
 }

@@ -35,7 +35,11 @@ export function renderProfile(profile: NodeProfile): string {
             ? " (generated pipeline-test model: its text is noise)"
             : ""
         }`
-      : `${backend.kind} at ${backend.url}${backend.model ? `, model ${backend.model}` : ""}`;
+      : `${backend.kind} at ${backend.url}${backend.model ? `, model ${backend.model}` : ""}${
+          profile.backendApiKey
+            ? ` (cloud account; API key ${profile.backendApiKey.encrypted ? "encrypted" : "unencrypted, mode 0600"} at ${profile.backendApiKey.path})`
+            : ""
+        }`;
   const found = profile.detectedBackends
     .filter((b) => b.kind !== "embedded" && b.available)
     .map((b) => `${b.name} at ${b.url} (${b.models.length} models)`);
@@ -48,6 +52,7 @@ export function renderProfile(profile: NodeProfile): string {
     ["Owners", profile.owners.length ? profile.owners.join(", ") : "none (add with `gbt setup --owner 0x…`)"],
     ["Mode", `${profile.mode} (${modeNote[profile.mode] ?? ""})`],
     ["Backend", backendText],
+    ...(profile.gpu ? [["Inference on", profile.gpu.summary] as [string, string]] : []),
     ["Also found", found.length ? found.join("; ") : "no other backend running"],
     ["CPU", cpuText],
     [

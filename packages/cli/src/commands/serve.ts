@@ -1,8 +1,20 @@
-import { createNodeLogger, DEFAULT_PORT, nodeLogFile, resolvePaths, startNode } from "@gbt/node";
+import {
+  createNodeLogger,
+  DEFAULT_PORT,
+  ensureNodeModels,
+  type GpuChoice,
+  nodeLogFile,
+  probeHardware,
+  readConfigIfPresent,
+  resolveGpu,
+  resolvePaths,
+  startNode,
+} from "@gbt/node";
 import { GbtError } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import { type Address, getAddress, isAddress } from "viem";
 import { GbtCommand } from "../gbt-command.js";
+import { gpuFlags, gpuOptions } from "../gpu-flags.js";
 import { passphraseFromFlags } from "../terminal-input.js";
 import { runUntilSignal, serverLifecycleFlags } from "../wait-for-signal.js";
 
@@ -53,6 +65,18 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
     }),
     model: Flags.string({
       description: "Model to serve: a GGUF path or id (embedded), an Ollama tag or a server model id.",
+      exclusive: ["models"],
+    }),
+    models: Flags.string({
+      helpValue: "SOURCE,…",
+      description:
+        "Pull what is missing of these models, then serve them all (the first is the default): registry references NAME@VERSION (the gateway's signed manifest; every byte checked against it, and its VRAM band against this node), hf:OWNER/REPO/FILE.gguf, ids already in the models dir, or Ollama names on the Ollama backend. See `gbt model pull`.",
+      exclusive: ["model", "manifest"],
+    }),
+    "allow-loopback-http": Flags.boolean({
+      hidden: true,
+      description: "With --models: let artifacts come over plain http from loopback (tests, a local mirror).",
+      dependsOn: ["models"],
     }),
     threads: Flags.integer({
       description: "llama.cpp threads (embedded backend); default is safe for this machine.",
@@ -65,6 +89,7 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       min: 1,
       max: 256,
     }),
+    ...gpuFlags,
     "require-api-key": Flags.boolean({ description: "Require an API key even on loopback." }),
     gateway: Flags.string({
       description:
@@ -87,7 +112,7 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
     }),
     "passphrase-file": Flags.string({
       description:
-        "File holding the node key's passphrase (else GBT_PASSPHRASE); needed with --gateway when the key is encrypted.",
+        "File holding the node key's passphrase (else GBT_PASSPHRASE); needed with --gateway when the key is encrypted, and to unlock a cloud backend's encrypted API key.",
     }),
     ...serverLifecycleFlags,
   };
@@ -102,6 +127,8 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       file: nodeLogFile(paths),
     });
     const passphrase = await passphraseFromFlags({ passphraseFile: flags["passphrase-file"] });
+    const ensured = flags.models !== undefined ? await this.pullModels(flags, paths) : [];
+    const [first, ...rest] = ensured;
     const node = await startNode({
       paths,
       logger,
@@ -111,6 +138,7 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       ...(flags.host !== undefined ? { host: flags.host } : {}),
       ...(flags.port !== undefined ? { port: flags.port } : {}),
       ...(flags.model !== undefined ? { model: flags.model } : {}),
+      ...(first !== undefined ? { model: first.path ?? first.id } : {}),
       ...(flags.manifest !== undefined
         ? {
             modelManifest: {
@@ -121,12 +149,15 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
         : {}),
       ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
       ...(flags.capacity !== undefined ? { capacity: flags.capacity } : {}),
+      ...gpuOptions(flags),
       requireApiKey: flags["require-api-key"],
     });
-    const models = node.models.map((m) => m.id);
+    // The other pulled models join the first; the gateway link registers them on its next round.
+    for (const model of rest) if (model.path !== null) node.backend.addModelFile?.(model.id, model.path);
+    const models = [...new Set([...node.models.map((m) => m.id), ...rest.map((m) => m.id)])];
     if (this.jsonEnabled()) {
       process.stdout.write(
-        `${JSON.stringify({ event: "listening", url: node.server.url, backend: node.backendConfig.kind, models, requireApiKey: node.requireApiKey, gateway: node.link ? (flags.gateway ?? "config") : null })}\n`,
+        `${JSON.stringify({ event: "listening", url: node.server.url, backend: node.backendConfig.kind, ...(node.gpu ? { gpu: node.gpu } : {}), models, requireApiKey: node.requireApiKey, gateway: node.link ? (flags.gateway ?? "config") : null })}\n`,
       );
     } else {
       process.stderr.write(
@@ -140,6 +171,7 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
           (node.agent !== "off"
             ? `  agent: POST /agent/jobs (signed jobs from owners${node.agent === "served" ? "" : "; not served on this non-loopback host"})\n`
             : "  agent: off (the node key is encrypted; give --passphrase-file or GBT_PASSPHRASE to take signed jobs)\n") +
+          (node.gpu ? `  ${node.gpu.summary}\n` : "") +
           `  Try: curl ${node.server.url}/v1/models\n  Ctrl-C stops.\n`,
       );
     }
@@ -151,6 +183,66 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
     });
     if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify({ event: "stopped" })}\n`);
     logger.flush();
+  }
+
+  /** `--models`: pulls what is missing (progress on stderr), checking VRAM bands against the GPU this node will use. */
+  private async pullModels(
+    flags: {
+      models?: string | undefined;
+      gateway?: string | undefined;
+      gpu?: string | undefined;
+      "allow-loopback-http"?: boolean | undefined;
+    },
+    paths: ReturnType<typeof resolvePaths>,
+  ) {
+    const sources = (flags.models ?? "")
+      .split(",")
+      .map((source) => source.trim())
+      .filter((source) => source !== "");
+    if (sources.length === 0) this.error("--models needs at least one model.", { exit: 2 });
+    const config = await readConfigIfPresent(paths.configFile);
+    const choice = (flags.gpu ?? config?.backend.gpu ?? "auto") as GpuChoice;
+    const controller = new AbortController();
+    const onSignal = () => controller.abort(new Error("interrupted"));
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    let last = "";
+    try {
+      const ensured = await ensureNodeModels(sources, {
+        paths,
+        ...(flags.gateway !== undefined ? { gatewayUrl: flags.gateway } : {}),
+        ...(flags["allow-loopback-http"] ? { allowLoopbackHttp: true } : {}),
+        signal: controller.signal,
+        vramMiB: async () => {
+          const gpu = await resolveGpu({
+            choice,
+            gpus: (await probeHardware({ dataDir: paths.dataDir })).gpus,
+          });
+          return gpu.backend === "cpu" ? 0 : gpu.vramTotalMB;
+        },
+        onNote: (message) => process.stderr.write(`gbt serve: ${message}\n`),
+        onProgress: (progress) => {
+          const line = `gbt serve: ${progress.id}: ${progress.phase}${
+            progress.phase === "download" && progress.totalBytes
+              ? ` ${Math.floor((100 * progress.bytes) / progress.totalBytes)}%`
+              : ""
+          }`;
+          // One line per phase and per 10% of a download: readable in a log, not a flood.
+          const key = line.replace(/(\d)\d%$/, "$1");
+          if (key !== last) process.stderr.write(`${line}\n`);
+          last = key;
+        },
+      });
+      for (const model of ensured) {
+        process.stderr.write(
+          `gbt serve: ${model.id} ${model.pulled ? `pulled (${model.result.bytes} bytes, sha256 ${model.result.sha256 ?? "n/a"})` : "already here"}\n`,
+        );
+      }
+      return ensured;
+    } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    }
   }
 }
 

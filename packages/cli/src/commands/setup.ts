@@ -3,6 +3,7 @@ import { detectBackends, probeHardware, resolvePaths, type SetupResult, setupNod
 import { parsePrivateKey } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import { GbtCommand } from "../gbt-command.js";
+import { gpuFlags, gpuOptions } from "../gpu-flags.js";
 import { renderProfile } from "../render-profile.js";
 import { ask, isInteractive, passphraseFromFlags, readSecretFile } from "../terminal-input.js";
 
@@ -11,7 +12,7 @@ export default class Setup extends GbtCommand {
     "Create this node's identity, detect hardware and backends, and write its config.";
 
   static override description =
-    `Creates the node key (secp256k1) in a keystore with mode 0600, encrypted with scrypt + AES-256-GCM when a passphrase is given (--passphrase-file, GBT_PASSPHRASE, or a prompt on a TTY). Records the owner addresses allowed to sign jobs for this node, probes the hardware, detects inference backends (Ollama, OpenAI-compatible servers on their usual ports; the embedded llama.cpp backend is always available) and writes the config.
+    `Creates the node key (secp256k1) in a keystore with mode 0600, encrypted with scrypt + AES-256-GCM when a passphrase is given (--passphrase-file, GBT_PASSPHRASE, or a prompt on a TTY). Records the owner addresses allowed to sign jobs for this node, probes the hardware, says which GPU and how much VRAM the embedded backend will use (--gpu; or why it runs on the CPU: an explicit --gpu cuda|vulkan|metal that cannot run here fails with exit 12 and changes nothing), detects inference backends (Ollama, OpenAI-compatible servers on their usual ports; the embedded llama.cpp backend is always available) and writes the config.
 
 Re-running is safe: an existing identity is kept (never replaced without --force), owners accumulate, and nothing on disk changes when nothing new is asked. Without a TTY (or with --yes) it never prompts.
 
@@ -35,6 +36,15 @@ Files live under $XDG_CONFIG_HOME/gbt and $XDG_DATA_HOME/gbt, or $GBT_HOME/{conf
       description: "Use a local Ollama server",
       command: "<%= config.bin %> <%= command.id %> --yes --backend ollama",
     },
+    {
+      description: "Require CUDA (an error, exit 12, when it cannot run here)",
+      command: "<%= config.bin %> <%= command.id %> --yes --gpu cuda",
+    },
+    {
+      description: "A cloud-account node: an OpenAI-compatible API, its key stored encrypted",
+      command:
+        "<%= config.bin %> <%= command.id %> --yes --backend openai --backend-url https://api.example.com/v1 --backend-api-key-file ./api-key.txt --passphrase-file ./pass.txt",
+    },
   ];
 
   static override flags = {
@@ -57,9 +67,14 @@ Files live under $XDG_CONFIG_HOME/gbt and $XDG_DATA_HOME/gbt, or $GBT_HOME/{conf
     "backend-url": Flags.string({
       description: "URL of the Ollama or OpenAI-compatible server (with --backend ollama|openai).",
     }),
+    "backend-api-key-file": Flags.string({
+      description:
+        "File holding the API key of the OpenAI-compatible server (with --backend openai): stored in the config dir, encrypted with the node's passphrase (mode 0600; unencrypted, and said so, without one). Makes this a cloud-account node.",
+    }),
     model: Flags.string({
       description: "Default model: a GGUF path (embedded), an Ollama tag, or a server model id.",
     }),
+    ...gpuFlags,
     mode: Flags.string({
       description:
         "local (default: serve this machine only) or managed (accept signed jobs, register with a gateway).",
@@ -70,7 +85,7 @@ Files live under $XDG_CONFIG_HOME/gbt and $XDG_DATA_HOME/gbt, or $GBT_HOME/{conf
     }),
   };
 
-  async run(): Promise<SetupResult["profile"] & { changes: string[] }> {
+  async run(): Promise<SetupResult["profile"] & { changes: string[]; warnings: string[] }> {
     const { flags } = await this.parse(Setup);
     const paths = resolvePaths();
     // Questions only on a TTY, and only for a node that has no identity yet: re-running asks nothing.
@@ -106,6 +121,8 @@ Files live under $XDG_CONFIG_HOME/gbt and $XDG_DATA_HOME/gbt, or $GBT_HOME/{conf
       ...(flags.backend ? { backend: flags.backend as "auto" } : {}),
       ...(flags["backend-url"] ? { backendUrl: flags["backend-url"] } : {}),
       ...(flags.model ? { model: flags.model } : {}),
+      ...gpuOptions(flags),
+      ...(flags["backend-api-key-file"] ? { backendApiKeyFile: flags["backend-api-key-file"] } : {}),
       ...(flags.mode ? { mode: flags.mode as "local" } : {}),
       force: flags.force,
       probeHardware: () => probeHardware({ dataDir: paths.dataDir }),
@@ -114,8 +131,9 @@ Files live under $XDG_CONFIG_HOME/gbt and $XDG_DATA_HOME/gbt, or $GBT_HOME/{conf
 
     this.out(result.changes.length > 0 ? "gbt setup: done." : "gbt setup: already set up; nothing changed.");
     for (const change of result.changes) this.out(`  ✓ ${change}`);
+    for (const warning of result.warnings) this.warn(warning);
     this.out(renderProfile(result.profile));
     this.out("\nNext: `gbt status` at any time; `gbt serve` to serve inference.");
-    return { ...result.profile, changes: result.changes };
+    return { ...result.profile, changes: result.changes, warnings: result.warnings };
   }
 }

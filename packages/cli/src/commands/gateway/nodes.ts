@@ -40,6 +40,7 @@ export default class GatewayNodes extends GbtCommand {
               "RAMP",
               "HEALTH",
               "TOK/S (bench/seen)",
+              "BACKEND / GPU",
               "TIER",
               "REP",
               "ELIGIBLE",
@@ -54,6 +55,7 @@ export default class GatewayNodes extends GbtCommand {
               `${Math.round(n.rampFactor * 100)}%`,
               n.healthScore.toFixed(2),
               `${rate(n.tokPerSec.benchmark)}/${rate(n.tokPerSec.observed)}${n.belowFloor ? " (below floor)" : ""}`,
+              backendCell(n),
               `${n.tier}${n.evidence.length > 0 ? ` (${n.evidence.length} evidence)` : ""}`,
               n.reputation === null ? "—" : n.reputation.toFixed(2),
               n.eligible ? "yes" : "no",
@@ -62,4 +64,16 @@ export default class GatewayNodes extends GbtCommand {
     );
     return nodes;
   }
+}
+
+/** The node's backend and, from its signed benchmark, its GPU and offload: "embedded, cuda NVIDIA H200 139.8 GiB, 33/33 layers". */
+function backendCell(n: GatewayNode): string {
+  const kind = n.backend?.kind ?? "—";
+  const gpu = n.gpu;
+  if (gpu === null || gpu === undefined) return kind;
+  if (gpu.backend === "cpu") return `${kind}, cpu`;
+  const vram = gpu.vramTotalMB !== null ? ` ${(gpu.vramTotalMB / 1024).toFixed(1)} GiB` : "";
+  const layers =
+    gpu.gpuLayers !== null && gpu.totalLayers !== null ? `, ${gpu.gpuLayers}/${gpu.totalLayers} layers` : "";
+  return `${kind}, ${gpu.backend} ${gpu.devices.join("+") || "gpu"}${vram}${layers}`;
 }

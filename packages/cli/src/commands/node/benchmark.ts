@@ -14,6 +14,7 @@ import {
 import { ExitCode, GbtError, isGbtError } from "@gbt/protocol";
 import { Flags } from "@oclif/core";
 import { GbtCommand } from "../../gbt-command.js";
+import { gpuFlags, gpuOptions } from "../../gpu-flags.js";
 import { createProgressReporter } from "../../progress-bar.js";
 import { renderBenchmarkRecord, renderComparison, renderMetricDefinitions } from "../../render-benchmark.js";
 import { passphraseFromFlags } from "../../terminal-input.js";
@@ -117,6 +118,7 @@ ${renderMetricDefinitions()}`;
         "Model: a GGUF path or id (embedded), an Ollama tag or a server model id; default the configured one.",
     }),
     threads: Flags.integer({ description: "llama.cpp threads (embedded backend).", min: 1, max: 256 }),
+    ...gpuFlags,
     url: Flags.string({
       description: "Serve mode: benchmark this OpenAI-compatible server instead of the node's own.",
     }),
@@ -154,6 +156,8 @@ ${renderMetricDefinitions()}`;
         ...(failUnder !== undefined ? { failUnder } : {}),
         ...(flags.model !== undefined ? { model: flags.model } : {}),
         ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+        ...gpuOptions(flags),
+        onWarning: (message) => this.warn(message),
         ...(flags.url !== undefined ? { url: flags.url } : {}),
         ...(passphrase !== undefined ? { passphrase } : {}),
         compare: flags.compare,
