@@ -34,7 +34,7 @@ import { type SignedJobResult, signJobResult } from "../audit/job-result.js";
 import { parseJobBody } from "../envelope/parse-job-body.js";
 import { createReplayStore } from "../envelope/replay-store.js";
 import { type VerifiedJob, verifyJobEnvelope } from "../envelope/verify-job.js";
-import type { JobHandlers } from "./handlers.js";
+import type { JobHandlers, JobProgress } from "./handlers.js";
 import type { ExecutionContext, ExecutorStep } from "./job-executors.js";
 import { createResourceLocks } from "./resource-locks.js";
 
@@ -70,6 +70,8 @@ export interface AgentOutcome {
   message?: string;
   /** The states passed, for executed jobs. */
   states?: ExecutionState[];
+  /** While running: the latest progress its executor reported (a pull's bytes). */
+  progress?: JobProgress;
   /** What execute returned, for succeeded jobs. */
   output?: unknown;
   /** The signed answer; absent for a rejection of anyone but an owner (an unproven signature included). */
@@ -119,7 +121,10 @@ export function createAgent(deps: CreateAgentDependencies): Agent {
   const now = deps.now ?? Date.now;
   const replay = createReplayStore(deps.db, now);
   const withLock = createResourceLocks();
-  const inFlight = new Map<string, { states: ExecutionState[]; done: Promise<AgentOutcome> }>();
+  const inFlight = new Map<
+    string,
+    { states: ExecutionState[]; done: Promise<AgentOutcome>; progress?: JobProgress }
+  >();
   // Who the agent is, with what it accepts: a client binds its jobs to this node and chain.
   const published: PublishedAllowlist = {
     ...describeAllowlist(deps.allowlist),
@@ -215,7 +220,15 @@ export function createAgent(deps: CreateAgentDependencies): Agent {
       digest: verified.digest,
       envelopeHash,
     };
-    const ctx: ExecutionContext = { handlers: deps.handlers, owners: deps.owners(), memo: {} };
+    const ctx: ExecutionContext = {
+      handlers: deps.handlers,
+      owners: deps.owners(),
+      memo: {},
+      progress: (progress) => {
+        const running = inFlight.get(job.jobId);
+        if (running) running.progress = progress;
+      },
+    };
     const steps = stepsOf(entry);
     const outcome = await withLock(steps.resource(params), async () => {
       states.push("preflight");
@@ -331,7 +344,14 @@ export function createAgent(deps: CreateAgentDependencies): Agent {
     },
     status(jobId) {
       const running = inFlight.get(jobId);
-      if (running) return { jobId, state: "running", states: [...running.states] };
+      if (running) {
+        return {
+          jobId,
+          state: "running",
+          states: [...running.states],
+          ...(running.progress ? { progress: { ...running.progress } } : {}),
+        };
+      }
       return stored(jobId);
     },
     allowlist: () => ({ ...published, owners: [...deps.owners()] }),

@@ -56,6 +56,17 @@ export interface PullJobOptions {
   as?: string;
   /** The expected sha256 of a bare URL's file. */
   sha256?: string;
+  /** Where the pull stands (the job's progress, shown by `gbt job status` while it runs). */
+  onProgress?: (progress: JobProgress) => void;
+}
+
+/** A running job's progress, as its executor reports it. */
+export interface JobProgress {
+  /** What it is doing now, e.g. "resolve", "download", "verify". */
+  phase: string;
+  /** Work done and, when known, the whole, in bytes. */
+  bytes?: number;
+  totalBytes?: number | null;
 }
 
 /** benchmark.run's parameters, as the handler receives them. */

@@ -18,7 +18,13 @@ export {
   type RunFixedCommandOptions,
   runFixedCommand,
 } from "./fixed-command.js";
-export type { BenchmarkJobOptions, BenchmarkJobSummary, JobHandlers } from "./handlers.js";
+export type {
+  BenchmarkJobOptions,
+  BenchmarkJobSummary,
+  JobHandlers,
+  JobProgress,
+  PullJobOptions,
+} from "./handlers.js";
 export {
   createExecutableAllowlist,
   DEFAULT_LOG_LINES,

@@ -14,12 +14,14 @@ import {
   createAllowlist,
 } from "../allowlist/allowlist-registry.js";
 import { jobTypes } from "../allowlist/job-types.js";
-import type { JobHandlers, PullJobOptions } from "./handlers.js";
+import type { JobHandlers, JobProgress, PullJobOptions } from "./handlers.js";
 import { redactLogLine } from "./redact-log-line.js";
 
 /** What every step of one job sees. */
 export interface ExecutionContext {
   handlers: JobHandlers;
+  /** Reports the running job's progress (the latest is what its status shows). */
+  progress?: (progress: JobProgress) => void;
   /** The node's owners when the job was accepted. */
   owners: readonly Address[];
   /** Scratch space shared by one job's steps: what preflight saw, for verify and rollback. */
@@ -230,7 +232,14 @@ const modelPull: JobExecutor<{ model: string; as?: string; sha256?: string }> = 
     ctx.memo.wasServed = (await listModels()).includes(id);
   },
   async execute(params, ctx) {
-    const pulled = await required(ctx.handlers, "pullModel", "model.pull")(params.model, pullOptions(params));
+    const pulled = await required(
+      ctx.handlers,
+      "pullModel",
+      "model.pull",
+    )(params.model, {
+      ...pullOptions(params),
+      ...(ctx.progress ? { onProgress: ctx.progress } : {}),
+    });
     const id = pulled.id ?? (ctx.memo.id as string | undefined) ?? params.model;
     ctx.memo.id = id;
     ctx.memo.createdFile = pulled.createdFile;

@@ -155,6 +155,30 @@ describe("model and service executors", () => {
     expect(memory.state.served).toEqual(["gbt-test-tiny", "gbt-test-small"]);
   });
 
+  it("model.pull reports its progress while it runs: the job's status shows the latest", async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const withProgress = agentWith({
+      ...memory.handlers,
+      async pullModel(model, options) {
+        options?.onProgress?.({ phase: "download", bytes: 512, totalBytes: 2048 });
+        await held;
+        return memory.handlers.pullModel?.(model) ?? { createdFile: false };
+      },
+    });
+    const signed = JSON.parse(JSON.stringify(await signJob("model.pull", { model: "gbt-test-small" })));
+    const done = withProgress.submit(signed);
+    await expect
+      .poll(() => withProgress.status(signed.message.jobId))
+      .toMatchObject({ state: "running", progress: { phase: "download", bytes: 512, totalBytes: 2048 } });
+    release();
+    const outcome = await done;
+    expect(outcome.state).toBe("succeeded");
+    expect(withProgress.status(signed.message.jobId)).not.toHaveProperty("progress");
+  });
+
   it("model.pull fails its preflight for an unknown source, touching nothing", async () => {
     const outcome = await run("model.pull", { model: "nowhere" });
     expect(outcome).toMatchObject({ state: "failed", code: "PREFLIGHT_FAILED" });
@@ -206,7 +230,11 @@ describe("model and service executors", () => {
     );
     expect(rolledBack).toMatchObject({ state: "rolled_back" });
     expect(memory.state.files.has("m")).toBe(false);
-    expect(calls).toContainEqual(["pull", "https://example.com/m.gguf", { as: "m", sha256 }]);
+    expect(calls).toContainEqual([
+      "pull",
+      "https://example.com/m.gguf",
+      { as: "m", sha256, onProgress: expect.any(Function) },
+    ]);
   });
 
   it("model.pull's policy refuses plain http and a bare URL without sha256 before running", async () => {

@@ -20,6 +20,7 @@ import {
   manifestSidecarPath,
   type PullModelOptions,
   type PullPolicy,
+  type PullProgressEvent,
   planPull,
   pullModel as pullFromSource,
   type RegistryReader,
@@ -109,6 +110,16 @@ export function modelJobHandlers(
       ...(registry ? { registry } : {}),
       ...(job.as !== undefined ? { as: job.as } : {}),
       ...(job.sha256 !== undefined ? { sha256: job.sha256 } : {}),
+      ...(job.onProgress
+        ? {
+            onProgress: (progress: PullProgressEvent) =>
+              job.onProgress?.({
+                phase: progress.phase,
+                bytes: progress.bytes,
+                totalBytes: progress.totalBytes,
+              }),
+          }
+        : {}),
       ...(options.vramMiB ? { vramMiB: options.vramMiB } : {}),
       ...(options.env ? { env: options.env } : {}),
       ...(backend.pullModel

@@ -7,7 +7,7 @@ export default class JobStatus extends GbtCommand {
   static override summary = "Show what a node did with a job.";
 
   static override description =
-    "Asks the node's agent (GET --node-url/agent/jobs/ID) for a job's outcome: running with the states passed so far, or its final state with the signed JobResult, as stored by the node. A job the node never accepted fails with NOT_FOUND (exit 8). The outcome is printed on stdout as JSON.";
+    "Asks the node's agent (GET --node-url/agent/jobs/ID) for a job's outcome: running with the states passed so far and its progress (a pull's bytes), or its final state with the signed JobResult, as stored by the node. A job the node never accepted fails with NOT_FOUND (exit 8). The outcome is printed on stdout as JSON.";
 
   static override examples = [
     {

@@ -21,6 +21,14 @@ export const jobOutcomeSchema = z.object({
   message: z.string().max(4000).optional(),
   /** The states passed, for executed jobs. */
   states: z.array(z.string().max(32)).max(20).optional(),
+  /** While running: the latest progress its executor reported (a pull's bytes). */
+  progress: z
+    .object({
+      phase: z.string().min(1).max(32),
+      bytes: z.number().int().min(0).optional(),
+      totalBytes: z.number().int().min(0).nullable().optional(),
+    })
+    .optional(),
   /** What the job returned, for succeeded jobs. */
   output: z.unknown().optional(),
   /** The signed JobResult; absent only when the body did not parse as a Job. */
