@@ -3,15 +3,17 @@
  * with scrypt + AES-256-GCM under a passphrase like the keystore, or plain (still 0600) when the
  * owner has no passphrase. Writes are atomic. The secret never enters an error message.
  */
-import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCallback } from "node:crypto";
-import { chmod, mkdir, open, readFile, rename, rm } from "node:fs/promises";
-import { dirname } from "node:path";
+import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { GbtError } from "./errors.js";
+import {
+  cryptoSectionSchema,
+  openWithPassphrase,
+  sealWithPassphrase,
+  writePrivateJsonFile,
+} from "./passphrase-crypto.js";
 
-const KDF = { n: 2 ** 15, r: 8, p: 1, keyLength: 32 } as const;
 const MAX_SECRET_BYTES = 16 * 1024;
-const hexOf = (bytes: number) => z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`));
 
 const secretBoxSchema = z.discriminatedUnion("encrypted", [
   z.strictObject({
@@ -26,45 +28,15 @@ const secretBoxSchema = z.discriminatedUnion("encrypted", [
     version: z.literal(1),
     label: z.string().max(128),
     encrypted: z.literal(true),
-    crypto: z.strictObject({
-      kdf: z.literal("scrypt"),
-      kdfparams: z.strictObject({
-        n: z
-          .number()
-          .int()
-          .min(2 ** 10)
-          .max(2 ** 20),
-        r: z.number().int().min(1).max(32),
-        p: z.number().int().min(1).max(16),
-        salt: hexOf(16),
-      }),
-      cipher: z.literal("aes-256-gcm"),
-      iv: hexOf(12),
-      tag: hexOf(16),
-      ciphertext: z
+    crypto: cryptoSectionSchema(
+      z
         .string()
         .regex(/^[0-9a-f]+$/)
         .max(MAX_SECRET_BYTES * 2),
-    }),
+    ),
   }),
 ]);
 export type SecretBoxFile = z.infer<typeof secretBoxSchema>;
-
-function scrypt(
-  passphrase: string,
-  salt: Buffer,
-  params: { n: number; r: number; p: number },
-): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scryptCallback(
-      passphrase.normalize("NFKC"),
-      salt,
-      KDF.keyLength,
-      { N: params.n, r: params.r, p: params.p, maxmem: 256 * params.n * params.r + 1024 * 1024 },
-      (error, key) => (error ? reject(error) : resolve(key)),
-    );
-  });
-}
 
 /** Seals a secret; encrypted when a passphrase is given. `label` (e.g. "backend-api-key") is authenticated. */
 export async function sealSecret(secret: string, label: string, passphrase?: string): Promise<SecretBoxFile> {
@@ -72,25 +44,12 @@ export async function sealSecret(secret: string, label: string, passphrase?: str
     throw new GbtError("INVALID_INPUT", `The secret must be 1 to ${MAX_SECRET_BYTES} bytes.`);
   }
   if (passphrase === undefined) return { format: "gbt-secret", version: 1, label, encrypted: false, secret };
-  const salt = randomBytes(16);
-  const iv = randomBytes(12);
-  const key = await scrypt(passphrase, salt, KDF);
-  const cipher = createCipheriv("aes-256-gcm", key, iv);
-  cipher.setAAD(Buffer.from(label));
-  const ciphertext = Buffer.concat([cipher.update(secret, "utf8"), cipher.final()]);
   return {
     format: "gbt-secret",
     version: 1,
     label,
     encrypted: true,
-    crypto: {
-      kdf: "scrypt",
-      kdfparams: { n: KDF.n, r: KDF.r, p: KDF.p, salt: salt.toString("hex") },
-      cipher: "aes-256-gcm",
-      iv: iv.toString("hex"),
-      tag: cipher.getAuthTag().toString("hex"),
-      ciphertext: ciphertext.toString("hex"),
-    },
+    crypto: await sealWithPassphrase(Buffer.from(secret, "utf8"), Buffer.from(label), passphrase),
   };
 }
 
@@ -102,20 +61,13 @@ export async function openSecret(file: SecretBoxFile, passphrase?: string): Prom
       hint: "Pass --passphrase-file FILE or set GBT_PASSPHRASE (the node's passphrase).",
     });
   }
-  const { kdfparams, iv, tag, ciphertext } = file.crypto;
-  const key = await scrypt(passphrase, Buffer.from(kdfparams.salt, "hex"), kdfparams);
-  try {
-    const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(iv, "hex"));
-    decipher.setAAD(Buffer.from(file.label));
-    decipher.setAuthTag(Buffer.from(tag, "hex"));
-    return Buffer.concat([decipher.update(Buffer.from(ciphertext, "hex")), decipher.final()]).toString(
-      "utf8",
-    );
-  } catch {
+  const plain = await openWithPassphrase(file.crypto, Buffer.from(file.label), passphrase);
+  if (plain === null) {
     throw new GbtError("WRONG_PASSPHRASE", `The passphrase does not unlock the ${file.label}.`, {
       hint: "Check the passphrase (--passphrase-file or GBT_PASSPHRASE); it is the node key's passphrase.",
     });
   }
+  return plain.toString("utf8");
 }
 
 /** Reads and validates a secret box file (without opening it). */
@@ -148,20 +100,5 @@ export async function readSecretBox(path: string): Promise<SecretBoxFile> {
 
 /** Writes a secret box atomically with mode 0600. */
 export async function writeSecretBox(path: string, file: SecretBoxFile): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  const handle = await open(temp, "wx", 0o600);
-  try {
-    await handle.writeFile(`${JSON.stringify(file, null, 2)}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await chmod(temp, 0o600);
-    await rename(temp, path);
-  } catch (cause) {
-    await rm(temp, { force: true });
-    throw cause;
-  }
+  await writePrivateJsonFile(path, file);
 }
