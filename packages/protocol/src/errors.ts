@@ -64,6 +64,8 @@ export const errorCodes = {
   UNKNOWN_JOB_TYPE: "validation",
   INVALID_PARAMS: "validation",
   POLICY_DENIED: "validation",
+  /** The node has no owner yet: claim it (`gbt owner claim CODE`) before it joins a pool. */
+  CLAIM_REQUIRED: "validation",
   PREFLIGHT_FAILED: "validation",
   CONTEXT_LENGTH_EXCEEDED: "validation",
   INSUFFICIENT_FUNDS: "funds",

@@ -126,3 +126,57 @@ export const receiptTimingsSchema = z.strictObject({
     .nullable(),
 });
 export type ReceiptTimings = z.infer<typeof receiptTimingsSchema>;
+
+/*
+ * The outbound link: for a node the gateway cannot connect to (behind NAT, no open port).
+ *
+ * 1. The node dials the gateway: `GET /v1/gateway/link` with `Connection: Upgrade`,
+ *    `Upgrade: gbt-link/1`, its address in `x-gbt-node` and a fresh 32-byte challenge in
+ *    `x-gbt-link-challenge`. The gateway answers `101 Switching Protocols` with its info
+ *    (`x-gbt-gateway-info`, base64url JSON of a GatewayInfo) and a LinkAccept it signed over the
+ *    challenge (`x-gbt-link-accept`, base64url JSON): the node checks the signer against the gateway
+ *    address it expects (or pins it on first use) before it sends anything else.
+ * 2. The connection then carries HTTP/2 with the roles reversed: the gateway is the client, the
+ *    node the server. HTTP/2 gives the multiplexing, per-stream flow control and cancellation
+ *    (RST_STREAM).
+ * 3. The gateway opens one control stream, `POST /_gbt/link/control`, full duplex: the node writes
+ *    its signed NodeRegistration (url `gbt-link:`) and Heartbeats as JSON lines
+ *    `{ "id", "op": "register" | "heartbeat", "body" }`; the gateway answers each on its side with
+ *    `{ "id", "status", "body" }`, the same status and JSON as the HTTP routes.
+ * 4. Every request to the node (consumer traffic, challenges, relayed jobs) is one CONNECT stream
+ *    carrying one HTTP/1.1 exchange to the node's own server, exactly as a direct connection
+ *    would: the node's routes, link token checks and receipts are the same on both paths.
+ * A node reconnecting under the same key replaces its old link at the moment its registration on
+ * the new one is accepted; the old connection is closed then.
+ */
+export const GATEWAY_LINK_PATH = "/v1/gateway/link";
+export const LINK_UPGRADE_PROTOCOL = "gbt-link/1";
+export const LINK_NODE_HEADER = "x-gbt-node";
+export const LINK_CHALLENGE_HEADER = "x-gbt-link-challenge";
+export const LINK_ACCEPT_HEADER = "x-gbt-link-accept";
+export const LINK_INFO_HEADER = "x-gbt-gateway-info";
+/** The URL a node registered over its outbound link signs: it is reached over the link only. */
+export const LINK_NODE_URL = "gbt-link:";
+export const LINK_CONTROL_PATH = "/_gbt/link/control";
+/** The `:authority` of the CONNECT streams the gateway opens to the node. */
+export const LINK_TUNNEL_AUTHORITY = "node.gbt-link";
+/** The longest control line either side accepts. */
+export const LINK_MAX_CONTROL_LINE_BYTES = 1024 * 1024;
+/** Lifetime of a LinkAccept signature. */
+export const LINK_ACCEPT_TTL_SECONDS = 60;
+
+/** One control message from the node. */
+export const linkControlRequestSchema = z.strictObject({
+  id: uint32,
+  op: z.enum(["register", "heartbeat"]),
+  body: z.unknown(),
+});
+export type LinkControlRequest = z.infer<typeof linkControlRequestSchema>;
+
+/** The gateway's answer to one control message. */
+export const linkControlReplySchema = z.strictObject({
+  id: uint32,
+  status: z.number().int().min(100).max(599),
+  body: z.unknown(),
+});
+export type LinkControlReply = z.infer<typeof linkControlReplySchema>;

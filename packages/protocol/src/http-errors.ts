@@ -51,6 +51,18 @@ export const httpErrorCodes = {
   /** The relay carries a node only the jobs of owners it published. */
   owner_not_allowed: [403, "permission_error", "UNKNOWN_SIGNER"],
   policy_denied: [403, "permission_error", "POLICY_DENIED"],
+  /** A node's stake on chain is below the gateway's `routing.minStakeGbt`. */
+  insufficient_stake: [403, "permission_error", "POLICY_DENIED"],
+  /** The node's setup page and claim answer loopback (or, with --setup-host, LAN) peers only. */
+  setup_loopback_only: [403, "permission_error", "POLICY_DENIED"],
+  /** The node has no owner: it takes no pooled traffic until claimed. */
+  claim_required: [403, "permission_error", "CLAIM_REQUIRED"],
+  /** A claim signed for another node. */
+  claim_wrong_node: [400, "invalid_request_error", "INVALID_OBJECT"],
+  /** A claim for a code this node does not show (another node's, or one rotated by an earlier claim). */
+  claim_wrong_code: [400, "invalid_request_error", "INVALID_OBJECT"],
+  /** The node is already claimed. */
+  already_claimed: [409, "invalid_request_error", "CONFLICT"],
   not_found: [404, "invalid_request_error", "NOT_FOUND"],
   model_not_found: [404, "invalid_request_error", "MODEL_NOT_FOUND"],
   unknown_instance: [404, "invalid_request_error", "NOT_FOUND"],
@@ -72,6 +84,8 @@ export const httpErrorCodes = {
   backend_unreachable: [502, "server_error", "BACKEND_UNREACHABLE"],
   upstream_failed: [502, "server_error", "NODE_UNREACHABLE"],
   node_unreachable: [502, "server_error", "NODE_UNREACHABLE"],
+  /** A link registration that does not match the link it came over (another node, a URL). */
+  link_mismatch: [400, "invalid_request_error", "INVALID_OBJECT"],
   chain_unreachable: [502, "api_error", "CHAIN_UNREACHABLE"],
   transaction_reverted: [502, "api_error", "TRANSACTION_REVERTED"],
   insufficient_funds: [502, "api_error", "INSUFFICIENT_FUNDS"],
@@ -81,6 +95,8 @@ export const httpErrorCodes = {
   tier_unavailable: [503, "server_error", "BUSY"],
   shutting_down: [503, "server_error", "BUSY"],
   draining: [503, "server_error", "BUSY"],
+  /** The chain could not be read to check a node's stake: retry. */
+  stake_unavailable: [503, "server_error", "CHAIN_UNREACHABLE"],
 } as const satisfies Record<string, readonly [number, OpenAIErrorType, ErrorCode]>;
 export type HttpErrorCode = keyof typeof httpErrorCodes;
 

@@ -212,6 +212,73 @@ const benchmarkRecordMessage = z.strictObject({
   expiresAt: unixSeconds,
 });
 
+/**
+ * An owner's claim of an unclaimed node: signed by the owner key, addressed to the node, bound to
+ * the claim code the node shows (so a claim for one node's code cannot claim another) and short-lived.
+ */
+const nodeClaimFields = [
+  { name: "schemaVersion", type: "uint16" },
+  { name: "node", type: "address" },
+  { name: "owner", type: "address" },
+  { name: "code", type: "string" },
+  { name: "issuedAt", type: "uint64" },
+  { name: "expiresAt", type: "uint64" },
+] as const;
+
+const nodeClaimMessage = z.strictObject({
+  schemaVersion,
+  node: address,
+  owner: address,
+  code: z.string().regex(/^GBT-[0-9A-Z]{4,8}$/, { message: "must be a claim code like GBT-N7K4" }),
+  issuedAt: unixSeconds,
+  expiresAt: unixSeconds,
+});
+
+/**
+ * The gateway's answer to a node opening an outbound link: signed by the gateway key, addressed to
+ * the node, over the node's fresh challenge, so that the node knows which gateway holds the other
+ * end before it sends anything (a replayed answer carries someone else's challenge).
+ */
+const linkAcceptFields = [
+  { name: "schemaVersion", type: "uint16" },
+  { name: "gateway", type: "address" },
+  { name: "node", type: "address" },
+  { name: "challenge", type: "bytes32" },
+  { name: "issuedAt", type: "uint64" },
+  { name: "expiresAt", type: "uint64" },
+] as const;
+
+const linkAcceptMessage = z.strictObject({
+  schemaVersion,
+  gateway: address,
+  node: address,
+  challenge: bytes32,
+  issuedAt: unixSeconds,
+  expiresAt: unixSeconds,
+});
+
+/**
+ * The gateway's signed view of one node's earnings (requests, tokens, credits, multipliers,
+ * settled and claimable amounts): the payload, bound by `viewHash`, addressed to the node.
+ */
+const earningsViewFields = [
+  { name: "schemaVersion", type: "uint16" },
+  { name: "gateway", type: "address" },
+  { name: "node", type: "address" },
+  { name: "viewHash", type: "bytes32" },
+  { name: "issuedAt", type: "uint64" },
+  { name: "expiresAt", type: "uint64" },
+] as const;
+
+const earningsViewMessage = z.strictObject({
+  schemaVersion,
+  gateway: address,
+  node: address,
+  viewHash: bytes32,
+  issuedAt: unixSeconds,
+  expiresAt: unixSeconds,
+});
+
 /** Every signed kind of the protocol. */
 export const kinds = {
   Job: {
@@ -260,6 +327,25 @@ export const kinds = {
     message: benchmarkRecordMessage,
     payloadHashField: "resultsHash",
     signerField: "node",
+  },
+  NodeClaim: {
+    fields: nodeClaimFields,
+    message: nodeClaimMessage,
+    audienceField: "node",
+    signerField: "owner",
+  },
+  LinkAccept: {
+    fields: linkAcceptFields,
+    message: linkAcceptMessage,
+    audienceField: "node",
+    signerField: "gateway",
+  },
+  EarningsView: {
+    fields: earningsViewFields,
+    message: earningsViewMessage,
+    payloadHashField: "viewHash",
+    audienceField: "node",
+    signerField: "gateway",
   },
 } as const satisfies Record<string, KindDefinition>;
 

@@ -82,6 +82,18 @@ function messageOf(kind: Kind, by: `0x${string}`): Record<string, unknown> {
         issuedAt: t - 5,
         expiresAt: t + 3600,
       };
+    case "NodeClaim":
+      return { node: audience, owner: by, code: "GBT-N7K4", issuedAt: t - 5, expiresAt: t + 600 };
+    case "LinkAccept":
+      return {
+        gateway: by,
+        node: audience,
+        challenge: `0x${"ab".repeat(32)}`,
+        issuedAt: t - 5,
+        expiresAt: t + 60,
+      };
+    case "EarningsView":
+      return { gateway: by, node: audience, issuedAt: t - 5, expiresAt: t + 300 };
   }
 }
 
@@ -93,6 +105,7 @@ const payloadOf: Partial<Record<Kind, unknown>> = {
   NodeRegistration: { models: [{ id: "m" }] },
   Heartbeat: { models: ["m"] },
   BenchmarkRecord: { fake: true },
+  EarningsView: { requests: 1 },
 };
 
 const sign = (kind: Kind, by = signer) =>

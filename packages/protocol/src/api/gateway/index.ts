@@ -23,5 +23,6 @@ export type { GetRegistryModelParameters } from "./client/registry-get.js";
 export type { ListRegistryModelsParameters } from "./client/registry-list.js";
 export type { SetRegistryModelStatusParameters } from "./client/registry-set-status.js";
 export type { SubmitRegistryModelParameters } from "./client/registry-submit.js";
+export * from "./earnings.js";
 export * from "./paths.js";
 export * from "./schemas.js";

@@ -211,7 +211,7 @@ export const gatewayNodeSchema = z.strictObject({
   url: z.string().max(512),
   models: z.array(identifier(256)).max(256),
   /** active: heartbeats arriving; stale: missed. */
-  status: z.enum(["active", "stale"]),
+  status: z.enum(["active", "stale", "draining"]),
   lastHeartbeatAt: timestampMs,
   registeredAt: timestampMs,
   breaker: z.enum(["closed", "open", "half-open"]),
