@@ -8,6 +8,13 @@ const modeNote: Record<string, string> = {
   network: "offers capacity to pooled traffic",
 };
 
+/** `claimed`, or the code and the command that claims the node. */
+function claimText(claim: NonNullable<NodeProfile["claim"]>): string {
+  if (claim.claimed) return "claimed";
+  if (claim.code === null) return "unclaimed (start `gbt serve` to get a claim code)";
+  return `unclaimed (code ${claim.code}: run gbt owner claim ${claim.code} --key-file owner.key)`;
+}
+
 export function renderProfile(profile: NodeProfile): string {
   const { hardware } = profile;
   const cpu = hardware.cpu;
@@ -50,6 +57,7 @@ export function renderProfile(profile: NodeProfile): string {
       `${profile.keystore.path} (${profile.keystore.encrypted ? "encrypted" : "unencrypted, mode 0600"})`,
     ],
     ["Owners", profile.owners.length ? profile.owners.join(", ") : "none (add with `gbt setup --owner 0x…`)"],
+    ...(profile.claim ? [["Claim", claimText(profile.claim)] as [string, string]] : []),
     ["Mode", `${profile.mode} (${modeNote[profile.mode] ?? ""})`],
     ["Backend", backendText],
     ...(profile.gpu ? [["Inference on", profile.gpu.summary] as [string, string]] : []),

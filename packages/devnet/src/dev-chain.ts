@@ -98,6 +98,8 @@ export async function writeGatewaySettlement(
     rpcUrl: string;
     chainId: number;
     contract: Address;
+    /** The NodeStaking contract: what routing.minStakeGbt reads. */
+    staking?: Address;
     epochSeconds: number;
     settlerKeyFile?: string;
   },

@@ -3,13 +3,17 @@
  * identity and state under `<dir>/node-<i>` (set up like `gbt setup --yes` on the embedded
  * backend with the generated test model), joined to the gateway through the real signed link over
  * loopback HTTP. Ramp-up is off (a local network has no strangers to be careful with). It waits
- * until every node is registered, then gives out one consumer key.
+ * until every node is registered, then gives out one consumer key. Every node is claimed by one
+ * owner key, `<dir>/owner.key`, which signs jobs for them.
  */
-import { join } from "node:path";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { type RunningGateway, startGateway } from "@gbt/gateway";
 import { probeHardware, type RunningNode, resolvePaths, setupNode, startServe } from "@gbt/node";
 import { GbtError, isGbtError } from "@gbt/protocol";
 import type { Logger } from "pino";
+import type { Address } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { type LocalChain, startLocalChain } from "./local-chain.js";
 
 export interface LocalNetworkParameters {
@@ -42,6 +46,21 @@ export interface LocalNetwork {
 }
 
 const ACCOUNT_NAME = "gbt-up";
+
+/** The local network's owner key (created once, 0600): `gbt job create --key-file <dir>/owner.key` signs for its nodes. */
+async function localOwner(file: string): Promise<Address> {
+  let key: string;
+  try {
+    key = (await readFile(file, "utf8")).trim();
+  } catch {
+    key = generatePrivateKey();
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    await writeFile(file, `${key}\n`, { mode: 0o600, flag: "wx" }).catch(async () => {
+      key = (await readFile(file, "utf8")).trim();
+    });
+  }
+  return privateKeyToAccount(key as `0x${string}`).address;
+}
 
 export async function startLocalNetwork(parameters: LocalNetworkParameters): Promise<LocalNetwork> {
   const { dir, logger } = parameters;
@@ -88,10 +107,13 @@ export async function startLocalNetwork(parameters: LocalNetworkParameters): Pro
   try {
     progress(`gateway listening on ${gateway.url}`);
     const hardware = await probeHardware({ dataDir: join(dir, "node-1", "data") });
+    // One owner claims every node (an unclaimed node joins no pool): its key stays in the network's dir.
+    const owner = await localOwner(join(dir, "owner.key"));
     for (let i = 1; i <= parameters.nodes; i++) {
       const paths = resolvePaths({ GBT_HOME: join(dir, `node-${i}`) });
       await setupNode({
         paths,
+        owners: [owner],
         backend: "embedded",
         probeHardware: async () => hardware,
         detectBackends: async () => [],

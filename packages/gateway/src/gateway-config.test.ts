@@ -26,3 +26,46 @@ describe("loadGatewayConfig", () => {
     await expect(loadGatewayConfig(bad)).rejects.toMatchObject({ code: "CONFIG_INVALID" });
   });
 });
+
+describe("routing.minStakeGbt", () => {
+  const chain = {
+    rpcUrl: "http://127.0.0.1:8545",
+    chainId: 31_337,
+    contract: "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+    staking: "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
+  };
+
+  it("refuses a minimum with no NodeStaking contract to read it from", () => {
+    for (const settlement of [undefined, { ...chain, staking: undefined }]) {
+      expect(() => parseGatewayConfig({ routing: { minStakeGbt: 100 }, settlement }, "gateway.json")).toThrow(
+        expect.objectContaining({
+          code: "CONFIG_INVALID",
+          message: expect.stringContaining("routing.minStakeGbt is 100"),
+          hint: expect.stringContaining("settlement.staking"),
+        }),
+      );
+    }
+  });
+
+  it("refuses an amount that is not GBT, naming the field", () => {
+    for (const minStakeGbt of [-1, "12,5", "1e3", "0x10", "1.0000000000000000001", ""]) {
+      expect(() => parseGatewayConfig({ routing: { minStakeGbt }, settlement: chain })).toThrow(
+        expect.objectContaining({
+          code: "CONFIG_INVALID",
+          message: expect.stringContaining("routing.minStakeGbt"),
+        }),
+      );
+    }
+  });
+
+  it("defaults to 0 (no check, no chain needed) and takes a number or a decimal string", () => {
+    expect(parseGatewayConfig({}).routing.minStakeGbt).toBe(0);
+    expect(parseGatewayConfig({ routing: { minStakeGbt: 0 } }).settlement).toBeUndefined();
+    expect(parseGatewayConfig({ routing: { minStakeGbt: 100 }, settlement: chain }).routing.minStakeGbt).toBe(
+      100,
+    );
+    const config = parseGatewayConfig({ routing: { minStakeGbt: "12.5" }, settlement: chain });
+    expect(config.routing.minStakeGbt).toBe("12.5");
+    expect(config.settlement?.staking).toBe(chain.staking);
+  });
+});

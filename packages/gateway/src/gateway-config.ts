@@ -8,6 +8,7 @@ import { readJsonFile } from "@gbt/store";
 import { z } from "zod";
 import { priceTableSchema } from "./billing/pricing.js";
 import { limitsConfigSchema } from "./limits/limit-store.js";
+import { gbtToWei } from "./pool/stake-gate.js";
 import { verificationConfigSchema } from "./verification/verification-config.js";
 
 const DAY_MS = 86_400_000;
@@ -69,6 +70,18 @@ export const gatewayConfigSchema = z.strictObject({
       maxCapacity: z.number().int().min(1).max(65_536).default(256),
       /** Requests allowed to wait at once; more get 503 at once. */
       maxQueued: z.number().int().min(0).max(100_000).default(1024),
+      /**
+       * The least active stake (whole GBT in NodeStaking, a number or a decimal string) a node must
+       * hold to register; below it, 403 `insufficient_stake`. Read from the chain of the settlement
+       * section (`settlement.rpcUrl`, `settlement.staking`) at each registration; a chain that
+       * cannot be read admits nobody (503 `stake_unavailable`). 0 (default): no check, no chain read.
+       */
+      minStakeGbt: z
+        .union([
+          z.number().min(0).max(1e15),
+          z.string().regex(/^\d{1,15}(\.\d{1,18})?$/, 'must be a decimal amount of GBT (e.g. "12.5")'),
+        ])
+        .default(0),
     })
     .default({
       heartbeatIntervalMs: 10_000,
@@ -87,6 +100,7 @@ export const gatewayConfigSchema = z.strictObject({
       panicMode: true,
       maxCapacity: 256,
       maxQueued: 1024,
+      minStakeGbt: 0,
     }),
   /**
    * Admit nodes on loopback, private (RFC 1918, IPv6 ULA) and CGNAT addresses. Off by default: on
@@ -163,6 +177,11 @@ export const gatewayConfigSchema = z.strictObject({
       chainId: z.number().int().positive(),
       /** The Settlement contract's address. */
       contract: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a 0x-prefixed 20-byte address"),
+      /** The NodeStaking contract's address: where `routing.minStakeGbt` reads a node's stake. */
+      staking: z
+        .string()
+        .regex(/^0x[0-9a-fA-F]{40}$/, "must be a 0x-prefixed 20-byte address")
+        .optional(),
       /** Seconds between epochs. */
       epochSeconds: z
         .number()
@@ -199,7 +218,19 @@ export function parseGatewayConfig(value: unknown, source = "gateway config"): G
       hint: "Fix the field (see the README's gateway section), or remove the file to use the defaults.",
     });
   }
-  return parsed.data;
+  const config = parsed.data;
+  // A minimum stake with no chain to read it from would admit nobody, or (worse) be skipped.
+  if (gbtToWei(config.routing.minStakeGbt) > 0n && config.settlement?.staking === undefined) {
+    throw new GbtError(
+      "CONFIG_INVALID",
+      `${source}: routing.minStakeGbt is ${config.routing.minStakeGbt}, but the config names no NodeStaking contract to read stakes from.`,
+      {
+        details: { source, path: "routing.minStakeGbt", needs: "settlement.staking" },
+        hint: "Add settlement.rpcUrl and settlement.staking (the NodeStaking address; `gbt chain dev` prints it), or set routing.minStakeGbt to 0.",
+      },
+    );
+  }
+  return config;
 }
 
 /** Loads `gateway.json`; the defaults when the file does not exist. */

@@ -40,15 +40,18 @@ import type { GatewayEnv } from "./http/gateway-env.js";
 import { requireAdmin } from "./http/require-admin.js";
 import { adminRoutes } from "./http/routes/admin-routes.js";
 import { consumerRoutes } from "./http/routes/consumer-routes.js";
+import { earningsRoutes } from "./http/routes/earnings-routes.js";
 import { nodeLinkRoutes } from "./http/routes/node-link-routes.js";
 import { operabilityRoutes } from "./http/routes/operability-routes.js";
 import { limitRoutes } from "./limits/limit-routes.js";
 import { LimitStore } from "./limits/limit-store.js";
 import { perIpLimit } from "./limits/per-ip-limit.js";
 import { RateLimiter } from "./limits/rate-limiter.js";
+import { attachLinkServer } from "./link/link-server.js";
 import { InstancePool } from "./pool/instance-pool.js";
 import { NodeRegistrar } from "./pool/node-registrar.js";
 import { NodeTransport, type ResolveHost } from "./pool/node-transport.js";
+import { stakeGateFromConfig } from "./pool/stake-gate.js";
 import { createPoolProxy } from "./proxy/pool-proxy.js";
 import { type ProxyRoute, proxyRoutes } from "./proxy/proxy-routes.js";
 import { newRequestId } from "./proxy/request-id.js";
@@ -161,9 +164,12 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     allowPrivate: config.allowPrivateNodes,
     ...(options.resolveHost ? { resolve: options.resolveHost } : {}),
   });
+  // routing.minStakeGbt > 0: a node registers only with that much staked on chain (read at registration).
+  const stakeGate = stakeGateFromConfig(config, logger);
   const registrar = new NodeRegistrar({
     pool,
     transport,
+    ...(stakeGate ? { stakeGate } : {}),
     account,
     chainId: config.chainId,
     heartbeatIntervalMs: config.routing.heartbeatIntervalMs,
@@ -284,6 +290,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         metrics,
         state: () => ({ draining, inFlight }),
       }),
+      earningsRoutes({ db, account, chainId: config.chainId, settlement: config.settlement, now }),
       ...features.flatMap((feature) => (feature.routes ? [feature.routes] : [])),
       limitRoutes(admin, limits),
       adminRoutes({
@@ -349,6 +356,16 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   // Timeouts and connection caps at the socket (gateway.json `server`): a slowloris or a pile of idle
   // sockets from one address cannot hold the gateway from everyone else.
   guardServer(server, config.server);
+  // Nodes with no public address dial in (GET /v1/gateway/link) and are reached over that connection.
+  const links = attachLinkServer(server, {
+    registrar,
+    pool,
+    account,
+    chainId: config.chainId,
+    logger: logger.child({ component: "link" }),
+    now,
+    accepting: () => !draining,
+  });
 
   const host = options.host ?? config.host;
   const port = options.port ?? config.port;
@@ -388,6 +405,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       server.closeIdleConnections();
       const until = Date.now() + deadlineMs;
       while (inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      await links.close(500);
       server.closeAllConnections();
       await closed;
       await settler.idle();

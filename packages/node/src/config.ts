@@ -60,6 +60,35 @@ export const gatewayConfigSchema = z.strictObject({
 });
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 
+/**
+ * How the node reaches its gateway: `outbound` (the node dials the gateway and carries everything
+ * over that one connection: no open port, works behind NAT), `direct` (the gateway connects to the
+ * node's public URL), or `auto` (default: outbound unless the gateway can reach the public URL).
+ */
+export const linkModes = ["auto", "outbound", "direct"] as const;
+export type LinkMode = (typeof linkModes)[number];
+
+export const linkConfigSchema = z.strictObject({
+  mode: z.enum(linkModes).optional(),
+  /** The gateway's address the node expects; absent: pinned on first use (and said so). */
+  gatewayAddress: schemas.address.optional(),
+});
+export type LinkConfig = z.infer<typeof linkConfigSchema>;
+
+/**
+ * Network mode's limits (mode `network`): when and how much of this node the open pool may use.
+ * `schedule`: one or more `HH:MM-HH:MM` windows (comma-separated, may wrap midnight) in `timezone`
+ * (IANA; default the machine's); absent: always. `maxShare`: the most of the node's capacity pooled
+ * traffic may hold at once (local keys keep the rest); `maxConcurrent`: the most pooled requests at once.
+ */
+export const networkConfigSchema = z.strictObject({
+  schedule: z.string().min(1).max(256).optional(),
+  timezone: z.string().min(1).max(64).optional(),
+  maxShare: z.number().gt(0).max(1).optional(),
+  maxConcurrent: z.number().int().min(1).max(256).optional(),
+});
+export type NetworkConfig = z.infer<typeof networkConfigSchema>;
+
 export const nodeConfigSchema = z.strictObject({
   version: z.literal(1),
   node: z.strictObject({
@@ -76,6 +105,8 @@ export const nodeConfigSchema = z.strictObject({
     })
     .optional(),
   gateway: gatewayConfigSchema.optional(),
+  link: linkConfigSchema.optional(),
+  network: networkConfigSchema.optional(),
   /** The Node Agent's own settings: which sources a signed model.pull may use (models/pull-policy.ts). */
   agent: z.strictObject({ pullPolicy: pullPolicyConfigSchema.optional() }).optional(),
 });

@@ -44,7 +44,11 @@ export interface GatewayLinkOptions {
   account: LocalAccount;
   /** The URL the gateway uses to reach this node. */
   nodeUrl: string;
-  capacity: number;
+  /**
+   * Requests at once offered to the pool: a number, or what it is now (network mode: 0 outside the
+   * schedule, which heartbeats declare so the gateway drains this node; registrations say at least 1).
+   */
+  capacity: number | (() => number);
   /** The models served, with what the backend can do with each (signed with the registration; absent: chat only). */
   models: () => Promise<Array<{ id: string; digest?: string; capabilities?: ModelCapabilities }>>;
   backend: { kind: string; version?: string };
@@ -67,6 +71,25 @@ export interface GatewayLinkOptions {
   retryMaxMs?: number;
   /** Per request to the gateway (default 10 s). */
   requestTimeoutMs?: number;
+  /**
+   * Carries the link's calls instead of HTTP requests to the gateway: the outbound link
+   * (link/outbound-link.ts), whose connection also brings the gateway's requests to this node.
+   * A new connection means a new registration on it, at once.
+   */
+  carrier?: LinkCarrier;
+  /**
+   * `link.mode: auto` on a direct link: the gateway refused the node's URL (it will not or cannot
+   * reach it). Called once instead of retrying; the caller joins over the outbound link instead.
+   */
+  onUrlRefused?: (reason: string) => void;
+}
+
+/** What carries the link's calls to the gateway when it is not plain HTTP (the outbound link). */
+export interface LinkCarrier {
+  /** One call: the gateway's status and JSON, as the HTTP route would answer; LinkFailure when it cannot be made. */
+  call(method: "GET" | "POST", path: string, body?: unknown): Promise<{ status: number; json: unknown }>;
+  /** Called each time a new connection is up: the link registers on it right away. */
+  onConnected(listener: () => void): void;
 }
 
 /** What the node server knows of a finished pooled request. */
@@ -89,12 +112,14 @@ export interface GatewayLink {
   gateway(): GatewayInfo | null;
   /** Signs a UsageReceipt for the registered gateway; throws when not registered. */
   signReceipt(receipt: ReceiptInput): Promise<SignedObject<"UsageReceipt">>;
+  /** Sends a heartbeat now (the capacity offered changed), or registers if it must. */
+  refresh(): void;
   /** Stops heartbeats and retries, aborts a request in flight; resolves when nothing is pending. */
   stop(): Promise<void>;
 }
 
 /** Why one round with the gateway failed, and how to retry. */
-class LinkFailure extends Error {
+export class LinkFailure extends Error {
   constructor(
     /** "unreachable": back off and warn; "refused": retry slowly and log an error. */
     readonly kind: "unreachable" | "refused",
@@ -132,6 +157,8 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
   const retryMaxMs = Math.max(retryMinMs, options.retryMaxMs ?? DEFAULT_LINK_RETRY_MAX_MS);
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_LINK_REQUEST_TIMEOUT_MS;
   const base = options.gatewayUrl.replace(/\/+$/, "");
+  const offeredCapacity = () =>
+    Math.max(0, Math.floor(typeof options.capacity === "function" ? options.capacity() : options.capacity));
 
   const stopping = new AbortController();
   let stopped = false;
@@ -174,6 +201,7 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
     body?: unknown,
   ): Promise<{ status: number; json: unknown }> {
     if (stopping.signal.aborted) throw new LinkFailure("unreachable", "The gateway link is stopped.");
+    if (options.carrier !== undefined) return options.carrier.call(method, path, body);
     const controller = new AbortController();
     const onStop = () => controller.abort(stopping.signal.reason);
     stopping.signal.addEventListener("abort", onStop, { once: true });
@@ -303,7 +331,8 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
         node: account.address,
         gateway: gateway.address,
         url: options.nodeUrl,
-        capacity: options.capacity,
+        // A registration offers at least 1; a closed schedule follows at once as a heartbeat of 0.
+        capacity: Math.max(1, offeredCapacity()),
         nonce: nextStamp(),
         issuedAt,
         expiresAt: issuedAt + LINK_SIGNATURE_TTL_SECONDS,
@@ -344,7 +373,7 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
     }
     const details = heartbeatDetailsSchema.parse({
       models: models.map((m) => m.id),
-      capacity: options.capacity,
+      capacity: offeredCapacity(),
       health,
       owners: publishedOwners(),
     });
@@ -389,7 +418,7 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
           again ? "registered again with the gateway" : "registered with the gateway",
         );
         resolveReady(answer);
-        return answer.heartbeatIntervalMs;
+        return offeredCapacity() === 0 ? 0 : answer.heartbeatIntervalMs;
       }
       const outcome = await heartbeat(info);
       if (outcome === "unknown_instance") {
@@ -427,6 +456,17 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
       failures++;
       return delay;
     }
+    if (
+      options.onUrlRefused !== undefined &&
+      error instanceof LinkFailure &&
+      (error.details.code === "invalid_node_url" || error.details.code === "node_unreachable")
+    ) {
+      const fallback = options.onUrlRefused;
+      options.onUrlRefused = undefined;
+      stopped = true;
+      fallback(error.message);
+      return retryMaxMs;
+    }
     // A refusal (4xx, wrong chain, bad answer) or a local error: the operator has to act.
     const message = error instanceof Error ? error.message : String(error);
     const state = `refused:${message}`;
@@ -445,15 +485,40 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
     return retryMaxMs;
   }
 
+  /** A round asked for while one runs: it follows at once. */
+  let kicked = false;
+  let running = false;
   function schedule(delayMs: number): void {
     if (stopped) return;
     timer = setTimeout(() => {
       timer = undefined;
-      cycle = round().then(schedule);
+      running = true;
+      cycle = round().then((delay) => {
+        running = false;
+        const next = kicked ? 0 : delay;
+        kicked = false;
+        schedule(next);
+      });
     }, delayMs);
     timer.unref();
   }
   schedule(0);
+  /** Runs a round now (or right after the one running). */
+  const kick = () => {
+    if (stopped) return;
+    if (running) kicked = true;
+    else {
+      if (timer) clearTimeout(timer);
+      schedule(0);
+    }
+  };
+  // A new outbound connection knows nothing of this node yet: register on it now, not at the next beat.
+  options.carrier?.onConnected(() => {
+    if (stopped) return;
+    phase = "register";
+    failures = 0;
+    kick();
+  });
 
   return {
     ready,
@@ -465,6 +530,7 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
       return match;
     },
     gateway: () => info,
+    refresh: kick,
     async signReceipt(receipt: ReceiptInput): Promise<SignedObject<"UsageReceipt">> {
       const gateway = info;
       if (!gateway) {

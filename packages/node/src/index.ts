@@ -82,6 +82,42 @@ export {
   summarize,
 } from "./benchmark/stats.js";
 export {
+  applyClaim,
+  DEFAULT_CLAIM_TTL_SECONDS,
+  MAX_CLAIM_LIFETIME_SECONDS,
+  type VerifyNodeClaimOptions,
+  verifyNodeClaim,
+} from "./claim/claim.js";
+export {
+  type ClaimNodeParameters,
+  type ClaimNodeResult,
+  claimNode,
+  DEFAULT_NODE_URL,
+  parseClaimCode,
+  type SignNodeClaimParameters,
+  signNodeClaim,
+} from "./claim/claim-client.js";
+export {
+  CLAIM_CODE_ALPHABET,
+  CLAIM_CODE_PATTERN,
+  claimFilePath,
+  ensureClaimCode,
+  newClaimCode,
+  normalizeClaimCode,
+  readClaimCode,
+  rotateClaimCode,
+} from "./claim/claim-code.js";
+export { type SetupHardwareSummary, setupHardwareSummary } from "./claim/hardware-summary.js";
+export {
+  createSetupController,
+  type SetupController,
+  type SetupControllerOptions,
+  type SetupInfo,
+  type SetupState,
+} from "./claim/setup-controller.js";
+export { MAX_CLAIM_BODY_BYTES, setupPaths } from "./claim/setup-routes.js";
+export { type SetupServer, type SetupServerOptions, startSetupServer } from "./claim/setup-server.js";
+export {
   type BackendConfig,
   backendConfigSchema,
   type GatewayConfig,
@@ -140,6 +176,15 @@ export {
   type SystemInformation,
 } from "./hardware.js";
 export { ensureIdentity, loadNodeAccount } from "./identity.js";
+export { gatewayPin, gatewayPinsFile } from "./link/gateway-pins.js";
+export {
+  DEFAULT_DIAL_MAX_MS,
+  DEFAULT_DIAL_MIN_MS,
+  type GatewayPin,
+  type OutboundLink,
+  type OutboundLinkOptions,
+  startOutboundLink,
+} from "./link/outbound-link.js";
 export * from "./models/index.js";
 export { getMeta, type NodeDatabase, nodeMigrations, openNodeDatabase, setMeta } from "./node-database.js";
 export {
@@ -160,6 +205,7 @@ export {
 } from "./server/node-server.js";
 export {
   DEFAULT_CHAIN_ID,
+  type NodeClaimState,
   type NodeProfile,
   type SetupParameters,
   type SetupResult,

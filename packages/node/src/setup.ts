@@ -44,6 +44,14 @@ export interface NodeProfile {
   detectedBackends: DetectedBackend[];
   hardware: HardwareProfile;
   paths: { config: string; data: string };
+  /** Whether an owner has claimed the node, and the code to claim it with while none has (`gbt status`). */
+  claim?: NodeClaimState;
+}
+
+/** An unclaimed node (no owners) shows a code; `gbt owner claim CODE` claims it. */
+export interface NodeClaimState {
+  claimed: boolean;
+  code: string | null;
 }
 
 export interface SetupParameters {
@@ -211,10 +219,17 @@ function defaultUrl(kind: "ollama" | "openai"): string {
 export async function setupNode(parameters: SetupParameters): Promise<SetupResult> {
   const { paths, force = false } = parameters;
   const owners = parseOwners(parameters.owners ?? []);
-  if (parameters.mode === "network") {
-    throw new GbtError("USAGE", "Network mode needs stake, and staking is not available in this version.", {
-      hint: "Use --mode local (default) or --mode managed.",
-    });
+  if (parameters.mode === "network" && owners.length === 0) {
+    const existing = await readConfigIfPresent(paths.configFile).catch(() => undefined);
+    if ((existing?.node.owners.length ?? 0) === 0) {
+      throw new GbtError(
+        "CLAIM_REQUIRED",
+        `Mode ${parameters.mode} needs an owner, and this node has none.`,
+        {
+          hint: "Give --owner 0x…, or set up in local mode and claim the node (`gbt owner claim CODE`, the code is in `gbt status`).",
+        },
+      );
+    }
   }
   await ensureWritable(paths.configDir, "config");
   await ensureWritable(paths.dataDir, "data");
@@ -325,7 +340,7 @@ export function profileOf(
   encrypted: boolean,
   hardware: HardwareProfile,
   detectedBackends: DetectedBackend[],
-  extra: { gpu: GpuStatus | null; backendApiKey: NodeProfile["backendApiKey"] } = {
+  extra: { gpu: GpuStatus | null; backendApiKey: NodeProfile["backendApiKey"]; claim?: NodeClaimState } = {
     gpu: null,
     backendApiKey: null,
   },
@@ -343,6 +358,7 @@ export function profileOf(
     detectedBackends,
     hardware,
     paths: { config: paths.configDir, data: paths.dataDir },
+    ...(extra.claim ? { claim: extra.claim } : {}),
   };
 }
 

@@ -37,12 +37,18 @@ export async function startNode(parameters: StartNodeParameters): Promise<Starte
         throw error;
       })
     : undefined;
-  const node = await startServe({ ...serve, ...(agent ? { agent: agent.endpoint } : {}) }).catch(
-    (error: unknown) => {
-      agent?.close();
-      throw error;
+  const node = await startServe({
+    ...serve,
+    ...(agent ? { agent: agent.endpoint } : {}),
+    // A claim adds an owner: the agent takes the new owner's jobs at once.
+    onClaimed: async (owner) => {
+      await agent?.reloadOwners();
+      await serve.onClaimed?.(owner);
     },
-  );
+  }).catch((error: unknown) => {
+    agent?.close();
+    throw error;
+  });
   agent?.attach(node);
   return {
     ...node,

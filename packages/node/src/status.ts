@@ -1,14 +1,17 @@
 /**
  * `gbt status`: the node profile at any time, from the config and keystore on disk and fresh
- * probes of the hardware and backends. Reads only; never writes.
+ * probes of the hardware and backends. Reads only, with one exception: an unclaimed node (no
+ * owners) that has no claim code yet gets one in claim.json, so that status and `gbt serve` show
+ * the same code.
  */
 import { GbtError, readKeystore } from "@gbt/protocol";
 import type { GbtPaths } from "@gbt/store";
+import { ensureClaimCode, readClaimCode } from "./claim/claim-code.js";
 import { type GpuChoice, loadConfig } from "./config.js";
 import type { DetectedBackend } from "./detect-backends.js";
 import type { GpuStatus } from "./gpu/resolve-gpu.js";
 import type { GpuInfo, HardwareProfile } from "./hardware.js";
-import { apiKeyState, gpuOfBackend, type NodeProfile, profileOf } from "./setup.js";
+import { apiKeyState, gpuOfBackend, type NodeClaimState, type NodeProfile, profileOf } from "./setup.js";
 
 export interface NodeStatusParameters {
   paths: GbtPaths;
@@ -51,5 +54,13 @@ export async function nodeStatus(parameters: NodeStatusParameters): Promise<Node
   return profileOf(config, paths, keystore.encrypted, hardware, detectedBackends, {
     gpu,
     backendApiKey: await apiKeyState(config.backend),
+    claim: await claimState(paths, config.node.owners.length > 0),
   });
+}
+
+/** Claimed, or the code to claim with (made now if there is none; null if it cannot be written). */
+async function claimState(paths: GbtPaths, claimed: boolean): Promise<NodeClaimState> {
+  if (claimed) return { claimed, code: null };
+  const code = (await readClaimCode(paths)) ?? (await ensureClaimCode(paths).catch(() => undefined));
+  return { claimed, code: code ?? null };
 }

@@ -4,7 +4,7 @@
  * source next to the fact; the Operator never states anything about the node from elsewhere.
  */
 
-import type { JobOutcome } from "@gbt/protocol";
+import type { EarningsPeriod, JobOutcome, VerifiedEarningsView } from "@gbt/protocol";
 import { z } from "zod";
 import type { GatewayNodeView } from "./gateway-view.js";
 import { printable } from "./proposal.js";
@@ -112,6 +112,53 @@ export function gatewayFacts(view: { url: string; instances: GatewayNodeView[] }
     const floor = instance.belowFloor ? ", below the 5 tok/s floor" : "";
     return `${printable(instance.status, 32)}, ${parked}${cooldown}${floor}; ramp-up ${Math.round(instance.rampFactor * 100)}%, health score ${instance.healthScore.toFixed(2)}, ${instance.eligible ? "eligible for traffic" : "not eligible for traffic"}`;
   });
+  return { source, at: now, lines };
+}
+
+/** Micro-credits as credits, six decimals. */
+const credits = (micro: number) =>
+  `${Math.floor(micro / 1_000_000)}.${String(micro % 1_000_000).padStart(6, "0")}`;
+/** Wei as GBT, trailing zeros dropped. */
+const gbt = (wei: string) => {
+  const value = BigInt(wei);
+  const fraction = (value % 10n ** 18n).toString().padStart(18, "0").replace(/0+$/, "");
+  return `${value / 10n ** 18n}${fraction ? `.${fraction}` : ""} GBT`;
+};
+const pct = (factor: number) => `${Math.round(factor * 100)}%`;
+
+function periodLine(label: string, p: EarningsPeriod): string {
+  const held = p.heldMicro > 0 ? ` (plus ${credits(p.heldMicro)} held: receipts missing or mismatched)` : "";
+  return `${label}: earned ${credits(p.earnedMicro)} credits${held} from ${p.requests} requests (${p.promptTokens} prompt + ${p.completionTokens} completion tokens)`;
+}
+
+/** Facts from the gateway's signed earnings view of this node (verified by the caller). */
+export function earningsFacts(read: { url: string; view: VerifiedEarningsView }, now: number): Fact {
+  const { payload, message } = read.view;
+  const source = `gateway ${read.url} earnings view (GET /v1/nodes/:node/earnings, signed by the gateway ${message.gateway})`;
+  const { periods } = payload;
+  const lines = [
+    periodLine("this week (last 7 days)", periods.week),
+    periodLine("today (UTC)", periods.today),
+    periodLine("this settlement epoch", periods.epoch),
+    periodLine("all time", periods.allTime),
+  ];
+  const m = periods.week.multipliers;
+  if (m) {
+    lines.push(
+      `multipliers this week: provider share ${pct(m.providerShare)}, ramp-up ${pct(m.rampFactor)}, switch penalty ${pct(m.switchPenalty)}, bounty ×${m.bounty}, reputation ${pct(m.reputation)}`,
+    );
+  }
+  const settlement = payload.settlement;
+  if (settlement) {
+    lines.push(
+      settlement.latestRoot
+        ? `settlement: ${gbt(settlement.latestRoot.cumulativeWei)} in the latest posted root (epoch ${settlement.latestRoot.epoch}); ${gbt(settlement.unpostedWei)} not in a root yet`
+        : `settlement: no root posted yet; ${gbt(settlement.unpostedWei)} earned so far`,
+    );
+    lines.push("what is claimable now is the chain's to say: `gbt node earnings` or `gbt payout status`");
+  } else {
+    lines.push("this gateway does not settle on chain");
+  }
   return { source, at: now, lines };
 }
 

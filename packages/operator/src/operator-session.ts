@@ -14,8 +14,9 @@ import {
   type PublishedAllowlist,
 } from "@gbt/protocol";
 import type { Address, LocalAccount } from "viem";
+import type { EarningsViewSource } from "./earnings-view.js";
 import type { AgentConnection, OperatorEvent } from "./events.js";
-import { type Fact, gatewayFacts, statusFacts } from "./facts.js";
+import { earningsFacts, type Fact, gatewayFacts, statusFacts } from "./facts.js";
 import type { GatewayViewSource } from "./gateway-view.js";
 import type { ChatTurn, Planner, PlannerReply } from "./planner/planner.js";
 import { type ProposalContext, type ProposedJob, printable, validateProposal } from "./proposal.js";
@@ -30,6 +31,8 @@ export interface OperatorSessionOptions {
   /** The owner key, asked for only when a job is approved. */
   signer: () => Promise<LocalAccount>;
   gateway?: GatewayViewSource;
+  /** The gateway's signed earnings view of this node (public: no admin token needed). */
+  earnings?: EarningsViewSource;
   /** The job types this Operator signs (default: the allowlist of its gbt version). */
   allowlist?: JobTypeRegistry;
   now?: () => number;
@@ -105,6 +108,28 @@ export function createOperatorSession(options: OperatorSessionOptions): Operator
     }
   }
 
+  async function refreshEarnings(): Promise<void> {
+    if (!options.earnings) {
+      facts.set("earnings", {
+        source: "gateway earnings view",
+        at: now(),
+        lines: ["no gateway known to read earnings from (gateway.url in the node config)"],
+      });
+      return;
+    }
+    try {
+      facts.set("earnings", earningsFacts(await options.earnings(options.node.address), now()));
+    } catch (error) {
+      // A view that does not verify is not a fact: say why, quote nothing of it.
+      const message = isGbtError(error) ? `${error.code}: ${error.message}` : String(error);
+      facts.set("earnings", {
+        source: "gateway earnings view",
+        at: now(),
+        lines: [`not available: ${message}`],
+      });
+    }
+  }
+
   const session: OperatorSession = {
     node: options.node,
     plannerLabel: options.planner.label,
@@ -148,7 +173,10 @@ export function createOperatorSession(options: OperatorSessionOptions): Operator
       if (message === "") return [];
       emit({ type: "user", text: message });
       emit({ type: "thinking", planner: options.planner.label });
-      if (options.planner.kind === "llm") await refreshGateway();
+      if (options.planner.kind === "llm") {
+        await refreshGateway();
+        if (options.earnings) await refreshEarnings();
+      }
       let reply: PlannerReply;
       try {
         reply = await options.planner.plan({
@@ -206,6 +234,7 @@ export function createOperatorSession(options: OperatorSessionOptions): Operator
               lines: ["no gateway configured (--gateway-url and --gateway-admin-token-file)"],
             });
         }
+        if (reply.explain.includes("earnings")) await refreshEarnings();
         const shown = reply.explain.map((k) => facts.get(k)).filter((f): f is Fact => f !== undefined);
         if (
           reply.explain.includes("status") &&

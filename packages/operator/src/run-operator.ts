@@ -5,6 +5,7 @@
  */
 import { createAgentClient, GbtError } from "@gbt/protocol";
 import type { Address, LocalAccount } from "viem";
+import { earningsViewSource } from "./earnings-view.js";
 import { gatewayViewSource } from "./gateway-view.js";
 import { type HeadlessEvent, runHeadless } from "./headless.js";
 import { createOperatorSession, type OperatorSession } from "./operator-session.js";
@@ -23,6 +24,11 @@ export interface RunOperatorOptions {
   /** Unlock the key before the Ink app draws: a passphrase prompt cannot share its screen, and a missing key fails at once. */
   preloadSigner?: boolean;
   gateway?: { url: string; adminToken: string } | undefined;
+  /**
+   * Where the node's signed earnings view is read (public, no admin token): default the gateway
+   * above. `gatewayAddress`: the gateway key the node pins (node config `link.gatewayAddress`).
+   */
+  earnings?: { gatewayUrl: string; gatewayAddress?: Address | undefined } | undefined;
   /** Headless: plan this one message. Without it the Ink app runs (a TTY is required). */
   prompt?: string | undefined;
   /** Headless: sign and submit the plan. */
@@ -47,6 +53,7 @@ export async function runOperator(options: RunOperatorOptions): Promise<number> 
     signer = async () => account;
   }
   const planner = "plan" in options.planner ? options.planner : createPlanner(options.planner);
+  const earningsUrl = options.earnings?.gatewayUrl ?? options.gateway?.url;
   const session = createOperatorSession({
     agent: createAgentClient({ url: options.nodeUrl }),
     planner,
@@ -57,6 +64,14 @@ export async function runOperator(options: RunOperatorOptions): Promise<number> 
           gateway: gatewayViewSource({
             gatewayUrl: options.gateway.url,
             adminToken: options.gateway.adminToken,
+          }),
+        }
+      : {}),
+    ...(earningsUrl
+      ? {
+          earnings: earningsViewSource({
+            gatewayUrl: earningsUrl,
+            gatewayAddress: options.earnings?.gatewayAddress,
           }),
         }
       : {}),

@@ -120,6 +120,14 @@ Without a TTY, use --prompt: the plan (and, with --approve, each job's result) i
       signer: () =>
         ownerAccount(flags["key-file"], flags["passphrase-file"], { promptForPassphrase: interactive }),
       gateway: await gatewayOption(flags["gateway-url"], flags["gateway-admin-token-file"]),
+      // The node's signed earnings view: from its own gateway unless --gateway-url names another.
+      earnings:
+        (flags["gateway-url"] ?? config?.gateway?.url) !== undefined
+          ? {
+              gatewayUrl: (flags["gateway-url"] ?? config?.gateway?.url) as string,
+              gatewayAddress: flags["gateway-url"] ? undefined : config?.link?.gatewayAddress,
+            }
+          : undefined,
       prompt: flags.prompt,
       approve: flags.approve,
       json: this.jsonEnabled(),

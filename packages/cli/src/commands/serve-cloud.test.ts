@@ -18,7 +18,7 @@ import {
 } from "@gbt/protocol";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterEach, describe, expect, it } from "vitest";
-import { onlyJson, runCli, tempHome } from "../testing/run-cli.js";
+import { onlyJson, runCli, TEST_OWNER, tempHome } from "../testing/run-cli.js";
 import { startServeProcess } from "../testing/serve-process.js";
 
 const API_KEY = "sk-cloud-7f3a9c1e5b2d4f6a8c0e-secret";
@@ -88,6 +88,8 @@ describe("a cloud-account node (real CLI processes, fake OpenAI-compatible serve
           "setup",
           "--yes",
           "--json",
+          "--owner",
+          TEST_OWNER,
           "--backend",
           "openai",
           "--backend-url",

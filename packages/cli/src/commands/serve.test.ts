@@ -1,6 +1,6 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { onlyJson, runCli, tempHome } from "../testing/run-cli.js";
+import { onlyJson, runCli, TEST_OWNER, tempHome } from "../testing/run-cli.js";
 import { type ServeProcess, startServeProcess } from "../testing/serve-process.js";
 
 const MODEL = "gbt-test-tiny";
@@ -175,7 +175,7 @@ describe("gbt serve refuses what it cannot do", () => {
 
   it("refuses a non-loopback host without API keys", async () => {
     const home = await tempHome("gbt-serve-");
-    await runCli(["setup", "--yes"], { GBT_HOME: home });
+    await runCli(["setup", "--yes", "--owner", TEST_OWNER], { GBT_HOME: home });
     const result = await runCli(["serve", "--host", "0.0.0.0", "--port", "0", "--json"], { GBT_HOME: home });
     expect(result.exitCode).toBe(2);
     expect(onlyJson<{ error: { message: string } }>(result.stdout).error.message).toContain("API keys");

@@ -107,8 +107,28 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       dependsOn: ["manifest"],
     }),
     "public-url": Flags.string({
-      description: "URL the gateway uses to reach this node (default: the address it listens on).",
-      dependsOn: ["gateway"],
+      description:
+        "URL the gateway uses to reach this node. Without one the node joins over an outbound link (no open port needed), unless the gateway is on this machine's loopback.",
+    }),
+    link: Flags.string({
+      options: ["auto", "outbound", "direct"],
+      description:
+        "How the gateway reaches this node (config link.mode): outbound (the node dials the gateway and everything travels over that one connection: works behind NAT, no port forwarding), direct (the gateway connects to --public-url), auto (default: direct with a --public-url or a gateway on loopback, else outbound).",
+    }),
+    "gateway-address": Flags.string({
+      helpValue: "0x…",
+      description:
+        "The gateway's address (its key) this node requires on an outbound link (config link.gatewayAddress); without it the address is pinned on first use, and a gateway signing with another key later is refused.",
+    }),
+    "setup-host": Flags.string({
+      helpValue: "HOST",
+      description:
+        "While the node is unclaimed: also show its setup page (claim code, hardware scan, paste a signed claim) on this address, e.g. the LAN's 192.168.1.20 (the node itself stays on loopback until claimed).",
+    }),
+    mode: Flags.string({
+      options: ["local", "managed", "network"],
+      description:
+        "local (this machine; its own gateway only), managed (signed jobs from owners), network (offers capacity to the open pool, within network.schedule, network.maxShare and network.maxConcurrent; needs an owner and the gateway's minimum stake). Default: the config's node.mode.",
     }),
     "passphrase-file": Flags.string({
       description:
@@ -134,6 +154,19 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
       logger,
       ...(flags.gateway !== undefined ? { gatewayUrl: flags.gateway } : {}),
       ...(flags["public-url"] !== undefined ? { publicUrl: flags["public-url"] } : {}),
+      ...(flags.link !== undefined ? { linkMode: flags.link as "auto" | "outbound" | "direct" } : {}),
+      ...(flags["gateway-address"] !== undefined
+        ? { gatewayAddress: addressFlag("--gateway-address", flags["gateway-address"]) }
+        : {}),
+      ...(flags.mode !== undefined ? { mode: flags.mode as "local" | "managed" | "network" } : {}),
+      ...(flags["setup-host"] !== undefined ? { setupHost: flags["setup-host"] } : {}),
+      onClaimed: (owner) => {
+        if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify({ event: "claimed", owner })}\n`);
+        else
+          process.stderr.write(
+            `gbt serve: claimed by ${owner}: setup mode ends (a configured gateway is joined now).\n`,
+          );
+      },
       ...(passphrase !== undefined ? { passphrase } : {}),
       ...(flags.host !== undefined ? { host: flags.host } : {}),
       ...(flags.port !== undefined ? { port: flags.port } : {}),
@@ -155,19 +188,25 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
     // The other pulled models join the first; the gateway link registers them on its next round.
     for (const model of rest) if (model.path !== null) node.backend.addModelFile?.(model.id, model.path);
     const models = [...new Set([...node.models.map((m) => m.id), ...rest.map((m) => m.id)])];
+    const setup = node.setup;
     if (this.jsonEnabled()) {
       process.stdout.write(
-        `${JSON.stringify({ event: "listening", url: node.server.url, backend: node.backendConfig.kind, ...(node.gpu ? { gpu: node.gpu } : {}), models, requireApiKey: node.requireApiKey, gateway: node.link ? (flags.gateway ?? "config") : null })}\n`,
+        `${JSON.stringify({ event: "listening", claimed: setup === null, url: node.server.url, backend: node.backendConfig.kind, ...(node.gpu ? { gpu: node.gpu } : {}), models, requireApiKey: node.requireApiKey, gateway: node.link ? (flags.gateway ?? "config") : null, reach: node.reach, network: node.network })}\n`,
       );
+      if (setup) process.stdout.write(`${JSON.stringify({ event: "setup", claimed: false, ...setup })}\n`);
     } else {
+      if (setup) process.stderr.write(setupBanner(setup));
       process.stderr.write(
         `gbt serve: listening on ${node.server.url}  (backend ${node.backend.kind}, models: ${models.join(", ") || "none"}${node.requireApiKey ? ", API key required" : ""})\n` +
           (models.includes("gbt-test-tiny")
             ? "  gbt-test-tiny is the generated pipeline-test model: real compute, noise text. Use --model for a real one.\n"
             : "") +
           (node.link
-            ? "  Joining the gateway in the background (signed registration, then heartbeats every 10 s).\n"
+            ? node.reach === "outbound"
+              ? "  Joining the gateway over an outbound link (no open port needed): signed registration, then heartbeats every 10 s, all over one connection.\n"
+              : "  Joining the gateway in the background (signed registration, then heartbeats every 10 s).\n"
             : "") +
+          (node.network ? `  ${node.network}\n` : "") +
           (node.agent !== "off"
             ? `  agent: POST /agent/jobs (signed jobs from owners${node.agent === "served" ? "" : "; not served on this non-loopback host"})\n`
             : "  agent: off (the node key is encrypted; give --passphrase-file or GBT_PASSPHRASE to take signed jobs)\n") +
@@ -246,10 +285,31 @@ On a non-loopback --host every request needs an API key (\`gbt keys create\`). O
   }
 }
 
+/** What an unclaimed node shows: its code, and the two ways to claim it. */
+function setupBanner(setup: {
+  code: string;
+  node: string;
+  chainId: number;
+  setupUrl: string;
+  lanUrl: string | null;
+}): string {
+  return (
+    `gbt serve: this node is unclaimed. Claim code: ${setup.code}\n` +
+    `  It serves loopback only and joins no pool until an owner claims it.\n` +
+    `  On the owner's machine:  gbt owner claim ${setup.code} --key-file owner.key --node ${setup.setupUrl.replace(/\/setup$/, "")}\n` +
+    `  Or open ${setup.lanUrl ?? setup.setupUrl} and paste a claim made with\n` +
+    `    gbt owner claim ${setup.code} --key-file owner.key --print --node-address ${setup.node} --chain-id ${setup.chainId}\n`
+  );
+}
+
 function publisherAddress(value: string): Address {
+  return addressFlag("--publisher", value);
+}
+
+function addressFlag(flag: string, value: string): Address {
   if (!isAddress(value, { strict: false })) {
-    throw new GbtError("INVALID_ADDRESS", `--publisher ${value} is not an address.`, {
-      hint: "Give the publisher's 0x-prefixed 20-byte address.",
+    throw new GbtError("INVALID_ADDRESS", `${flag} ${value} is not an address.`, {
+      hint: "Give a 0x-prefixed 20-byte address.",
     });
   }
   return getAddress(value);

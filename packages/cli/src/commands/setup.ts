@@ -77,7 +77,7 @@ Files live under $XDG_CONFIG_HOME/gbt and $XDG_DATA_HOME/gbt, or $GBT_HOME/{conf
     ...gpuFlags,
     mode: Flags.string({
       description:
-        "local (default: serve this machine only) or managed (accept signed jobs, register with a gateway).",
+        "local (default: this machine, and its owner's own gateway), managed (accept owners' signed jobs) or network (offer capacity to the open pool within network.schedule and limits; needs an owner and the gateway's minimum stake).",
       options: ["local", "managed", "network"],
     }),
     force: Flags.boolean({

@@ -51,3 +51,9 @@ export async function tempHome(prefix = "gbt-cli-"): Promise<string> {
 export function onlyJson<T = Record<string, unknown>>(stdout: string): T {
   return JSON.parse(stdout) as T;
 }
+
+/**
+ * An owner for test nodes that join a gateway: an unclaimed node takes no pooled traffic, so a
+ * test node is set up claimed (`gbt setup --owner TEST_OWNER`). No test signs with it.
+ */
+export const TEST_OWNER = "0x000000000000000000000000000000000000c1a1";

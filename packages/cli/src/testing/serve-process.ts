@@ -32,13 +32,19 @@ export interface GbtProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts a long-running gbt command with --json and waits for its first JSON line. */
+/**
+ * Starts a long-running gbt command with --json and waits for its first JSON line. `wrap` runs it
+ * under another command (e.g. `ip netns exec NS`, for a node in its own network namespace).
+ */
 export async function startGbtProcess(
   args: string[],
   env: NodeJS.ProcessEnv,
   timeoutMs = 90_000,
+  wrap: readonly string[] = [],
 ): Promise<GbtProcess> {
-  const child = spawn(process.execPath, [gbtBin, ...args], {
+  const [command, ...prefix] = wrap.length > 0 ? wrap : [process.execPath];
+  const argv = wrap.length > 0 ? [...prefix, process.execPath, gbtBin, ...args] : [gbtBin, ...args];
+  const child = spawn(command as string, argv, {
     env: { ...process.env, CI: "true", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -93,6 +93,8 @@ export interface HeartbeatUpdate {
   capacity?: number;
   /** The health the node reported. */
   health?: InstanceLink["lastHealth"];
+  /** The node takes no pooled traffic now (it declared capacity 0, e.g. outside its schedule). */
+  draining?: boolean;
 }
 
 /**
@@ -108,7 +110,7 @@ export interface InstanceView {
   nodeAddress: string;
   url: string;
   models: string[];
-  status: "active" | "stale";
+  status: "active" | "stale" | "draining";
   lastHeartbeatAt: number;
   registeredAt: number;
   breaker: BreakerState;
@@ -242,6 +244,7 @@ export class InstancePool {
       existing.nodeAddress = registration.nodeAddress;
       existing.link = linkOf(registration, existing.link);
       existing.declaredCapacity = registration.declaredCapacity;
+      existing.draining = false;
       slots.capacity[slot] = registration.declaredCapacity;
       const benchmark = registration.benchmarkTokPerSec ?? null;
       if (benchmark !== existing.benchmarkTokPerSec) {
@@ -301,10 +304,23 @@ export class InstancePool {
       instance.declaredCapacity = update.capacity;
       this.#slots.capacity[instance.slot] = update.capacity;
     }
+    if (update.draining !== undefined) instance.draining = update.draining;
     this.#slots.lastHeartbeatAt[instance.slot] = now;
     this.#touch(instance, now);
     this.#reconcile(instance, now);
     return instance;
+  }
+
+  /**
+   * The instance cannot be reached now (its outbound link closed): no new request goes to it, as if
+   * it had missed its heartbeats, but its record (ramp-up, breaker, health) waits for its return.
+   */
+  markUnreachable(id: string): boolean {
+    const instance = this.#byId.get(id);
+    if (instance === undefined) return false;
+    this.#slots.lastHeartbeatAt[instance.slot] = Number.NEGATIVE_INFINITY;
+    this.#reconcile(instance, this.now());
+    return true;
   }
 
   /** Forgets an instance; leases still out on it finish against the detached record. */
@@ -438,13 +454,13 @@ export class InstancePool {
         nodeAddress: instance.nodeAddress,
         url: instance.url,
         models: [...instance.models],
-        status: stale ? "stale" : "active",
+        status: stale ? "stale" : instance.draining ? "draining" : "active",
         lastHeartbeatAt: instance.lastHeartbeatAt,
         registeredAt: instance.registeredAt,
         breaker: instance.breaker.state,
         probing: instance.breaker.probing,
         cooldownUntil: instance.breaker.cooldownUntil,
-        eligible: !stale && admits && !belowFloor && spare > 0,
+        eligible: !stale && !instance.draining && admits && !belowFloor && spare > 0,
         rampFactor: ramp,
         switchPenalty: this.switchPenalty(instance, now),
         declaredCapacity: instance.declaredCapacity,
@@ -531,7 +547,7 @@ export class InstancePool {
     for (const member of entry?.members ?? []) {
       const instance = this.#slots.instanceAt[member.slot];
       if (instance === undefined || this.isStale(instance, now) || exclude?.includes(instance.id)) continue;
-      if ((member.caps & need) !== need) continue;
+      if (instance.draining || (member.caps & need) !== need) continue;
       if ((admit !== undefined && !admit(instance)) || this.belowFloor(instance)) continue;
       const capacity = instance.declaredCapacity * this.rampFactor(instance, now);
       const load = instance.inFlight / capacity;
@@ -580,7 +596,7 @@ export class InstancePool {
     for (const member of entry.members) {
       const instance = this.#slots.instanceAt[member.slot];
       if (instance === undefined) continue;
-      if (this.isStale(instance, now)) counts.stale += 1;
+      if (this.isStale(instance, now) || instance.draining) counts.stale += 1;
       else if ((member.caps & need) !== need) counts.incapable += 1;
       else if (excluded.has(instance.id)) counts.excluded += 1;
       else if (admit !== undefined && !admit(instance)) counts.belowTier += 1;
@@ -671,7 +687,7 @@ export class InstancePool {
     const blocked = this.belowFloor(instance) ? Number.POSITIVE_INFINITY : instance.breaker.blockedUntil();
     this.#slots.blockedUntil[slot] = blocked;
     const stale = now - (this.#slots.lastHeartbeatAt[slot] ?? 0) > this.staleAfterMs;
-    if (!stale && blocked <= now) {
+    if (!stale && blocked <= now && !instance.draining) {
       this.#enter(instance);
       return;
     }

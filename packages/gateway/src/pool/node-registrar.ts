@@ -13,6 +13,7 @@ import {
   GbtError,
   HttpError,
   heartbeatDetailsSchema,
+  LINK_NODE_URL,
   type NodeGpu,
   nodeGpuSchema,
   type RegistrationResponse,
@@ -23,8 +24,9 @@ import {
 import type { Logger } from "pino";
 import type { Address } from "viem";
 import type { InstancePool } from "./instance-pool.js";
-import type { NodeTransport } from "./node-transport.js";
+import type { NodeChannel, NodeTransport } from "./node-transport.js";
 import type { PoolInstance } from "./pool-instance.js";
+import type { StakeGate } from "./stake-gate.js";
 
 export interface NodeRegistrarOptions {
   pool: InstancePool;
@@ -41,6 +43,8 @@ export interface NodeRegistrarOptions {
    * node declaring 4e9 must not win every pick.
    */
   maxCapacity: number;
+  /** routing.minStakeGbt: the node's stake on chain is checked at each registration (absent: no minimum). */
+  stakeGate?: StakeGate;
   logger: Logger;
   now?: () => number;
 }
@@ -67,8 +71,15 @@ export class NodeRegistrar {
     };
   }
 
-  /** Verifies a signed NodeRegistration and (re-)registers its instance. */
-  async register(body: unknown): Promise<RegistrationResponse> {
+  /**
+   * Verifies a signed NodeRegistration and (re-)registers its instance. `via`: it came over the
+   * node's outbound link (link/link-server.ts), whose channel then carries every request to the
+   * node; it must be signed by the node that opened the link, for the link's URL.
+   */
+  async register(
+    body: unknown,
+    via?: { channel: NodeChannel; node: Address; origin: string },
+  ): Promise<RegistrationResponse> {
     const { pool, account, chainId, skewSeconds, logger } = this.#options;
     const signed = await verifyObject(body, {
       recoverSigner: recoverSignerNative,
@@ -105,8 +116,32 @@ export class NodeRegistrar {
         details: { capacity: message.capacity },
       });
     }
-    // Before anything else about the node is believed: the URL policy (scheme, no path, no internal address).
-    const url = await this.#options.transport.checkUrl(message.url);
+    let url: string;
+    if (via !== undefined) {
+      if (message.node.toLowerCase() !== via.node.toLowerCase()) {
+        throw new HttpError(
+          "link_mismatch",
+          `This link was opened for ${via.node}; a registration signed by ${message.node} cannot use it.`,
+        );
+      }
+      if (message.url !== LINK_NODE_URL) {
+        throw new HttpError(
+          "link_mismatch",
+          `A registration over an outbound link names the URL ${LINK_NODE_URL}; this one names ${JSON.stringify(message.url)}.`,
+          "url",
+        );
+      }
+      url = via.origin;
+    } else if (message.url === LINK_NODE_URL) {
+      throw new HttpError(
+        "invalid_node_url",
+        `The URL ${LINK_NODE_URL} means "reach me over my outbound link": register over GET /v1/gateway/link instead (gbt serve --link outbound).`,
+        "url",
+      );
+    } else {
+      // Before anything else about the node is believed: the URL policy (scheme, no path, no internal address).
+      url = await this.#options.transport.checkUrl(message.url);
+    }
     const models = details.data.models.filter((model) => pool.admits(model, message.node));
     if (models.length === 0) {
       throw new HttpError(
@@ -116,6 +151,8 @@ export class NodeRegistrar {
     }
     const benchmark = await this.#benchmarkOf(details.data.benchmark, message.node);
     const benchmarkTokPerSec = benchmark?.decodeTokPerSec ?? null;
+    // Last of the checks (it reads the chain): a refusal spends no nonce, so the node can retry the same way.
+    await this.#options.stakeGate?.check(message.node);
     this.#lastNonce.set(nodeKey, message.nonce);
     // A heartbeat signed before this registration must not count afterwards.
     this.#lastSeq.set(nodeKey, Math.max(this.#lastSeq.get(nodeKey) ?? 0, message.nonce));
@@ -135,7 +172,7 @@ export class NodeRegistrar {
       owners: details.data.owners ?? [],
       link: {
         authorization: `Bearer ${linkToken}`,
-        transport: this.#options.transport,
+        transport: via?.channel ?? this.#options.transport,
         // Everything the node reported (with digests): the admission is re-checked on each heartbeat.
         models: details.data.models,
         backend: details.data.backend,
@@ -146,6 +183,7 @@ export class NodeRegistrar {
       {
         node: message.node,
         url,
+        ...(via !== undefined ? { link: "outbound" } : {}),
         capacity,
         ...(capacity !== message.capacity ? { declaredCapacity: message.capacity } : {}),
         models: models.map((model) => model.id),
@@ -206,6 +244,8 @@ export class NodeRegistrar {
     return pool.heartbeat(nodeKey, {
       models,
       health: details.data.health,
+      // 0: the node takes no pooled traffic now (outside its schedule): drained, not dropped.
+      draining: details.data.capacity === 0,
       ...(capacity >= 1 && capacity !== registered.declaredCapacity ? { capacity } : {}),
     });
   }

@@ -37,6 +37,34 @@ export interface NodeTransportOptions {
   resolve?: ResolveHost;
 }
 
+/** What one whole-answer request to a node says. */
+export interface NodeRequestInit {
+  method: "GET" | "POST";
+  headers: Record<string, string>;
+  body?: Buffer | string;
+  timeoutMs: number;
+  maxBytes: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * How the gateway reaches one node: the agents every request to it goes through (the proxy's
+ * attempts pick one by the URL's scheme) and a whole-answer request (challenges, relayed jobs).
+ * A NodeTransport (the URL policy at connect time) for a node with a public URL; a link channel
+ * (pool/../link) for a node reached over its outbound link.
+ */
+export interface NodeChannel {
+  readonly http: HttpAgent;
+  readonly https: HttpAgent;
+  /**
+   * The channel itself is gone (an outbound link that closed): what failed on it is the link's
+   * loss, one event the pool already knows of (the instance is unroutable until it registers
+   * again), not a failure per request for the breaker.
+   */
+  readonly lost?: boolean;
+  request(url: URL, init: NodeRequestInit): Promise<NodeResponse>;
+}
+
 /** A node's answer read whole, within a byte cap. */
 export interface NodeResponse {
   status: number;
@@ -148,7 +176,7 @@ const defaultResolve: ResolveHost = (hostname) =>
     );
   });
 
-export class NodeTransport {
+export class NodeTransport implements NodeChannel {
   readonly allowPrivate: boolean;
   readonly #resolve: ResolveHost;
   readonly http: HttpAgent;
@@ -213,82 +241,8 @@ export class NodeTransport {
    * One request to a node through this transport, read whole up to `maxBytes` (the rest is not
    * read: the connection is closed). Rejects with NodeRequestError; never follows a redirect.
    */
-  request(
-    url: URL,
-    init: {
-      method: "GET" | "POST";
-      headers: Record<string, string>;
-      body?: Buffer | string;
-      timeoutMs: number;
-      maxBytes: number;
-      signal?: AbortSignal;
-    },
-  ): Promise<NodeResponse> {
-    return new Promise<NodeResponse>((resolve, reject) => {
-      const https = url.protocol === "https:";
-      const body = typeof init.body === "string" ? Buffer.from(init.body) : init.body;
-      let done = false;
-      const finish = (error: NodeRequestError | null, response?: NodeResponse) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        init.signal?.removeEventListener("abort", onAbort);
-        if (error !== null) {
-          request.destroy();
-          reject(error);
-        } else resolve(response as NodeResponse);
-      };
-      const request = (https ? httpsRequest : httpRequest)(url, {
-        agent: https ? this.https : this.http,
-        method: init.method,
-        headers: { ...init.headers, ...(body ? { "content-length": String(body.length) } : {}) },
-      });
-      const timer = setTimeout(
-        () => finish(new NodeRequestError("timeout", `no complete answer within ${init.timeoutMs} ms`)),
-        init.timeoutMs,
-      );
-      const onAbort = () => finish(new NodeRequestError("aborted", "the request was cancelled"));
-      if (init.signal?.aborted) {
-        onAbort();
-        return;
-      }
-      init.signal?.addEventListener("abort", onAbort, { once: true });
-      request.on("error", (error: NodeJS.ErrnoException) => {
-        const refused = error instanceof NodeRequestError;
-        finish(refused ? error : new NodeRequestError("unreachable", error.code ?? error.message));
-      });
-      request.on("response", (response) => {
-        const declared = Number(response.headers["content-length"]);
-        if (Number.isFinite(declared) && declared > init.maxBytes) {
-          finish(
-            new NodeRequestError("too_large", `the answer declares ${declared} bytes (cap ${init.maxBytes})`),
-          );
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on("data", (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > init.maxBytes) {
-            finish(new NodeRequestError("too_large", `the answer passed the cap of ${init.maxBytes} bytes`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        response.on("end", () => {
-          if (!response.complete) finish(new NodeRequestError("unreachable", "the answer was cut"));
-          else
-            finish(null, {
-              status: response.statusCode ?? 502,
-              headers: response.headers,
-              body: Buffer.concat(chunks),
-            });
-        });
-        response.on("error", () => finish(new NodeRequestError("unreachable", "the answer was cut")));
-        response.on("close", () => finish(new NodeRequestError("unreachable", "the answer was cut")));
-      });
-      request.end(body);
-    });
+  request(url: URL, init: NodeRequestInit): Promise<NodeResponse> {
+    return requestWhole(url.protocol === "https:" ? this.https : this.http, url, init);
   }
 
   /** Frees the agents' idle sockets (at gateway shutdown). */
@@ -337,6 +291,78 @@ export class NodeTransport {
       );
     };
   }
+}
+
+/**
+ * One request to a node through `agent`, read whole up to `maxBytes` (the rest is not
+ * read: the connection is closed). Rejects with NodeRequestError; never follows a redirect.
+ */
+export function requestWhole(agent: HttpAgent, url: URL, init: NodeRequestInit): Promise<NodeResponse> {
+  return new Promise<NodeResponse>((resolve, reject) => {
+    const https = url.protocol === "https:";
+    const body = typeof init.body === "string" ? Buffer.from(init.body) : init.body;
+    let done = false;
+    const finish = (error: NodeRequestError | null, response?: NodeResponse) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      init.signal?.removeEventListener("abort", onAbort);
+      if (error !== null) {
+        request.destroy();
+        reject(error);
+      } else resolve(response as NodeResponse);
+    };
+    const request = (https ? httpsRequest : httpRequest)(url, {
+      agent,
+      method: init.method,
+      headers: { ...init.headers, ...(body ? { "content-length": String(body.length) } : {}) },
+    });
+    const timer = setTimeout(
+      () => finish(new NodeRequestError("timeout", `no complete answer within ${init.timeoutMs} ms`)),
+      init.timeoutMs,
+    );
+    const onAbort = () => finish(new NodeRequestError("aborted", "the request was cancelled"));
+    if (init.signal?.aborted) {
+      onAbort();
+      return;
+    }
+    init.signal?.addEventListener("abort", onAbort, { once: true });
+    request.on("error", (error: NodeJS.ErrnoException) => {
+      const refused = error instanceof NodeRequestError;
+      finish(refused ? error : new NodeRequestError("unreachable", error.code ?? error.message));
+    });
+    request.on("response", (response) => {
+      const declared = Number(response.headers["content-length"]);
+      if (Number.isFinite(declared) && declared > init.maxBytes) {
+        finish(
+          new NodeRequestError("too_large", `the answer declares ${declared} bytes (cap ${init.maxBytes})`),
+        );
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > init.maxBytes) {
+          finish(new NodeRequestError("too_large", `the answer passed the cap of ${init.maxBytes} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      response.on("end", () => {
+        if (!response.complete) finish(new NodeRequestError("unreachable", "the answer was cut"));
+        else
+          finish(null, {
+            status: response.statusCode ?? 502,
+            headers: response.headers,
+            body: Buffer.concat(chunks),
+          });
+      });
+      response.on("error", () => finish(new NodeRequestError("unreachable", "the answer was cut")));
+      response.on("close", () => finish(new NodeRequestError("unreachable", "the answer was cut")));
+    });
+    request.end(body);
+  });
 }
 
 function invalidUrl(why: string): HttpError {

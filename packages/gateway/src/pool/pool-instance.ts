@@ -10,7 +10,7 @@ import type { Membership } from "./candidate-heap.js";
 import { capabilityMask } from "./capabilities.js";
 import { CircuitBreaker, type ResolvedBreakerOptions } from "./circuit-breaker.js";
 import { HealthWindow, type ResolvedHealthWindowOptions } from "./health-score.js";
-import { NodeTransport } from "./node-transport.js";
+import { type NodeChannel, NodeTransport } from "./node-transport.js";
 import type { SlotTable } from "./slot-table.js";
 
 /** How the gateway reaches an instance and what the node reported about itself. */
@@ -21,7 +21,7 @@ export interface InstanceLink {
   /** `Bearer <link token>`, precomputed; empty for an instance registered without a link. */
   authorization: string;
   /** How the node is reached: every request to it goes through this (its URL policy, its agents). */
-  transport: NodeTransport;
+  transport: NodeChannel;
   /** The models as the node reported them, with their digests and signed capabilities. */
   models: readonly {
     id: string;
@@ -64,6 +64,8 @@ export class PoolInstance {
   declaredCapacity: number;
   readonly registeredAt: number;
   benchmarkTokPerSec: number | null;
+  /** It declared capacity 0 in its last heartbeat (outside its schedule): routed nothing until it offers again. */
+  draining = false;
   /** When the served models last changed (null: never), for the anti-flapping multiplier. */
   modelSwitchedAt: number | null = null;
   readonly breaker: CircuitBreaker;

@@ -137,7 +137,9 @@ export function forwardAttempt(
       if (settled) return;
       settled = true;
       clearTimeout(firstByteTimer);
-      lease.release(outcome, retryAfterMs !== undefined ? { retryAfterMs } : undefined);
+      // A lost outbound link is one event, already known to the pool: not a failure per request.
+      const forNode = outcome === "failure" && link.transport.lost === true ? "neutral" : outcome;
+      lease.release(forNode, retryAfterMs !== undefined ? { retryAfterMs } : undefined);
       upstream.destroy();
       reject(new AttemptFailed(outcome, reason, retryAfterMs));
     };
@@ -286,7 +288,7 @@ export function forwardAttempt(
         } else if (consumerGone) {
           lease.release("neutral");
         } else {
-          lease.release("failure");
+          lease.release(link.transport.lost === true ? "neutral" : "failure");
           metrics.upstreamFailures.inc({ outcome: "mid_stream" });
           res.end(
             route.failureEvent(

@@ -45,6 +45,8 @@ export interface NodeAgent {
   endpoint: AgentEndpoint;
   /** Connects the handlers to the node once it serves (jobs before that fail their preflight). */
   attach(node: RunningNode): void;
+  /** Reads the owners from the config again (a claim just recorded one). */
+  reloadOwners(): Promise<void>;
   close(): void;
 }
 
@@ -193,6 +195,9 @@ export async function openNodeAgent(parameters: NodeAgentParameters): Promise<No
     endpoint: agent,
     attach(started) {
       node = started;
+    },
+    async reloadOwners() {
+      owners = (await loadConfig(paths.configFile)).node.owners as Address[];
     },
     close() {
       openLog.close();

@@ -3,7 +3,7 @@
  * routes from @gbt/agent (no API key: a signed job is its own authentication; served on a loopback
  * listener unless `agentOnAnyHost`, and on any listener to the linked gateway's token, which relays
  * owners' jobs but cannot forge or alter them), then the API key for the rest: `/v1/models` and
- * `/metrics`. One `onError` answers every failure with protocol's error table, and each request is
+ * `/metrics`; in setup mode (an unclaimed node) the claim routes, to loopback peers only. One `onError` answers every failure with protocol's error table, and each request is
  * counted under its route's name (`error` when it failed), as the raw chat path counts its own.
  */
 import { randomBytes } from "node:crypto";
@@ -22,11 +22,22 @@ import { type Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Logger } from "pino";
 import type { Backend } from "../backends/types.js";
+import type { SetupController } from "../claim/setup-controller.js";
+import { registerSetupRoutes, setupPaths } from "../claim/setup-routes.js";
 import { apiKey, type NodeAuth } from "./node-auth.js";
 import type { NodeMetrics } from "./node-metrics.js";
 
 /** The metric label of each route; a request that failed counts as `error`. */
-type RouteName = "healthz" | "models" | "metrics" | "agent_submit" | "agent_status" | "agent_allowlist";
+type RouteName =
+  | "healthz"
+  | "models"
+  | "metrics"
+  | "agent_submit"
+  | "agent_status"
+  | "agent_allowlist"
+  | "setup_page"
+  | "setup_info"
+  | "setup_claim";
 type NodeEnv = { Variables: { route: RouteName } };
 
 export interface NodeRoutesOptions {
@@ -43,6 +54,12 @@ export interface NodeRoutesOptions {
   inFlight: () => number;
   /** Whether the node takes no new work (drained or shutting down). */
   draining: () => boolean;
+  /**
+   * Setup mode of an unclaimed node (claim/setup-controller.ts): when given, `/setup`,
+   * `/setup/info` and `POST /setup/claim` are served (no API key; loopback peers only, or the
+   * private LAN when the controller allows it). Absent, those paths are like any unknown one.
+   */
+  setup?: SetupController | undefined;
 }
 
 /** The node's Hono app. */
@@ -104,6 +121,14 @@ export function nodeRoutes(options: NodeRoutesOptions): Hono<NodeEnv> {
   app.all(`${agentPaths.prefix}/*`, (c) => {
     throw noRoute(c);
   });
+
+  // Setup mode: before the API key (the peer check is its gate), never on a tunnelled request.
+  if (options.setup) {
+    app.use(setupPaths.page, label("setup_page"));
+    app.use(setupPaths.info, label("setup_info"));
+    app.use(setupPaths.claim, label("setup_claim"));
+    registerSetupRoutes(app, options.setup);
+  }
 
   app.use(apiKey(options.auth));
   app.get(nodePaths.models, async (c) => {

@@ -12,6 +12,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import type { AgentEndpoint } from "@gbt/agent";
 import {
   guardServer,
@@ -42,6 +43,7 @@ import {
   type ToolCall,
   type Usage,
 } from "../backends/types.js";
+import type { SetupController } from "../claim/setup-controller.js";
 import type { GatewayLink } from "../gateway-link.js";
 import type { ApiKeyStore } from "./api-keys.js";
 import { type Need, parseChatCompletionRequest, unsupportedFor } from "./chat-request.js";
@@ -68,6 +70,10 @@ export interface NodeServerOptions {
   logger: Logger;
   /** Largest accepted request body (default 4 MiB). */
   maxBodyBytes?: number;
+  /** Setup mode of an unclaimed node: /setup, /setup/info, POST /setup/claim (loopback peers only). */
+  setup?: SetupController;
+  /** The most pooled requests admitted now (network mode's limits; default the capacity). */
+  pooledLimit?: () => number;
   /** The gateway link: recognises pooled traffic by its token and signs its receipts. */
   gatewayLink?: Pick<GatewayLink, "isLinkToken" | "signReceipt">;
   /** The node agent behind `/agent/*` (@gbt/agent's routes); absent, those routes answer 404. */
@@ -83,6 +89,8 @@ const CHAT_PATH = nodePaths.chatCompletions;
 const CHAT_PATH_WITH_QUERY = `${CHAT_PATH}?`;
 
 export interface NodeServer {
+  /** Serves one connection that did not come through the listener (a tunnel of the outbound link). */
+  acceptConnection(connection: Duplex): void;
   readonly url: string;
   readonly metrics: NodeMetrics;
   inFlight(): number;
@@ -246,6 +254,26 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     if (refused) throw refused;
   }
 
+  /**
+   * Pooled requests at once, under `pooledLimit` (network mode's share, maximum and schedule):
+   * beyond it a pooled request gets 429 (the gateway routes it elsewhere) and local keys keep the rest.
+   */
+  let pooledActive = 0;
+  const enterPooled = () => {
+    const limit = options.pooledLimit?.() ?? capacity;
+    if (pooledActive >= limit) {
+      throw new HttpError(
+        "over_capacity",
+        limit === 0
+          ? "The node takes no pooled requests now (outside its network schedule)."
+          : `The node takes at most ${limit} pooled requests at once.`,
+        null,
+        { "retry-after": "1" },
+      );
+    }
+    pooledActive += 1;
+  };
+
   /** A capacity slot for one request: aborted when its client leaves, freed exactly once. */
   function openSlot(
     res: ServerResponse,
@@ -254,6 +282,8 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     requestId: string | undefined,
   ): Slot {
     if (active.size >= capacity) throw overCapacity();
+    const pooled = requestId !== undefined;
+    if (pooled) enterPooled();
     const controller = new AbortController();
     active.add(controller);
     metrics.inFlight.set(active.size);
@@ -277,7 +307,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       },
       close(model, stream, final) {
         res.off("close", onClose);
-        active.delete(controller);
+        if (active.delete(controller) && pooled) pooledActive -= 1;
         metrics.inFlight.set(active.size);
         metrics.duration.observe((performance.now() - started) / 1000);
         if (final) {
@@ -351,6 +381,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       if (refused) throw refused;
     }
     if (active.size >= capacity) throw overCapacity();
+    if (pooled) enterPooled();
     const controller = new AbortController();
     active.add(controller);
     metrics.inFlight.set(active.size);
@@ -536,7 +567,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       // Close the backend's iterator even when we stopped early, so it frees its slot.
       await events.return?.().catch(() => undefined);
       res.off("close", onClose);
-      active.delete(controller);
+      if (active.delete(controller) && pooled) pooledActive -= 1;
       metrics.inFlight.set(active.size);
       metrics.duration.observe((performance.now() - started) / 1000);
     }
@@ -578,6 +609,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     agentServed,
     inFlight: () => active.size,
     draining: () => draining || drained,
+    ...(options.setup ? { setup: options.setup } : {}),
   });
   // Hono's own Request/Response stay local to its routes: the process's globals are left as they are.
   const routesListener = getRequestListener(routes.fetch, { overrideGlobalObjects: false });
@@ -630,6 +662,10 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
 
   return {
     url,
+    acceptConnection(connection: Duplex) {
+      if (draining) connection.destroy();
+      else server.emit("connection", connection);
+    },
     metrics,
     inFlight: () => active.size,
     setDraining(on) {

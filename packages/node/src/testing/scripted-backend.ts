@@ -20,6 +20,11 @@ export interface ScriptedBackendOptions {
   models?: string[];
   /** Pieces of text generated, one token each (cycled up to maxTokens). */
   tokens?: string[];
+  /**
+   * Each token is the time it was generated (epoch ms, µs precision, then a space), so that a
+   * client on this machine can measure each chunk's delay on its way (bench/outbound-link.mjs).
+   */
+  stampTokens?: boolean;
   /** Delay before the first token (prefill), ms. */
   prefillMs?: number;
   /** Delay between tokens, ms. */
@@ -135,7 +140,12 @@ export function createScriptedBackend(options: ScriptedBackendOptions = {}): Scr
         }
         if (generated > 0) await sleep(options.tokenMs ?? 0, request.signal);
         if (request.signal?.aborted) continue;
-        yield { type: "delta", text: tokens[generated % tokens.length] as string };
+        yield {
+          type: "delta",
+          text: options.stampTokens
+            ? `${(performance.timeOrigin + performance.now()).toFixed(3)} `
+            : (tokens[generated % tokens.length] as string),
+        };
         generated++;
       }
       const end = performance.now();

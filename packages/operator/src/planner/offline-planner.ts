@@ -10,7 +10,7 @@ import type { Planner, PlannerReply, PlanningContext } from "./planner.js";
 
 interface Intent {
   proposals: RawProposal[];
-  explain?: ("gateway" | "status")[];
+  explain?: ("gateway" | "status" | "earnings")[];
 }
 
 const MODEL_TOKEN = String.raw`(\S+)`;
@@ -70,6 +70,12 @@ const matchers: ((text: string, raw: string) => Intent | undefined)[] = [
     );
   },
   (text) => {
+    // "how much did I earn this week?", "earnings", "what's claimable?": the gateway's signed earnings view.
+    if (!/\b(earn(ed|ings?|s)?|income|revenue|credits|claimable|payouts?|paid|made this)\b/.test(text))
+      return undefined;
+    return { proposals: [], explain: ["earnings"] };
+  },
+  (text) => {
     if (!/\b(parked|ramp(ing|-up| up)?|gateway|breaker|eligible|pool(ed)?|routed|traffic)\b/.test(text))
       return undefined;
     return { proposals: [], explain: ["gateway", "status"] };
@@ -121,7 +127,7 @@ function resolvePronouns(proposals: Intent["proposals"]): Intent["proposals"] {
 }
 
 const HELP =
-  "Offline, I understand: status · restart the backend / server · pull, remove or switch to a model NAME · benchmark · drain [because …] / resume · logs [N] · why is my node parked? (gateway view).";
+  "Offline, I understand: status · restart the backend / server · pull, remove or switch to a model NAME · benchmark · drain [because …] / resume · logs [N] · why is my node parked? (gateway view) · how much did I earn this week? (earnings view).";
 
 /** The deterministic planner. */
 export function createOfflinePlanner(): Planner {

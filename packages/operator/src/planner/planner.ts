@@ -30,7 +30,7 @@ export interface PlannerReply {
   say: string;
   proposals: RawProposal[];
   /** Facts the admin asked to have explained: the session fetches and quotes them. */
-  explain?: ("gateway" | "status")[];
+  explain?: ("gateway" | "status" | "earnings")[];
   /** Planner-level problems with the model's answer (unparseable tool arguments…), shown as drops. */
   malformed?: { tool?: string; code: ErrorCode; message: string }[];
 }

@@ -5,6 +5,7 @@
 import { createAgentClient } from "@gbt/protocol";
 import type { Address, LocalAccount } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import type { EarningsViewSource } from "../earnings-view.js";
 import type { OperatorEvent } from "../events.js";
 import type { GatewayViewSource } from "../gateway-view.js";
 import { createOperatorSession, type OperatorSession } from "../operator-session.js";
@@ -28,6 +29,7 @@ export async function sessionFixture(
     publishedVersion?: number;
     publishedNode?: Address;
     gateway?: GatewayViewSource;
+    earnings?: EarningsViewSource;
     nodeUrl?: string;
   } = {},
 ): Promise<SessionFixture> {
@@ -47,6 +49,7 @@ export async function sessionFixture(
       return owner;
     },
     ...(options.gateway ? { gateway: options.gateway } : {}),
+    ...(options.earnings ? { earnings: options.earnings } : {}),
   });
   const events: OperatorEvent[] = [];
   session.subscribe((event) => events.push(event));

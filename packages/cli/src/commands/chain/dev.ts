@@ -101,6 +101,7 @@ The node key (if \`gbt setup\` ran) gets ${formatGbt(DEV_NODE_GBT)} and ETH for 
       rpcUrl: chain.rpcUrl,
       chainId: chain.deployment.chainId,
       contract: chain.deployment.settlement,
+      staking: chain.deployment.staking,
       epochSeconds: flags.epoch,
       ...(settlerKeyFile ? { settlerKeyFile } : {}),
     });

@@ -26,7 +26,7 @@ import OpenAI from "openai";
 import { zodResponseFormat } from "openai/helpers/zod";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { onlyJson, runCli, tempHome } from "../../testing/run-cli.js";
+import { onlyJson, runCli, TEST_OWNER, tempHome } from "../../testing/run-cli.js";
 import {
   type GbtProcess,
   type ServeProcess,
@@ -85,7 +85,7 @@ async function startNode(
   serveArgs: string[] = [],
 ): Promise<ServeProcess> {
   const home = await tempHome("gbt-clients-node-");
-  const setup = await runCli(["setup", "--yes", ...setupArgs], { GBT_HOME: home });
+  const setup = await runCli(["setup", "--yes", "--owner", TEST_OWNER, ...setupArgs], { GBT_HOME: home });
   expect(setup.exitCode, setup.stderr).toBe(0);
   if (serveArgs.length > 0) {
     // The file's name is the model's id.

@@ -6,7 +6,7 @@ import Database from "better-sqlite3";
 import OpenAI from "openai";
 import { type Hex, recoverAddress } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { onlyJson, runCli, tempHome } from "../../testing/run-cli.js";
+import { onlyJson, runCli, TEST_OWNER, tempHome } from "../../testing/run-cli.js";
 import {
   type GbtProcess,
   type ServeProcess,
@@ -57,7 +57,8 @@ describe("a gateway over three real nodes (real processes on loopback)", () => {
     gatewayUrl = String(gateway.first.url);
     adminToken = readFileSync(join(gatewayHome, "data", "gateway", "admin-token"), "utf8").trim();
     const homes = await Promise.all([0, 1, 2].map(() => tempHome("gbt-pool-node-")));
-    for (const home of homes) expect((await runCli(["setup", "--yes"], { GBT_HOME: home })).exitCode).toBe(0);
+    for (const home of homes)
+      expect((await runCli(["setup", "--yes", "--owner", TEST_OWNER], { GBT_HOME: home })).exitCode).toBe(0);
     nodes.push(
       ...(await Promise.all(
         homes.map((home) =>

@@ -11,7 +11,7 @@ import { type FakeOpenAIServer, startFakeOpenAIServer } from "@gbt/node/testing"
 import Database from "better-sqlite3";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { onlyJson, runCli, tempHome } from "../../testing/run-cli.js";
+import { onlyJson, runCli, TEST_OWNER, tempHome } from "../../testing/run-cli.js";
 import {
   type GbtProcess,
   type ServeProcess,
@@ -52,9 +52,12 @@ describe("tool calling through the pool to an OpenAI-compatible backend (real pr
     });
     const gatewayUrl = String(gateway.first.url);
     const nodeHome = await tempHome("gbt-tools-node-");
-    const setup = await runCli(["setup", "--yes", "--backend", "openai", "--backend-url", fake.url], {
-      GBT_HOME: nodeHome,
-    });
+    const setup = await runCli(
+      ["setup", "--yes", "--owner", TEST_OWNER, "--backend", "openai", "--backend-url", fake.url],
+      {
+        GBT_HOME: nodeHome,
+      },
+    );
     expect(setup.exitCode, setup.stderr).toBe(0);
     node = await startServeProcess(["--gateway", gatewayUrl], { GBT_HOME: nodeHome });
     const adminToken = readFileSync(join(gatewayHome, "data", "gateway", "admin-token"), "utf8").trim();

@@ -14,7 +14,7 @@ import Database from "better-sqlite3";
 import { createClient, getAddress, http } from "viem";
 import { foundry } from "viem/chains";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { onlyJson, runCli, tempHome } from "../../testing/run-cli.js";
+import { onlyJson, runCli, TEST_OWNER, tempHome } from "../../testing/run-cli.js";
 import {
   type GbtProcess,
   type ServeProcess,
@@ -44,7 +44,7 @@ describe("stake → serve → settle → claim on a real chain (real processes o
 
   beforeAll(async () => {
     home = await tempHome("gbt-payout-");
-    expect((await runCli(["setup", "--yes"], env())).exitCode).toBe(0);
+    expect((await runCli(["setup", "--yes", "--owner", TEST_OWNER], env())).exitCode).toBe(0);
     // No ramp-up: a brand-new node would otherwise start at a fraction of its capacity.
     await mkdir(join(home, "config"), { recursive: true });
     await writeFile(
