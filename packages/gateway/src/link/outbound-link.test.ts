@@ -425,7 +425,9 @@ describe("outbound link", () => {
     await node.outbound.stop(0);
     // Pings would take 15 s; the node's FIN ends the link now.
     await until(() => !routable(node), "unroutable", 3_000);
-    expect(gateway.pool.live().find((view) => view.id === node.account.address.toLowerCase())?.status).toBe("stale");
+    expect(gateway.pool.live().find((view) => view.id === node.account.address.toLowerCase())?.status).toBe(
+      "stale",
+    );
   });
 
   it("drains when the node offers 0 (outside its schedule), and takes traffic again when it offers more", async () => {
