@@ -82,6 +82,8 @@ export interface GatewayLinkOptions {
    * reach it). Called once instead of retrying; the caller joins over the outbound link instead.
    */
   onUrlRefused?: (reason: string) => void;
+  /** Ask the gateway to check that it reaches `nodeUrl` before it registers this node (link.mode auto). */
+  probe?: boolean;
 }
 
 /** What carries the link's calls to the gateway when it is not plain HTTP (the outbound link). */
@@ -322,6 +324,7 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
       backend,
       benchmark: options.latestBenchmark() ?? null,
       owners: publishedOwners(),
+      ...(options.probe ? { probe: true } : {}),
     });
     const issuedAt = Math.floor(now() / 1000);
     const signed = await signObject(account, {
@@ -444,6 +447,18 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
   }
 
   function recover(error: unknown): number {
+    // link.mode auto: the gateway will not (URL policy) or cannot (its probe) reach this node's URL.
+    if (
+      options.onUrlRefused !== undefined &&
+      error instanceof LinkFailure &&
+      (error.details.code === "invalid_node_url" || error.details.code === "node_unreachable")
+    ) {
+      const fallback = options.onUrlRefused;
+      options.onUrlRefused = undefined;
+      stopped = true;
+      fallback(error.message);
+      return retryMaxMs;
+    }
     if (error instanceof LinkFailure && error.kind === "unreachable") {
       if (logged !== "unreachable") {
         logged = "unreachable";
@@ -455,17 +470,6 @@ export function startGatewayLink(options: GatewayLinkOptions): GatewayLink {
       const delay = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(failures, 30));
       failures++;
       return delay;
-    }
-    if (
-      options.onUrlRefused !== undefined &&
-      error instanceof LinkFailure &&
-      (error.details.code === "invalid_node_url" || error.details.code === "node_unreachable")
-    ) {
-      const fallback = options.onUrlRefused;
-      options.onUrlRefused = undefined;
-      stopped = true;
-      fallback(error.message);
-      return retryMaxMs;
     }
     // A refusal (4xx, wrong chain, bad answer) or a local error: the operator has to act.
     const message = error instanceof Error ? error.message : String(error);

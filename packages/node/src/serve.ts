@@ -333,6 +333,8 @@ export async function startServe(parameters: ServeParameters): Promise<RunningNo
         ...linkOptions,
         ...(reach === "direct" && linkMode === "auto"
           ? {
+              // auto: the gateway checks that it reaches this URL before it routes anything here.
+              probe: true,
               // auto: a URL the gateway will not reach means this node is behind NAT after all.
               onUrlRefused: (reason: string) => {
                 logger.warn(

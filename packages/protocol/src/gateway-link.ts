@@ -85,6 +85,12 @@ export const registrationDetailsSchema = z.strictObject({
   benchmark: z.unknown().nullable(),
   /** Who may sign jobs for this node; absent or empty: the gateway relays it no job. */
   owners: publishedOwners.optional(),
+  /**
+   * Ask the gateway to check that it reaches the node's URL (`GET /healthz` answered as a gbt node
+   * does) before it registers it; refused with 502 `node_unreachable` otherwise (`link.mode: auto`
+   * then joins over the outbound link).
+   */
+  probe: z.boolean().optional(),
 });
 export type RegistrationDetails = z.infer<typeof registrationDetailsSchema>;
 

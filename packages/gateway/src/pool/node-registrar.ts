@@ -16,6 +16,7 @@ import {
   LINK_NODE_URL,
   type NodeGpu,
   nodeGpuSchema,
+  nodeHealthSchema,
   type RegistrationResponse,
   recoverSignerNative,
   registrationDetailsSchema,
@@ -141,6 +142,7 @@ export class NodeRegistrar {
     } else {
       // Before anything else about the node is believed: the URL policy (scheme, no path, no internal address).
       url = await this.#options.transport.checkUrl(message.url);
+      if (details.data.probe === true) await this.#probe(url);
     }
     const models = details.data.models.filter((model) => pool.admits(model, message.node));
     if (models.length === 0) {
@@ -248,6 +250,34 @@ export class NodeRegistrar {
       draining: details.data.capacity === 0,
       ...(capacity >= 1 && capacity !== registered.declaredCapacity ? { capacity } : {}),
     });
+  }
+
+  /**
+   * Whether the gateway reaches a gbt node at `url` (its URL policy at connect time, no redirects, a
+   * byte cap): GET /healthz must answer 200 with a node's health. The answer says only whether,
+   * never what was found there, so a probe tells a caller nothing about the gateway's network.
+   */
+  async #probe(url: string): Promise<void> {
+    let reachable = false;
+    try {
+      const answer = await this.#options.transport.request(new URL("/healthz", `${url}/`), {
+        method: "GET",
+        headers: { accept: "application/json" },
+        timeoutMs: 3_000,
+        maxBytes: 16 * 1024,
+      });
+      reachable =
+        answer.status === 200 && nodeHealthSchema.safeParse(JSON.parse(answer.body.toString("utf8"))).success;
+    } catch {
+      reachable = false;
+    }
+    if (!reachable) {
+      throw new HttpError(
+        "node_unreachable",
+        `The gateway cannot reach a gbt node at ${url}: register without a public URL to join over the outbound link (gbt serve --link outbound), or open that port.`,
+        "url",
+      );
+    }
   }
 
   /** A claimed capacity, believed up to the node's benchmark and the gateway's maximum. */
