@@ -290,7 +290,14 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         metrics,
         state: () => ({ draining, inFlight }),
       }),
-      earningsRoutes({ db, account, chainId: config.chainId, settlement: config.settlement, now }),
+      // The section settlement runs on (gbt up hands it to the feature, not through the config).
+      earningsRoutes({
+        db,
+        account,
+        chainId: config.chainId,
+        settlement: options.settlement?.section?.() ?? config.settlement,
+        now,
+      }),
       ...features.flatMap((feature) => (feature.routes ? [feature.routes] : [])),
       limitRoutes(admin, limits),
       adminRoutes({

@@ -79,6 +79,8 @@ export interface SettlementOptions {
 /** Settlement as created; the embedding process (gbt up, tests) can settle an epoch now through it. */
 export interface Settlement extends FeatureStarter<SettlementPorts> {
   settleNow(): Promise<EpochOutcome>;
+  /** The settlement section it runs on (given, or the config's), once started: the earnings view reads it. */
+  section?(): { chainId: number; contract: string; weiPerMicroCredit: string } | undefined;
 }
 
 const isoSeconds = (seconds: number) => new Date(seconds * 1000).toISOString();
@@ -133,8 +135,10 @@ function effectiveEpoch(store: EpochStore, contract: Address, state: SettlementS
 
 export function createSettlement(options: SettlementOptions = {}): Settlement {
   let settle: (() => Promise<EpochOutcome>) | undefined;
+  let onChain: { chainId: number; contract: string; weiPerMicroCredit: string } | undefined;
   return {
     name: "settlement",
+    section: () => onChain,
     settleNow() {
       if (!settle) throw new GbtError("CONFLICT", "Settlement has not started.");
       return settle();
@@ -145,6 +149,7 @@ export function createSettlement(options: SettlementOptions = {}): Settlement {
         throw new GbtError("CONFIG_INVALID", "Settlement needs the gateway config's settlement section.");
       }
       const contract = getAddress(config.contract);
+      onChain = { chainId: config.chainId, contract, weiPerMicroCredit: config.weiPerMicroCredit };
       const deployment = { settlement: contract };
       const weiPerMicroCredit = BigInt(config.weiPerMicroCredit);
       const logger = ports.logger.child({ component: "settlement" });

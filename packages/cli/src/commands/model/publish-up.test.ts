@@ -33,6 +33,21 @@ describe("the issue's done-when: CI-style publish against `gbt up`, then verify"
     await up?.stop("SIGKILL");
   });
 
+  it("a node's signed earnings view names the chain settlement gbt up runs on", async () => {
+    const chain = up.first.chain as { contracts: { settlement: string } } | null;
+    const config = JSON.parse(await readFile(join(upDir, "node-1", "config", "config.json"), "utf8")) as {
+      node: { address: string };
+    };
+    const answer = (await (await fetch(`${gatewayUrl}/v1/nodes/${config.node.address}/earnings`)).json()) as {
+      view: { payload: { settlement: { contract: string } | null } };
+    };
+    if (chain === null) expect(answer.view.payload.settlement).toBeNull();
+    else
+      expect(answer.view.payload.settlement?.contract.toLowerCase()).toBe(
+        chain.contracts.settlement.toLowerCase(),
+      );
+  });
+
   it("publishes the generated test model with the key from the environment and verifies it", async () => {
     const env = { GBT_HOME: work, GBT_PUBLISHER_KEY: generatePrivateKey(), GBT_GATEWAY_URL: gatewayUrl };
     const model = await runCli(
