@@ -104,11 +104,14 @@ export function createNetworkPolicy(options: NetworkPolicyOptions): NetworkPolic
   let last = openNow();
   let handle: unknown;
   let stopped = false;
+  /** When the schedule next opens or closes (ms; Infinity: never): until then `last` holds. */
+  let changeAt = Number.POSITIVE_INFINITY;
 
   const arm = () => {
     if (stopped) return;
     const at = new Date(now());
     const change = nextChange(schedule, at, timeZone);
+    changeAt = change === null ? Number.POSITIVE_INFINITY : change.getTime();
     if (change === null) return;
     const delay = Math.min(MAX_TIMEOUT_MS, Math.max(1, change.getTime() - at.getTime()));
     handle = timers.setTimeout(fire, delay);
@@ -126,11 +129,22 @@ export function createNetworkPolicy(options: NetworkPolicyOptions): NetworkPolic
   };
   arm();
 
-  const pooledLimit = () => (openNow() ? slots : 0);
+  /**
+   * Open now? Asked on every pooled request: the answer the timer keeps, unless the boundary has
+   * passed without it (a late timer, a machine that slept), then settled at once.
+   */
+  const current = () => {
+    if (!stopped && now() >= changeAt) {
+      if (handle !== undefined) timers.clearTimeout(handle);
+      fire();
+    }
+    return last;
+  };
+  const pooledLimit = () => (current() ? slots : 0);
   return {
     pooledLimit,
     offeredCapacity: pooledLimit,
-    open: openNow,
+    open: current,
     describe() {
       const at = new Date(now());
       const open = openNow();
