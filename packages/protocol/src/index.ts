@@ -88,7 +88,7 @@ export {
   unlockKeystoreKey,
   writeKeystore,
 } from "./keystore.js";
-export { asHttpConnection } from "./link-stream.js";
+export { asHttpConnection, readControlMessages } from "./link-stream.js";
 export { isLoopbackHost, isLoopbackUrl } from "./loopback.js";
 export {
   artifactPathSchema,

@@ -35,11 +35,12 @@ import {
   LINK_CHALLENGE_HEADER,
   LINK_CONTROL_PATH,
   LINK_INFO_HEADER,
-  LINK_MAX_CONTROL_LINE_BYTES,
   LINK_NODE_HEADER,
   LINK_UPGRADE_PROTOCOL,
   type LinkControlReply,
+  type LinkControlRequest,
   linkControlRequestSchema,
+  readControlMessages,
   schemas,
   signObject,
   toHttpError,
@@ -162,37 +163,17 @@ export function attachLinkServer(server: Server, options: LinkServerOptions): Li
         const status = Number(headers[h2.HTTP2_HEADER_STATUS]);
         if (status !== 200) this.close(`control stream answered ${status}`);
       });
-      let buffered = "";
-      control.setEncoding("utf8");
-      control.on("data", (text: string) => {
-        buffered += text;
-        let newline = buffered.indexOf("\n");
-        while (newline >= 0) {
-          const line = buffered.slice(0, newline);
-          buffered = buffered.slice(newline + 1);
-          if (line.trim() !== "") void this.#handle(line);
-          newline = buffered.indexOf("\n");
-        }
-        if (buffered.length > LINK_MAX_CONTROL_LINE_BYTES) this.close("a control line passed the size limit");
-      });
+      readControlMessages(
+        control,
+        linkControlRequestSchema,
+        (message) => void this.#handle(message),
+        (reason) => this.close(reason),
+      );
       control.on("error", () => this.close("control stream failed"));
       control.on("close", () => this.close("control stream closed"));
     }
 
-    async #handle(line: string): Promise<void> {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(line);
-      } catch {
-        this.close("a control line is not JSON");
-        return;
-      }
-      const message = linkControlRequestSchema.safeParse(parsed);
-      if (!message.success) {
-        this.close("a control message is malformed");
-        return;
-      }
-      const { id, op, body } = message.data;
+    async #handle({ id, op, body }: LinkControlRequest): Promise<void> {
       let reply: LinkControlReply;
       try {
         reply = {

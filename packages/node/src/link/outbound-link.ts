@@ -34,11 +34,11 @@ import {
   LINK_CHALLENGE_HEADER,
   LINK_CONTROL_PATH,
   LINK_INFO_HEADER,
-  LINK_MAX_CONTROL_LINE_BYTES,
   LINK_NODE_HEADER,
   LINK_TUNNEL_AUTHORITY,
   LINK_UPGRADE_PROTOCOL,
   linkControlReplySchema,
+  readControlMessages,
   recoverSignerNative,
   verifyObject,
 } from "@gbt/protocol";
@@ -397,34 +397,18 @@ export function startOutboundLink(options: OutboundLinkOptions): OutboundLink {
   }
 
   function readReplies(connection: Connection, stream: ServerHttp2Stream): void {
-    let buffered = "";
-    stream.setEncoding("utf8");
-    stream.on("data", (text: string) => {
-      buffered += text;
-      let newline = buffered.indexOf("\n");
-      while (newline >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        newline = buffered.indexOf("\n");
-        let parsed: ReturnType<typeof linkControlReplySchema.safeParse>;
-        try {
-          parsed = linkControlReplySchema.safeParse(JSON.parse(line));
-        } catch {
-          connection.session.destroy();
-          return;
-        }
-        if (!parsed.success) {
-          connection.session.destroy();
-          return;
-        }
-        const call = pending.get(parsed.data.id);
-        if (call === undefined) continue;
-        pending.delete(parsed.data.id);
+    readControlMessages(
+      stream,
+      linkControlReplySchema,
+      (reply) => {
+        const call = pending.get(reply.id);
+        if (call === undefined) return;
+        pending.delete(reply.id);
         clearTimeout(call.timer);
-        call.resolve({ status: parsed.data.status, json: parsed.data.body });
-      }
-      if (buffered.length > LINK_MAX_CONTROL_LINE_BYTES) connection.session.destroy();
-    });
+        call.resolve({ status: reply.status, json: reply.body });
+      },
+      () => connection.session.destroy(),
+    );
     stream.on("close", () => {
       if (current === connection) connection.session.destroy();
     });
